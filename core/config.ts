@@ -1,0 +1,113 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import { LakestreamError } from './errors.ts';
+
+export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+const hostPort = z
+  .string()
+  .regex(/^[^\s:,]+:\d{1,5}$/, 'expected host:port');
+
+const url = (protocols: string[]) =>
+  z
+    .string()
+    .url()
+    .refine((value) => protocols.includes(new URL(value).protocol), `expected a ${protocols.join(' or ')} URL`);
+
+/**
+ * Every setting the platform reads from the environment. The defaults point at the local stack
+ * (`pnpm run stack:up`); set the variables to use your own Kafka, registry, S3 or Redis instead.
+ * This schema is the single source for validation, `--help` text and the docker-compose check.
+ */
+export const envSchema = z
+  .object({
+    KAFKA_BROKERS: z
+      .string()
+      .default('127.0.0.1:9092,127.0.0.1:9094,127.0.0.1:9096')
+      .transform((value) => value.split(',').map((broker) => broker.trim()).filter(Boolean))
+      .pipe(z.array(hostPort).min(1, 'at least one broker'))
+      .describe('Comma-separated Kafka bootstrap brokers (host:port).'),
+    SCHEMA_REGISTRY_URL: url(['http:', 'https:'])
+      .default('http://127.0.0.1:8081/apis/ccompat/v7')
+      .describe('Base URL of a Confluent-compatible Schema Registry API.'),
+    S3_ENDPOINT: url(['http:', 'https:'])
+      .default('http://127.0.0.1:9000')
+      .describe('S3 endpoint of the object store holding the lake (path-style addressing).'),
+    S3_REGION: z.string().min(1).default('us-east-1').describe('S3 region.'),
+    S3_ACCESS_KEY_ID: z.string().min(1).default('minioadmin').describe('S3 access key.'),
+    S3_SECRET_ACCESS_KEY: z.string().min(1).default('minioadmin').describe('S3 secret key.'),
+    LAKE_BUCKET: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'expected a valid S3 bucket name')
+      .default('lake')
+      .describe('Bucket that holds the lake tables.'),
+    REDIS_URL: url(['redis:', 'rediss:']).default('redis://127.0.0.1:6379').describe('Redis URL of the online feature store.'),
+    LAKESTREAM_CACHE_DIR: z
+      .string()
+      .default(join(homedir(), '.cache', 'lakestream'))
+      .describe('Where the local stack keeps downloaded and built servers (outside the repo).'),
+    LAKESTREAM_STACK_DIR: z
+      .string()
+      .default(join(repoRoot, '.stack'))
+      .describe('Data, logs and pid files of the local stack.'),
+    LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info').describe('Minimum level of the JSON logs.'),
+  })
+  .strict();
+
+export type EnvConfig = z.output<typeof envSchema>;
+
+export interface Config extends EnvConfig {
+  /** DuckDB looks for `<dir>/v1.4.4/linux_amd64/httpfs.duckdb_extension` here. */
+  duckdbExtensionDir: string;
+}
+
+/**
+ * Reads the platform's settings, refusing any invalid one with its name and the reason.
+ * Precedence: `env`, then the endpoints the running local stack published in
+ * `<stack dir>/stack.env` (so `stack:up --brokers 1` needs no extra exports), then the defaults.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: { useStackEnv?: boolean } = {}): Config {
+  const known = Object.keys(envSchema.shape);
+  const given = (source: NodeJS.ProcessEnv) =>
+    Object.fromEntries(known.filter((key) => source[key] !== undefined && source[key] !== '').map((key) => [key, source[key]]));
+  const fromEnv = given(env);
+  const stackDir = String(fromEnv.LAKESTREAM_STACK_DIR ?? join(repoRoot, '.stack'));
+  const fromStack = options.useStackEnv === false ? {} : given(readEnvFile(join(stackDir, 'stack.env')));
+  const picked: Record<string, unknown> = { ...fromStack, ...fromEnv };
+  const parsed = envSchema.safeParse(picked);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => {
+      const [name, entry] = issue.path;
+      const which = typeof entry === 'number' ? `entry ${entry + 1}: ` : '';
+      return `${String(name)}: ${which}${issue.message} (got ${JSON.stringify(picked[String(name)])})`;
+    });
+    throw new LakestreamError('CONFIG_INVALID', `invalid configuration:\n  ${problems.join('\n  ')}`, {
+      context: { variables: issue0(parsed.error.issues) },
+    });
+  }
+  return { ...parsed.data, duckdbExtensionDir: join(parsed.data.LAKESTREAM_CACHE_DIR, 'duckdb', 'extensions') };
+}
+
+function readEnvFile(file: string): NodeJS.ProcessEnv {
+  if (!existsSync(file)) return {};
+  const entries = readFileSync(file, 'utf8')
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line && !line.startsWith('#') && line.includes('='))
+    .map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]);
+  return Object.fromEntries(entries);
+}
+
+function issue0(issues: z.core.$ZodIssue[]): string {
+  return [...new Set(issues.map((issue) => String(issue.path[0])))].join(',');
+}
+
+/** One line per setting, for `--help` output. */
+export function describeEnv(): string {
+  return Object.entries(envSchema.shape)
+    .map(([name, schema]) => `  ${name.padEnd(22)} ${schema.description ?? ''}`)
+    .join('\n');
+}

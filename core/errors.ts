@@ -1,0 +1,56 @@
+/**
+ * The one error type of the project. `code` is stable (callers and tests switch on it), `retriable`
+ * tells the retry helper whether another attempt can succeed, and `context` carries whatever
+ * locates the failure (topic, partition, offset, key, field, service, path).
+ */
+export type ErrorCode =
+  | 'CONFIG_INVALID'
+  | 'STACK_INSTALL_FAILED'
+  | 'STACK_START_TIMEOUT'
+  | 'STACK_NOT_RUNNING'
+  | 'KAFKA_ERROR'
+  | 'REGISTRY_ERROR'
+  | 'SCHEMA_INCOMPATIBLE'
+  | 'TOPIC_DRIFT'
+  | 'RECORD_INVALID'
+  | 'RECORD_UNDECODABLE'
+  | 'DELIVERY_FAILED'
+  | 'S3_ERROR'
+  | 'REDIS_ERROR'
+  | 'DUCKDB_ERROR'
+  | 'USAGE';
+
+export type ErrorContext = Record<string, string | number | bigint | boolean | null | undefined>;
+
+export class LakestreamError extends Error {
+  readonly code: ErrorCode;
+  readonly retriable: boolean;
+  readonly context: ErrorContext;
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options: { retriable?: boolean; context?: ErrorContext; cause?: unknown } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'LakestreamError';
+    this.code = code;
+    this.retriable = options.retriable ?? false;
+    this.context = options.context ?? {};
+  }
+}
+
+export function isRetriable(error: unknown): boolean {
+  if (error instanceof LakestreamError) return error.retriable;
+  // Errors from the Kafka client carry `retriable`; S3 SDK errors carry `$retryable`.
+  const e = error as { retriable?: unknown; $retryable?: unknown; code?: unknown } | null;
+  if (e && typeof e === 'object') {
+    if (e.retriable === true || e.$retryable) return true;
+    if (typeof e.code === 'string' && ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE'].includes(e.code)) return true;
+  }
+  return false;
+}
+
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,44 @@
+import { parseArgs } from 'node:util';
+import { describeEnv, loadConfig } from '../core/config.ts';
+import { errorMessage } from '../core/errors.ts';
+import { createAdmin } from '../core/kafka.ts';
+import { createRegistry } from '../core/registry.ts';
+import { applyInfra } from './apply.ts';
+import { topics } from './topics.ts';
+
+const usage = `Usage: pnpm run infra:apply [-- --help]
+
+Creates the declared topics (infra/topics.ts) that are missing, fixes config drift (retention,
+cleanup policy, min.insync.replicas), registers the Avro schemas in schemas/ under <topic>-value
+with BACKWARD_TRANSITIVE compatibility, and reports drift it cannot fix. Safe to run repeatedly.
+Exits 1 when unfixable drift remains.
+
+Environment:
+${describeEnv()}
+`;
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { help: { type: 'boolean', short: 'h', default: false } } });
+  if (values.help) {
+    console.log(usage);
+    return;
+  }
+  const config = loadConfig();
+  const admin = createAdmin(config);
+  try {
+    const actions = await applyInfra(topics, { admin, registry: createRegistry(config), registryUrl: config.SCHEMA_REGISTRY_URL });
+    for (const action of actions) console.log(`${action.kind.padEnd(10)} ${action.topic.padEnd(26)} ${action.detail}`);
+    const drift = actions.filter((action) => action.kind === 'drift');
+    if (drift.length) {
+      console.error(`infra:apply: ${drift.length} drift(s) need a manual fix`);
+      process.exitCode = 1;
+    }
+  } finally {
+    await admin.close();
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(`infra:apply: ${errorMessage(error)}`);
+  process.exitCode = 1;
+});

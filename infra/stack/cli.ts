@@ -1,0 +1,151 @@
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { describeEnv, loadConfig } from '../../core/config.ts';
+import { LakestreamError, errorMessage } from '../../core/errors.ts';
+import { sleep } from '../../core/retry.ts';
+import type { StackContext, StackService } from './context.ts';
+import { duckdbHttpfs } from './duckdb.ts';
+import { kafka } from './kafka.ts';
+import { minio } from './minio.ts';
+import { logPath, residentKib, runningPid, stopDaemon } from './processes.ts';
+import { redis } from './redis.ts';
+import { registry } from './registry.ts';
+
+const services: StackService[] = [kafka, registry, minio, redis, duckdbHttpfs];
+
+const usage = `Usage: pnpm run stack:<up|down|status> [-- options]
+
+Runs the real servers of the local stack on loopback, without Docker: Apache Kafka (KRaft),
+a Confluent-compatible Schema Registry (Apicurio), MinIO, Redis, and DuckDB's httpfs extension.
+Servers are downloaded or built once into LAKESTREAM_CACHE_DIR; data, logs and pid files live in
+LAKESTREAM_STACK_DIR.
+
+  up        install what is missing, start what is not running, wait until all are healthy
+            --brokers N   1 or 3 Kafka nodes (default 3)
+  down      stop the servers this stack started (by pid file)
+            --wipe        also delete the stack directory (all data)
+  status    show each server's pid, health and memory
+
+Environment:
+${describeEnv()}
+`;
+
+function progress(message: string): void {
+  process.stdout.write(`  ${message}\n`);
+}
+
+async function waitHealthy(ctx: StackContext, service: StackService): Promise<void> {
+  const deadline = Date.now() + service.startTimeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      await service.check(ctx);
+      return;
+    } catch (error) {
+      lastError = error;
+      await sleep(500);
+    }
+  }
+  const logs = service.daemons(ctx).map((name) => logPath(ctx.stackDir, name));
+  throw new LakestreamError(
+    'STACK_START_TIMEOUT',
+    `${service.name} was not healthy after ${service.startTimeoutMs / 1000}s (${errorMessage(lastError)}); see ${logs.join(', ') || 'its install output above'}`,
+    { context: { service: service.name, log: logs.join(',') } },
+  );
+}
+
+async function up(ctx: StackContext): Promise<void> {
+  const started = Date.now();
+  mkdirSync(ctx.stackDir, { recursive: true });
+  console.log(`stack: installing into ${ctx.cacheDir} (skipped where already cached)`);
+  // Installs are network- or CPU-bound on different resources, so they run side by side.
+  const installs = await Promise.allSettled(services.map((service) => service.install(ctx)));
+  const failed = installs.flatMap((result) => (result.status === 'rejected' ? [errorMessage(result.reason)] : []));
+  if (failed.length) throw new LakestreamError('STACK_INSTALL_FAILED', failed.join('\n'));
+  console.log(`stack: starting (${ctx.brokers} Kafka node${ctx.brokers > 1 ? 's' : ''})`);
+  for (const service of services) await service.start(ctx);
+  await Promise.all(
+    services.map(async (service) => {
+      await waitHealthy(ctx, service);
+      await service.ready?.(ctx);
+    }),
+  );
+  writeStackEnv(ctx);
+  for (const service of services) console.log(`  ${service.name.padEnd(14)} ${service.endpoint(ctx)}`);
+  console.log(`stack: up in ${((Date.now() - started) / 1000).toFixed(1)}s`);
+}
+
+/** The endpoints of the running stack, read by loadConfig() when a variable is not set. */
+function writeStackEnv(ctx: StackContext): void {
+  const lines = [
+    `KAFKA_BROKERS=${kafka.endpoint(ctx)}`,
+    `SCHEMA_REGISTRY_URL=${ctx.config.SCHEMA_REGISTRY_URL}`,
+    `S3_ENDPOINT=${ctx.config.S3_ENDPOINT}`,
+    `REDIS_URL=${ctx.config.REDIS_URL}`,
+  ];
+  writeFileSync(join(ctx.stackDir, 'stack.env'), lines.join('\n') + '\n');
+}
+
+async function down(ctx: StackContext, wipe: boolean): Promise<void> {
+  const names = services.flatMap((service) => service.daemons({ ...ctx, brokers: 3 }));
+  const stopped = await Promise.all(names.map(async (name) => ((await stopDaemon(ctx.stackDir, name)) ? name : undefined)));
+  const list = stopped.filter(Boolean);
+  console.log(list.length ? `stack: stopped ${list.join(', ')}` : 'stack: nothing of ours was running');
+  if (wipe && existsSync(ctx.stackDir)) {
+    rmSync(ctx.stackDir, { recursive: true, force: true });
+    console.log(`stack: wiped ${ctx.stackDir}`);
+  }
+}
+
+async function status(ctx: StackContext): Promise<boolean> {
+  let allHealthy = true;
+  let totalKib = 0;
+  for (const service of services) {
+    const pids = service.daemons(ctx).map((name) => runningPid(ctx.stackDir, name));
+    const kib = pids.reduce<number>((sum, pid) => sum + (pid ? residentKib(pid) : 0), 0);
+    totalKib += kib;
+    let health = 'healthy';
+    try {
+      await service.check(ctx);
+    } catch (error) {
+      health = `DOWN (${errorMessage(error)})`;
+      allHealthy = false;
+    }
+    const pidText = pids.length ? `pid ${pids.map((pid) => pid ?? '-').join(',')}` : '';
+    console.log(`  ${service.name.padEnd(14)} ${health.padEnd(10)} ${pidText.padEnd(24)} ${kib ? `${(kib / 1024).toFixed(0)} MiB` : ''}`);
+  }
+  console.log(`stack: ${allHealthy ? 'all healthy' : 'not all healthy'}, ${(totalKib / 1024).toFixed(0)} MiB resident`);
+  return allHealthy;
+}
+
+/** The size of the cluster that `stack:up` last built (3 for a new stack). */
+function builtBrokers(stackDir: string): number {
+  const file = join(stackDir, 'kafka-cluster.json');
+  return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { brokers: number }).brokers : 3;
+}
+
+async function main(): Promise<void> {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: { brokers: { type: 'string' }, wipe: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } },
+  });
+  const command = positionals[0];
+  if (values.help || !command || !['up', 'down', 'status'].includes(command)) {
+    console.log(usage);
+    process.exitCode = values.help ? 0 : 2;
+    return;
+  }
+  const config = loadConfig(process.env, { useStackEnv: false });
+  const brokers = Number(values.brokers ?? builtBrokers(config.LAKESTREAM_STACK_DIR));
+  if (brokers !== 1 && brokers !== 3) throw new LakestreamError('USAGE', `--brokers must be 1 or 3, got ${values.brokers}`);
+  const ctx: StackContext = { config, brokers, stackDir: config.LAKESTREAM_STACK_DIR, cacheDir: config.LAKESTREAM_CACHE_DIR, progress };
+  if (command === 'up') await up(ctx);
+  else if (command === 'down') await down(ctx, values.wipe ?? false);
+  else if (!(await status(ctx))) process.exitCode = 1;
+}
+
+main().catch((error: unknown) => {
+  console.error(`stack: ${errorMessage(error)}`);
+  process.exitCode = 1;
+});

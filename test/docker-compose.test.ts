@@ -1,0 +1,66 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { parse } from 'yaml';
+import { envSchema, repoRoot } from '../core/config.ts';
+
+interface Service {
+  image?: string;
+  build?: string;
+  command?: string | string[];
+  environment?: Record<string, string>;
+  ports?: string[];
+  depends_on?: unknown;
+  entrypoint?: string[];
+  profiles?: string[];
+}
+
+const compose = parse(readFileSync(join(repoRoot, 'docker-compose.yml'), 'utf8'), { merge: true }) as { services: Record<string, Service> };
+const services = compose.services;
+
+test('docker-compose runs three KRaft brokers with RF 3, minISR 2 and no auto-create', () => {
+  const brokers = ['kafka-1', 'kafka-2', 'kafka-3'].map((name) => services[name]);
+  const nodeIds = new Set<string>();
+  for (const broker of brokers) {
+    assert.ok(broker, 'broker service exists');
+    assert.match(broker.image ?? '', /^apache\/kafka:4\./);
+    const env = broker.environment!;
+    assert.equal(env.KAFKA_PROCESS_ROLES, 'broker,controller');
+    assert.equal(env.KAFKA_CONTROLLER_QUORUM_VOTERS, '1@kafka-1:9093,2@kafka-2:9093,3@kafka-3:9093');
+    assert.equal(env.KAFKA_AUTO_CREATE_TOPICS_ENABLE, 'false');
+    assert.equal(env.KAFKA_DEFAULT_REPLICATION_FACTOR, '3');
+    assert.equal(env.KAFKA_MIN_INSYNC_REPLICAS, '2');
+    assert.equal(env.KAFKA_TRANSACTION_STATE_LOG_MIN_ISR, '2');
+    nodeIds.add(env.KAFKA_NODE_ID!);
+  }
+  assert.equal(nodeIds.size, 3, 'distinct node ids');
+  // host ports match the local stack's defaults, so the same commands work against either
+  assert.deepEqual(brokers.map((b) => b!.ports), [['9092:9092'], ['9094:9094'], ['9096:9096']]);
+});
+
+test('docker-compose has the registry, MinIO with the lake bucket, Redis and Kafka UI', () => {
+  assert.match(services['schema-registry']?.image ?? '', /^apicurio\/apicurio-registry:3\./);
+  assert.match(services.minio?.image ?? '', /^minio\/minio:/);
+  assert.match(services['minio-create-bucket']?.entrypoint?.join(' ') ?? '', /mc mb --ignore-existing local\/lake/);
+  assert.match(services.redis?.image ?? '', /^redis:/);
+  assert.match(services['kafka-ui']?.image ?? '', /kafka-ui/);
+  assert.equal(services['kafka-ui']?.environment?.KAFKA_CLUSTERS_0_SCHEMAREGISTRY, 'http://schema-registry:8080/apis/ccompat/v7');
+});
+
+test('docker-compose passes the apps an environment the config schema accepts', () => {
+  const apps = Object.entries(services).filter(([, service]) => service.build);
+  assert.ok(apps.length >= 2, 'app job services are defined');
+  for (const [name, service] of apps) {
+    const env = service.environment ?? {};
+    const unknown = Object.keys(env).filter((key) => !(key in envSchema.shape));
+    assert.deepEqual(unknown, [], `${name} passes only known settings`);
+    const parsed = envSchema.safeParse(env);
+    assert.ok(parsed.success, `${name}: ${parsed.success ? '' : parsed.error.message}`);
+    assert.deepEqual(parsed.data.KAFKA_BROKERS, ['kafka-1:19092', 'kafka-2:19092', 'kafka-3:19092']);
+    const registryHost = new URL(parsed.data.SCHEMA_REGISTRY_URL).hostname;
+    assert.ok(services[registryHost], `${name} points at the compose service ${registryHost}`);
+    assert.ok(services[new URL(parsed.data.S3_ENDPOINT).hostname], `${name} S3 endpoint is a compose service`);
+    assert.ok(services[new URL(parsed.data.REDIS_URL).hostname], `${name} Redis is a compose service`);
+  }
+});

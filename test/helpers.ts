@@ -1,0 +1,77 @@
+import { randomBytes } from 'node:crypto';
+import type { TestContext } from 'node:test';
+import { DeleteObjectsCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import type { Admin } from '@platformatic/kafka';
+import { loadConfig, type Config } from '../core/config.ts';
+import { createAdmin } from '../core/kafka.ts';
+import { deleteSubject } from '../core/registry.ts';
+import { createS3 } from '../core/s3.ts';
+
+/** Integration tests run against the local stack (or whatever the environment points at). */
+export const config: Config = loadConfig();
+
+const cleanups = new WeakMap<TestContext, Array<() => unknown>>();
+
+/**
+ * Registers `fn` to run after the test, in reverse order of registration (what was opened last
+ * closes first), each one even if an earlier one failed.
+ */
+export function onCleanup(t: TestContext, fn: () => unknown): void {
+  let stack = cleanups.get(t);
+  if (!stack) {
+    const fresh: Array<() => unknown> = [];
+    cleanups.set(t, fresh);
+    stack = fresh;
+    t.after(async () => {
+      const errors: unknown[] = [];
+      for (const cleanup of fresh.reverse()) {
+        try {
+          await cleanup();
+        } catch (error) {
+          errors.push(error);
+        }
+      }
+      if (errors.length) throw errors[0];
+    });
+  }
+  stack.push(fn);
+}
+
+/** A name no other test run uses: topics, bucket prefixes and Redis key prefixes derive from it. */
+export function uniqueName(label: string): string {
+  return `test-${label}-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
+}
+
+export function testAdmin(t: TestContext): Admin {
+  const admin = createAdmin(config, 'lakestream-test');
+  onCleanup(t, () => admin.close());
+  return admin;
+}
+
+export function testS3(t: TestContext): S3Client {
+  const s3 = createS3(config);
+  onCleanup(t, () => s3.destroy());
+  return s3;
+}
+
+/** Deletes the topics and their value subjects after the test. */
+export function cleanupTopics(t: TestContext, admin: Admin, topics: string[]): void {
+  onCleanup(t, async () => {
+    const existing = new Set(await admin.listTopics());
+    const ours = topics.filter((topic) => existing.has(topic));
+    if (ours.length) await admin.deleteTopics({ topics: ours });
+    for (const topic of topics) await deleteSubject(config.SCHEMA_REGISTRY_URL, `${topic}-value`);
+  });
+}
+
+/** Deletes every object under `prefix` of the lake bucket after the test. */
+export function cleanupPrefix(t: TestContext, s3: S3Client, prefix: string): void {
+  onCleanup(t, async () => {
+    for (;;) {
+      const listed = await s3.send(new ListObjectsV2Command({ Bucket: config.LAKE_BUCKET, Prefix: prefix }));
+      const keys = (listed.Contents ?? []).map((object) => ({ Key: object.Key! }));
+      if (!keys.length) return;
+      await s3.send(new DeleteObjectsCommand({ Bucket: config.LAKE_BUCKET, Delete: { Objects: keys } }));
+    }
+  });
+}
