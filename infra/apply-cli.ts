@@ -4,9 +4,9 @@ import { errorMessage } from '../core/errors.ts';
 import { createAdmin } from '../core/kafka.ts';
 import { createRegistry } from '../core/registry.ts';
 import { applyInfra } from './apply.ts';
-import { topics } from './topics.ts';
+import { topicsFor } from './topics.ts';
 
-const usage = `Usage: pnpm run infra:apply [-- --help]
+const usage = `Usage: pnpm run infra:apply [-- --namespace NS] [-- --help]
 
 Creates the declared topics (infra/topics.ts) that are missing, fixes config drift (retention,
 cleanup policy, min.insync.replicas), registers the Avro schemas in schemas/ under <topic>-value
@@ -18,7 +18,7 @@ ${describeEnv()}
 `;
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { help: { type: 'boolean', short: 'h', default: false } } });
+  const { values } = parseArgs({ options: { namespace: { type: 'string', default: '' }, help: { type: 'boolean', short: 'h', default: false } } });
   if (values.help) {
     console.log(usage);
     return;
@@ -26,7 +26,7 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const admin = createAdmin(config);
   try {
-    const actions = await applyInfra(topics, { admin, registry: createRegistry(config), registryUrl: config.SCHEMA_REGISTRY_URL });
+    const actions = await applyInfra(topicsFor(values.namespace ?? ''), { admin, registry: createRegistry(config), registryUrl: config.SCHEMA_REGISTRY_URL });
     for (const action of actions) console.log(`${action.kind.padEnd(10)} ${action.topic.padEnd(26)} ${action.detail}`);
     const drift = actions.filter((action) => action.kind === 'drift');
     if (drift.length) {

@@ -64,3 +64,15 @@ export function desiredConfigs(spec: TopicSpec, brokers: number): Record<string,
     'min.insync.replicas': String(effectiveReplication(spec, brokers).minInsyncReplicas),
   };
 }
+
+/**
+ * The declared topics of a namespaced pipeline (see pipeline/jobs.ts): `<ns>.transactions`,
+ * `dlq.<ns>.transactions`, … The empty namespace is production.
+ */
+export function topicsFor(namespace: string): TopicSpec[] {
+  if (!namespace) return topics;
+  return topics.map((spec) => ({
+    ...spec,
+    name: spec.name.startsWith('dlq.') ? `dlq.${namespace}.${spec.name.slice(4)}` : `${namespace}.${spec.name}`,
+  }));
+}

@@ -31,7 +31,8 @@ export const minio: StackService = {
     if (isInstalled(dir) && existsSync(binary(ctx))) return;
     ctx.progress(`minio: building ${MINIO_MODULE}@${MINIO_VERSION} with go install (first run only, a few minutes)`);
     mkdirSync(dir, { recursive: true });
-    await run('minio', 'go', ['install', '-trimpath', '-ldflags=-s -w', `${MINIO_MODULE}@${MINIO_VERSION}`], {
+    // -v names each package as it compiles: the progress of a build that is otherwise silent
+    await run('minio', 'go', ['install', '-v', '-trimpath', '-ldflags=-s -w', `${MINIO_MODULE}@${MINIO_VERSION}`], {
       env: { GOBIN: join(dir, 'bin'), GOTOOLCHAIN: 'local', CGO_ENABLED: '0' },
       progress: ctx.progress,
     });

@@ -1,0 +1,81 @@
+import { DeleteObjectsCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { LakestreamError } from './errors.ts';
+import { retry } from './retry.ts';
+
+/**
+ * The object-store operations the sinks rely on, with their semantics:
+ * - `put` overwrites atomically: readers see the old object or the new one, never a mix.
+ * - `putJson` with `ifMatch` is a compare-and-set on the object's ETag; with `ifNoneMatch: '*'`
+ *   it creates only if absent. A lost race throws PRECONDITION (not retried): the caller has
+ *   been fenced by another writer.
+ * - `delete` is idempotent: deleting a missing key succeeds.
+ */
+export interface ObjectStore {
+  readonly bucket: string;
+  put(key: string, body: Buffer, contentType?: string): Promise<void>;
+  getJson<T>(key: string): Promise<{ value: T; etag: string } | undefined>;
+  putJson(key: string, value: unknown, condition?: { ifMatch?: string; ifNoneMatch?: '*' }): Promise<string>;
+  delete(keys: string[]): Promise<void>;
+}
+
+export class PreconditionFailed extends LakestreamError {
+  constructor(key: string) {
+    super('S3_ERROR', `conditional write to ${key} lost: another writer changed it`, { context: { key, reason: 'precondition' } });
+  }
+}
+
+const s3Retry = { retries: 5, initialDelayMs: 100, maxDelayMs: 3_000 };
+
+export function createObjectStore(s3: S3Client, bucket: string): ObjectStore {
+  return {
+    bucket,
+    async put(key, body, contentType = 'application/octet-stream') {
+      await retry(() => s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: contentType })).then(() => {}), s3Retry);
+    },
+
+    async getJson<T>(key: string) {
+      return retry(async () => {
+        try {
+          const response = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+          const text = await response.Body!.transformToString();
+          return { value: JSON.parse(text) as T, etag: response.ETag! };
+        } catch (error) {
+          if ((error as { name?: string }).name === 'NoSuchKey') return undefined;
+          throw error;
+        }
+      }, s3Retry);
+    },
+
+    async putJson(key, value, condition = {}) {
+      return retry(
+        async ({ bail }) => {
+          try {
+            const response = await s3.send(
+              new PutObjectCommand({
+                Bucket: bucket,
+                Key: key,
+                Body: JSON.stringify(value),
+                ContentType: 'application/json',
+                IfMatch: condition.ifMatch,
+                IfNoneMatch: condition.ifNoneMatch,
+              }),
+            );
+            return response.ETag!;
+          } catch (error) {
+            const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+            if (status === 412 || (error as { name?: string }).name === 'PreconditionFailed') bail(new PreconditionFailed(key));
+            throw error;
+          }
+        },
+        s3Retry,
+      );
+    },
+
+    async delete(keys) {
+      for (let i = 0; i < keys.length; i += 1000) {
+        const chunk = keys.slice(i, i + 1000).map((Key) => ({ Key }));
+        await retry(() => s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: chunk, Quiet: true } })).then(() => {}), s3Retry);
+      }
+    },
+  };
+}

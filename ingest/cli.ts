@@ -1,0 +1,136 @@
+import { parseArgs } from 'node:util';
+import { describeEnv, loadConfig } from '../core/config.ts';
+import { LakestreamError, errorMessage } from '../core/errors.ts';
+import { LatencyRecorder, formatCount } from '../core/stats.ts';
+import { createTransactionGenerator } from './transactions/generator.ts';
+import { createTransactionsProducer } from './transactions/producer.ts';
+
+const usage = `Usage: pnpm run producer -- transactions [options]
+
+Generates realistic fake transactions and publishes them as Avro (through the schema registry)
+to Kafka with an idempotent, acks=all producer keyed by user_id.
+
+Options:
+  --count N       records to send (default 10000; with --duration, no limit)
+  --rate R        records per second, 0 = as fast as possible (default 0)
+  --duration S    stop after S seconds
+  --users U       distinct users, Zipf-skewed (default 1000)
+  --seed S        seed of the generator; the same seed gives the same records (default: random, printed)
+  --days D        spread event times over the past D days, so backfill has history (default 0: now)
+  --topic T       topic (default transactions)
+  --batch B       records per send call (default 2000)
+  -h, --help
+
+Environment:
+${describeEnv()}
+`;
+
+function positiveInt(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new LakestreamError('USAGE', `--${name} must be a non-negative number, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+async function main(): Promise<void> {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      count: { type: 'string' },
+      rate: { type: 'string' },
+      duration: { type: 'string' },
+      users: { type: 'string' },
+      seed: { type: 'string' },
+      days: { type: 'string' },
+      topic: { type: 'string' },
+      batch: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  const dataset = positionals[0];
+  if (values.help || dataset !== 'transactions') {
+    console.log(usage);
+    if (!values.help) console.error(dataset ? `producer: unknown data set ${JSON.stringify(dataset)}` : 'producer: name a data set');
+    process.exitCode = values.help ? 0 : 2;
+    return;
+  }
+  const durationS = values.duration === undefined ? undefined : positiveInt('duration', values.duration, 0);
+  const count = positiveInt('count', values.count, durationS === undefined ? 10_000 : Number.POSITIVE_INFINITY);
+  const rate = positiveInt('rate', values.rate, 0);
+  const users = Math.max(1, positiveInt('users', values.users, 1000));
+  const seed = positiveInt('seed', values.seed, Math.floor(Math.random() * 2 ** 31));
+  const batch = Math.max(1, positiveInt('batch', values.batch, 2000));
+  const config = loadConfig();
+
+  const producer = await createTransactionsProducer(config, { topic: values.topic ?? 'transactions' });
+  const next = createTransactionGenerator({ users, seed, spreadDays: positiveInt('days', values.days, 0) });
+  console.error(`producer: ${producer.topic} (schema id ${producer.schemaId}), seed ${seed}, ${users} users${rate ? `, ${rate}/s` : ''}`);
+
+  const latency = new LatencyRecorder();
+  const started = Date.now();
+  const deadline = durationS === undefined ? Number.POSITIVE_INFINITY : started + durationS * 1000;
+  let generated = 0;
+  let sent = 0;
+  let failed = 0;
+  let bytes = 0;
+  let stopping = false;
+  process.once('SIGINT', () => (stopping = true));
+  process.once('SIGTERM', () => (stopping = true));
+
+  const progress = setInterval(() => {
+    const seconds = (Date.now() - started) / 1000;
+    const total = Number.isFinite(count) ? ` / ${formatCount(count)}` : '';
+    process.stderr.write(
+      `\rsent ${formatCount(sent)}${total}  ${formatCount(sent / seconds)} rec/s  ${(bytes / seconds / 1e6).toFixed(2)} MB/s  failed ${failed}   `,
+    );
+  }, 1000);
+
+  // Several sends in flight keep the client's batches full; each is awaited for its latency.
+  const inFlight = new Set<Promise<void>>();
+  const maxInFlight = 8;
+  try {
+    while (!stopping && generated < count && Date.now() < deadline) {
+      const size = Math.min(batch, count - generated, rate ? Math.max(1, Math.floor(rate / 10)) : batch);
+      const records = Array.from({ length: size }, next);
+      generated += size;
+      if (rate) {
+        const due = started + (generated / rate) * 1000;
+        if (due > Date.now()) await new Promise((resolve) => setTimeout(resolve, due - Date.now()));
+      }
+      const sentAt = performance.now();
+      const task = producer
+        .send(records)
+        .then((outcome) => {
+          latency.record(performance.now() - sentAt, outcome.sent);
+          sent += outcome.sent;
+          bytes += outcome.bytes;
+          failed += outcome.refused.length;
+          for (const { reason } of outcome.refused) console.error(`\nproducer: refused ${reason}`);
+        })
+        .catch((error: unknown) => {
+          failed += size;
+          console.error(`\nproducer: ${errorMessage(error)}`);
+        })
+        .finally(() => inFlight.delete(task));
+      inFlight.add(task);
+      if (inFlight.size >= maxInFlight) await Promise.race(inFlight);
+    }
+    await Promise.all(inFlight);
+  } finally {
+    clearInterval(progress);
+    await producer.close();
+  }
+  const seconds = (Date.now() - started) / 1000;
+  const l = latency.summary();
+  process.stderr.write('\n');
+  console.log(
+    `sent ${formatCount(sent)}, failed ${formatCount(failed)}, ${formatCount(sent / seconds)} records/s, ` +
+      `${(bytes / seconds / 1e6).toFixed(2)} MB/s, latency p50 ${l.p50.toFixed(1)} ms, p99 ${l.p99.toFixed(1)} ms, in ${seconds.toFixed(1)} s`,
+  );
+  if (failed) process.exitCode = 1;
+}
+
+main().catch((error: unknown) => {
+  console.error(`producer: ${errorMessage(error)}`);
+  process.exitCode = 1;
+});

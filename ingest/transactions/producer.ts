@@ -1,0 +1,91 @@
+import type { KafkaJS } from '@confluentinc/kafka-javascript';
+import type { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
+import { avroCodec, type AvroCodec } from '../../core/avro.ts';
+import type { Config } from '../../core/config.ts';
+import { LakestreamError, errorMessage } from '../../core/errors.ts';
+import { createProducer, type ProducerTuning } from '../../core/kafka-producer.ts';
+import { createRegistry } from '../../core/registry.ts';
+import { validateTransaction, type Transaction } from './record.ts';
+
+export interface TransactionsProducerOptions extends ProducerTuning {
+  topic?: string;
+  /** The registered schema to write with; defaults to the latest under `<topic>-value`. */
+  schemaId?: number;
+  registry?: SchemaRegistry;
+}
+
+export interface SendOutcome {
+  sent: number;
+  bytes: number;
+  /** Records refused before sending, each with the reason naming the field. */
+  refused: Array<{ record: unknown; reason: string }>;
+}
+
+export interface TransactionsProducer {
+  readonly topic: string;
+  readonly schemaId: number;
+  /**
+   * Validates, encodes and sends `records`; resolves when all valid ones are acknowledged by
+   * every in-sync replica. Invalid records are refused, never sent. Rejects with
+   * DELIVERY_FAILED if the broker did not take them; nothing is dropped silently.
+   */
+  send(records: unknown[]): Promise<SendOutcome>;
+  close(): Promise<void>;
+}
+
+/** The transactions producer, usable from any service: `await createTransactionsProducer(config)`. */
+export async function createTransactionsProducer(
+  config: Pick<Config, 'KAFKA_BROKERS' | 'SCHEMA_REGISTRY_URL'>,
+  options: TransactionsProducerOptions = {},
+): Promise<TransactionsProducer> {
+  const topic = options.topic ?? 'transactions';
+  const registry = options.registry ?? createRegistry(config);
+  let schemaId = options.schemaId;
+  if (schemaId === undefined) {
+    try {
+      schemaId = await registry.getLatestSchemaId(`${topic}-value`);
+    } catch (cause) {
+      throw new LakestreamError('REGISTRY_ERROR', `no schema registered for ${topic}-value; run \`pnpm run infra:apply\` first`, { cause, context: { topic } });
+    }
+  }
+  const codec: AvroCodec = await avroCodec(registry, schemaId);
+  const producer = createProducer(config, 'lakestream-transactions-producer', options);
+  await producer.connect();
+
+  return {
+    topic,
+    schemaId,
+    async send(records) {
+      const refused: SendOutcome['refused'] = [];
+      const messages: KafkaJS.Message[] = [];
+      let bytes = 0;
+      for (const record of records) {
+        let transaction: Transaction;
+        try {
+          transaction = validateTransaction(record);
+        } catch (error) {
+          refused.push({ record, reason: errorMessage(error) });
+          continue;
+        }
+        const value = codec.encode(transaction);
+        // Keys are the decimal user id, so any client hashing the same bytes agrees on the partition.
+        const key = String(transaction.user_id);
+        bytes += value.length + key.length;
+        messages.push({ key, value });
+      }
+      if (messages.length) {
+        try {
+          await producer.send({ topic, messages });
+        } catch (cause) {
+          throw new LakestreamError('DELIVERY_FAILED', `${messages.length} transactions not delivered to ${topic}: ${errorMessage(cause)}`, {
+            cause,
+            retriable: true,
+            context: { topic, records: messages.length },
+          });
+        }
+      }
+      return { sent: messages.length, bytes, refused };
+    },
+    close: () => producer.disconnect(),
+  };
+}
