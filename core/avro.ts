@@ -67,7 +67,8 @@ export function createAvroDecoder(registry: SchemaRegistry): (bytes: Buffer | nu
     try {
       const { value, offset } = type.decode(bytes, 5);
       if (offset !== bytes.length) throw new Error(offset < 0 ? 'truncated Avro body' : `${bytes.length - offset} trailing bytes`);
-      return { schemaId, value: value as Record<string, unknown>, type };
+      // avsc returns instances of a generated record class; callers want plain data
+      return { schemaId, value: { ...(value as Record<string, unknown>) }, type };
     } catch (cause) {
       throw new LakestreamError('RECORD_UNDECODABLE', `Avro body does not match schema ${schemaId}: ${(cause as Error).message}`, {
         cause,

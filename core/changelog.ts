@@ -1,4 +1,4 @@
-import { KafkaConsumer, type Message } from '@confluentinc/kafka-javascript';
+import kafkaJavascript, { type Message } from '@confluentinc/kafka-javascript';
 import type { Config } from './config.ts';
 import { LakestreamError } from './errors.ts';
 
@@ -13,7 +13,7 @@ export async function readPartitionToEnd(
   partition: number,
   onMessage: (message: Message) => void,
 ): Promise<number> {
-  const consumer = new KafkaConsumer(
+  const consumer = new kafkaJavascript.KafkaConsumer(
     {
       'metadata.broker.list': config.KAFKA_BROKERS.join(','),
       'group.id': `lakestream-restore-${topic}`,

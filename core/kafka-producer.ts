@@ -20,7 +20,8 @@ export function createProducer(config: Pick<Config, 'KAFKA_BROKERS'>, clientId: 
     kafkaJS: {
       acks,
       idempotent: acks === -1,
-      transactionalId: tuning.transactionalId,
+      // the key must be absent, not undefined, or the client treats the producer as transactional
+      ...(tuning.transactionalId ? { transactionalId: tuning.transactionalId } : {}),
       compression: (tuning.compression ?? 'lz4') as KafkaJS.CompressionTypes,
     },
     partitioner: 'murmur2_random',

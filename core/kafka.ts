@@ -10,10 +10,32 @@ import type { Config } from './config.ts';
  */
 export function createKafka(config: Pick<Config, 'KAFKA_BROKERS'>, clientId = 'lakestream'): KafkaJS.Kafka {
   return new KafkaJS.Kafka({
-    kafkaJS: { brokers: config.KAFKA_BROKERS, clientId, logLevel: KafkaJS.logLevel.WARN },
+    // librdkafka reports transient states (coordinator loading, broker restarts) as warnings it
+    // recovers from by itself; only errors are worth a user's attention.
+    kafkaJS: { brokers: config.KAFKA_BROKERS, clientId, logLevel: KafkaJS.logLevel.ERROR },
   });
 }
 
 export function createAdmin(config: Pick<Config, 'KAFKA_BROKERS'>, clientId = 'lakestream-admin'): Admin {
   return new Admin({ clientId, bootstrapBrokers: config.KAFKA_BROKERS, retries: 3, timeout: 10_000 });
+}
+
+/**
+ * A group consumer for the platform's jobs: offsets are committed by the job itself (after its
+ * output is durable, or inside its transaction), only committed data is read, batches are up to
+ * `maxBatchSize` records (the client's default of 32 makes per-batch work, such as a Kafka
+ * transaction, dominate), and prefetch is bounded so a paused job holds little memory.
+ */
+export function createConsumer(
+  config: Pick<Config, 'KAFKA_BROKERS'>,
+  groupId: string,
+  options: { maxBatchSize?: number; rebalance?: (event: { code: number }, assignment: Array<{ topic: string; partition: number }>) => Promise<void> } = {},
+): KafkaJS.Consumer {
+  return createKafka(config, groupId).consumer({
+    kafkaJS: { groupId, fromBeginning: true, autoCommit: false },
+    'isolation.level': 'read_committed',
+    'js.consumer.max.batch.size': options.maxBatchSize ?? 2_000,
+    'queued.max.messages.kbytes': 16 * 1024,
+    ...(options.rebalance ? { rebalance_cb: options.rebalance } : {}),
+  } as KafkaJS.ConsumerConstructorConfig);
 }

@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { cliArgs } from '../core/cli.ts';
 import { describeEnv, loadConfig } from '../core/config.ts';
 import { errorMessage } from '../core/errors.ts';
 import { createAdmin } from '../core/kafka.ts';
@@ -18,7 +19,7 @@ ${describeEnv()}
 `;
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { namespace: { type: 'string', default: '' }, help: { type: 'boolean', short: 'h', default: false } } });
+  const { values } = parseArgs({ args: cliArgs(), options: { namespace: { type: 'string', default: '' }, help: { type: 'boolean', short: 'h', default: false } } });
   if (values.help) {
     console.log(usage);
     return;

@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { cliArgs } from '../core/cli.ts';
 import { describeEnv, loadConfig } from '../core/config.ts';
 import { LakestreamError, errorMessage } from '../core/errors.ts';
 import { LatencyRecorder, formatCount } from '../core/stats.ts';
@@ -34,6 +35,7 @@ function positiveInt(name: string, value: string | undefined, fallback: number):
 
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
+    args: cliArgs(),
     allowPositionals: true,
     options: {
       count: { type: 'string' },

@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { cliArgs } from '../core/cli.ts';
 import { describeEnv, loadConfig } from '../core/config.ts';
 import { LakestreamError, errorMessage } from '../core/errors.ts';
 import { createLogger } from '../core/log.ts';
@@ -27,6 +28,7 @@ ${describeEnv()}
 
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
+    args: cliArgs(),
     allowPositionals: true,
     options: {
       all: { type: 'boolean', default: false },

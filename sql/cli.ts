@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { cliArgs } from '../core/cli.ts';
 import { describeEnv, loadConfig } from '../core/config.ts';
 import { LakestreamError, errorMessage } from '../core/errors.ts';
 import { lakeTables, openLake } from '../core/lake.ts';
@@ -45,6 +46,7 @@ function csvField(value: string): string {
 
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
+    args: cliArgs(),
     allowPositionals: true,
     options: {
       file: { type: 'string', short: 'f' },

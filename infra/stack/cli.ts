@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { cliArgs } from '../../core/cli.ts';
 import { describeEnv, loadConfig } from '../../core/config.ts';
 import { LakestreamError, errorMessage } from '../../core/errors.ts';
 import { sleep } from '../../core/retry.ts';
@@ -127,6 +128,7 @@ function builtBrokers(stackDir: string): number {
 
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
+    args: cliArgs(),
     allowPositionals: true,
     options: { brokers: { type: 'string' }, wipe: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } },
   });

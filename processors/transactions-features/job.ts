@@ -6,7 +6,7 @@ import { readPartitionToEnd } from '../../core/changelog.ts';
 import type { Config } from '../../core/config.ts';
 import { createDeadLetters } from '../../core/dead-letter.ts';
 import { LakestreamError, errorMessage } from '../../core/errors.ts';
-import { createKafka } from '../../core/kafka.ts';
+import { createConsumer } from '../../core/kafka.ts';
 import { createProducer } from '../../core/kafka-producer.ts';
 import { createLogger, type Logger } from '../../core/log.ts';
 import { createRegistry } from '../../core/registry.ts';
@@ -121,15 +121,12 @@ export function createFeaturesJob(optionsInput: FeaturesJobOptions, deps: { conf
       producer = createProducer(deps.config, options.name, { transactionalId: `${options.name}-${options.instance}`, lingerMs: 5 });
       // connecting initialises the transactional id: a predecessor's open transaction is aborted
       await producer.connect();
-      consumer = createKafka(deps.config, options.name).consumer({
-        kafkaJS: { groupId: options.name, fromBeginning: true, autoCommit: false },
-        'isolation.level': 'read_committed',
-        'queued.max.messages.kbytes': 16 * 1024,
-        rebalance_cb: async (_event: unknown, assignment: Array<{ partition: number }>) => {
-          // Revoked or newly assigned: either way the next batch of a partition restores it.
+      consumer = createConsumer(deps.config, options.name, {
+        // Revoked or newly assigned: either way the next batch of a partition restores it.
+        rebalance: async (_event, assignment) => {
           for (const { partition } of assignment) counts.delete(partition);
         },
-      } as KafkaJS.ConsumerConstructorConfig);
+      });
       await consumer.connect();
       await consumer.subscribe({ topics: [options.inputTopic] });
       await consumer.run({ eachBatch: ({ batch }) => handleBatch(batch) });

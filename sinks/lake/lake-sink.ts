@@ -5,7 +5,7 @@ import { createAvroDecoder } from '../../core/avro.ts';
 import type { Config } from '../../core/config.ts';
 import { createDeadLetters, type DeadLetters } from '../../core/dead-letter.ts';
 import { LakestreamError, errorMessage } from '../../core/errors.ts';
-import { createKafka } from '../../core/kafka.ts';
+import { createConsumer } from '../../core/kafka.ts';
 import { createProducer } from '../../core/kafka-producer.ts';
 import { createLogger, type Logger } from '../../core/log.ts';
 import { createObjectStore, PreconditionFailed, type ObjectStore } from '../../core/object-store.ts';
@@ -263,13 +263,9 @@ export function createLakeSink(optionsInput: LakeSinkOptions, deps: LakeSinkDeps
       dlqProducer = createProducer(deps.config, `${options.name}-dlq`);
       await dlqProducer.connect();
       deadLetters = createDeadLetters(options.name, log);
-      consumer = createKafka(deps.config, options.name).consumer({
-        kafkaJS: { groupId: options.name, fromBeginning: true, autoCommit: false },
-        'isolation.level': 'read_committed',
-        // Bounds what librdkafka prefetches per partition, so a paused sink holds little.
-        'queued.max.messages.kbytes': 16 * 1024,
-        rebalance_cb: async (error: { code: number }, assignment: Array<{ topic: string; partition: number }>) => {
-          if (error.code !== REVOKE) return;
+      consumer = createConsumer(deps.config, options.name, {
+        rebalance: async (event, assignment) => {
+          if (event.code !== REVOKE) return;
           await locked(async () => {
             for (const { partition } of assignment) {
               const buffer = partitions.get(partition);
@@ -280,7 +276,7 @@ export function createLakeSink(optionsInput: LakeSinkOptions, deps: LakeSinkDeps
             }
           });
         },
-      } as KafkaJS.ConsumerConstructorConfig);
+      });
       await consumer.connect();
       await consumer.subscribe({ topics: [options.topic] });
       await consumer.run({ eachBatch: ({ batch }) => locked(() => handleBatch(batch)) });

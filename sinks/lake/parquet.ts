@@ -99,9 +99,9 @@ export class ParquetWriter {
   async write(columns: Column[], rows: Array<Record<string, unknown>>): Promise<Buffer> {
     const table = `buffer_${++this.sequence}`;
     const file = join(this.dir, `${table}.parquet`);
-    await this.connection.run(`CREATE TEMP TABLE ${table} (${columns.map((c) => `${quote(c.name)} ${c.sqlType}${c.nullable ? '' : ' NOT NULL'}`).join(', ')})`);
+    await this.connection.run(`CREATE TABLE ${table} (${columns.map((c) => `${quote(c.name)} ${c.sqlType}${c.nullable ? '' : ' NOT NULL'}`).join(', ')})`);
     try {
-      const appender = await this.connection.createAppender(table, 'temp');
+      const appender = await this.connection.createAppender(table);
       for (const row of rows) {
         for (const column of columns) appendValue(appender, column, row[column.name]);
         appender.endRow();

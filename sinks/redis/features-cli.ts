@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { cliArgs } from '../../core/cli.ts';
 import { describeEnv, loadConfig } from '../../core/config.ts';
 import { LakestreamError, errorMessage } from '../../core/errors.ts';
 import { createRedis } from '../../core/redis.ts';
@@ -16,6 +17,7 @@ ${describeEnv()}
 
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
+    args: cliArgs(),
     allowPositionals: true,
     options: { namespace: { type: 'string', default: '' }, help: { type: 'boolean', short: 'h', default: false } },
   });

@@ -4,7 +4,7 @@ import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { createAvroDecoder } from '../../core/avro.ts';
 import type { Config } from '../../core/config.ts';
-import { createKafka } from '../../core/kafka.ts';
+import { createConsumer } from '../../core/kafka.ts';
 import { createLogger, type Logger } from '../../core/log.ts';
 import { createRedis } from '../../core/redis.ts';
 import { createRegistry } from '../../core/registry.ts';
@@ -56,10 +56,7 @@ export function createRedisSink(optionsInput: RedisSinkOptions, deps: { config: 
 
   return {
     async start() {
-      consumer = createKafka(deps.config, options.name).consumer({
-        kafkaJS: { groupId: options.name, fromBeginning: true, autoCommit: false },
-        'isolation.level': 'read_committed',
-      } as KafkaJS.ConsumerConstructorConfig);
+      consumer = createConsumer(deps.config, options.name);
       await consumer.connect();
       await consumer.subscribe({ topics: [options.topic] });
       await consumer.run({ eachBatch: ({ batch }) => handleBatch(batch) });
