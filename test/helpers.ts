@@ -1,8 +1,11 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { DeleteObjectsCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import type { Admin } from '@platformatic/kafka';
-import { loadConfig, type Config } from '../core/config.ts';
+import type { Redis } from 'ioredis';
+import { loadConfig, repoRoot, type Config } from '../core/config.ts';
 import { createAdmin } from '../core/kafka.ts';
 import { deleteSubject } from '../core/registry.ts';
 import { createS3 } from '../core/s3.ts';
@@ -73,5 +76,72 @@ export function cleanupPrefix(t: TestContext, s3: S3Client, prefix: string): voi
       if (!keys.length) return;
       await s3.send(new DeleteObjectsCommand({ Bucket: config.LAKE_BUCKET, Delete: { Objects: keys } }));
     }
+  });
+}
+
+/** Polls `probe` until it returns a value that is not undefined, or fails after `timeoutMs`. */
+export async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 120_000, intervalMs = 1_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000}s waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
+
+export interface JobProcess {
+  child: ChildProcess;
+  /** Everything the process printed so far. */
+  output(): string;
+  kill9(): Promise<void>;
+  /** SIGTERM; resolves with the exit code. */
+  terminate(): Promise<number | null>;
+}
+
+/** Runs pipeline jobs as a separate process (`pnpm run job -- …`), so a test can kill -9 it. */
+export function spawnJobs(t: TestContext, jobs: string[], args: string[]): JobProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'pipeline', 'cli.ts'), ...jobs, ...args], {
+    cwd: repoRoot,
+    env: { ...process.env, LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const collect = (chunk: Buffer) => {
+    output = (output + chunk.toString()).slice(-200_000);
+  };
+  child.stdout!.on('data', collect);
+  child.stderr!.on('data', collect);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const handle: JobProcess = {
+    child,
+    output: () => output,
+    async kill9() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
+    },
+    async terminate() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      return exited;
+    },
+  };
+  onCleanup(t, () => handle.kill9());
+  return handle;
+}
+
+/** Deletes the Redis keys that start with `prefix` after the test. */
+export function cleanupRedisPrefix(t: TestContext, redis: Redis, prefix: string): void {
+  onCleanup(t, async () => {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      if (keys.length) await redis.del(...keys);
+      cursor = next;
+    } while (cursor !== '0');
   });
 }

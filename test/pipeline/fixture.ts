@@ -1,0 +1,37 @@
+import type { TestContext } from 'node:test';
+import { openLake } from '../../core/lake.ts';
+import { createRedis } from '../../core/redis.ts';
+import { createRegistry } from '../../core/registry.ts';
+import { applyInfra } from '../../infra/apply.ts';
+import { topicsFor } from '../../infra/topics.ts';
+import { pipelineNames } from '../../pipeline/jobs.ts';
+import { cleanupPrefix, cleanupRedisPrefix, cleanupTopics, config, onCleanup, testAdmin, testS3, uniqueName } from '../helpers.ts';
+
+/**
+ * A namespaced pipeline of its own for one test: topics (with the DLQ), schemas, a lake prefix
+ * and a Redis key prefix, all removed afterwards.
+ */
+export async function setupPipeline(t: TestContext, label: string) {
+  const namespace = uniqueName(label);
+  const names = pipelineNames(namespace);
+  const admin = testAdmin(t);
+  const specs = topicsFor(namespace);
+  cleanupTopics(t, admin, specs.map((spec) => spec.name));
+  const registry = createRegistry(config);
+  await applyInfra(specs, { admin, registry, registryUrl: config.SCHEMA_REGISTRY_URL });
+  cleanupPrefix(t, testS3(t), `${namespace}/`);
+  const redis = createRedis(config);
+  onCleanup(t, () => redis.quit());
+  cleanupRedisPrefix(t, redis, names.userKeyPrefix);
+
+  /** Runs SQL over this pipeline's lake tables. */
+  const query = async <T = Record<string, unknown>>(sql: string): Promise<T[]> => {
+    const lake = await openLake(config, namespace);
+    try {
+      return (await lake.connection.runAndReadAll(sql)).getRowObjectsJson() as T[];
+    } finally {
+      lake.close();
+    }
+  };
+  return { namespace, names, admin, registry, redis, query };
+}

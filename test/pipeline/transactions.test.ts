@@ -1,0 +1,92 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { createTransactionGenerator } from '../../ingest/transactions/generator.ts';
+import { createTransactionsProducer } from '../../ingest/transactions/producer.ts';
+import { getUserFeatures } from '../../sinks/redis/online-store.ts';
+import { config, onCleanup, spawnJobs, waitFor } from '../helpers.ts';
+import { setupPipeline } from './fixture.ts';
+
+const TOTAL = 50_000;
+
+test('exactly-once through kill -9: lake, features table and Redis agree on every user', { timeout: 600_000 }, async (t) => {
+  const { namespace, names, redis, query } = await setupPipeline(t, 'eos');
+  const jobArgs = ['--namespace', namespace, '--flush-interval-ms', '1000', '--flush-rows', '5000'];
+  const startBackup = () => spawnJobs(t, ['transactions-job-backup'], jobArgs);
+  const startFeatures = () => spawnJobs(t, ['transactions-ml-features-job'], jobArgs);
+  spawnJobs(t, ['user-transaction-counts-lake-sink', 'user-transaction-counts-redis-sink'], jobArgs);
+  let backup = startBackup();
+  let features = startFeatures();
+
+  const producer = await createTransactionsProducer(config, { topic: names.transactions });
+  onCleanup(t, () => producer.close());
+  const next = createTransactionGenerator({ users: 2_000, seed: 20261121, spreadDays: 3 });
+  const produceSome = async (count: number) => {
+    for (let sent = 0; sent < count; sent += 2_500) {
+      const outcome = await producer.send(Array.from({ length: Math.min(2_500, count - sent) }, next));
+      assert.equal(outcome.refused.length, 0);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  };
+
+  await produceSome(20_000);
+  // Both jobs are mid-stream: part of the input is archived and counted, part is not.
+  await waitFor('the backup job to archive some rows', async () => {
+    const [row] = await query<{ n: string }>('SELECT count(*) AS n FROM transactions');
+    return Number(row!.n) > 0 ? true : undefined;
+  });
+  await Promise.all([backup.kill9(), features.kill9()]);
+  await produceSome(15_000);
+  backup = startBackup();
+  features = startFeatures();
+  await produceSome(10_000);
+  // Second crash, this time while the restarted jobs restore and catch up.
+  await new Promise((resolve) => setTimeout(resolve, 1_500));
+  await Promise.all([backup.kill9(), features.kill9()]);
+  backup = startBackup();
+  features = startFeatures();
+  await produceSome(TOTAL - 45_000);
+
+  const archived = await waitFor(
+    `${TOTAL} rows in the lake`,
+    async () => {
+      const [row] = await query<{ n: string }>('SELECT count(*) AS n FROM transactions');
+      return Number(row!.n) >= TOTAL ? Number(row!.n) : undefined;
+    },
+    240_000,
+    2_000,
+  );
+  assert.equal(archived, TOTAL, 'exactly N rows archived');
+  const duplicates = await query('SELECT user_id, transaction_timestamp_millis, amount, currency, counterpart_id FROM transactions GROUP BY ALL HAVING count(*) > 1');
+  assert.equal(duplicates.length, 0, 'no duplicate rows');
+
+  const featureRows = await waitFor(
+    `${TOTAL} feature rows in the lake`,
+    async () => {
+      const [row] = await query<{ n: string }>('SELECT count(*) AS n FROM user_transaction_counts');
+      return Number(row!.n) >= TOTAL ? Number(row!.n) : undefined;
+    },
+    240_000,
+    2_000,
+  );
+  assert.equal(featureRows, TOTAL, 'one feature row per transaction event');
+  const [distinct] = await query<{ n: string }>('SELECT count(DISTINCT (user_id, total_transactions_count)) AS n FROM user_transaction_counts');
+  assert.equal(Number(distinct!.n), TOTAL, 'every running total appears exactly once');
+
+  const lakeCounts = await query<{ user_id: number; n: string; latest: string }>(`
+    SELECT t.user_id, t.n, f.latest
+    FROM (SELECT user_id, count(*) AS n FROM transactions GROUP BY user_id) t
+    JOIN (SELECT user_id, max(total_transactions_count) AS latest FROM user_transaction_counts GROUP BY user_id) f USING (user_id)
+    ORDER BY t.user_id`);
+  const [users] = await query<{ n: string }>('SELECT count(DISTINCT user_id) AS n FROM transactions');
+  assert.equal(lakeCounts.length, Number(users!.n), 'every user has features');
+
+  const userIds = lakeCounts.map((row) => Number(row.user_id));
+  const online = await waitFor('Redis to catch up', async () => {
+    const features = await getUserFeatures(redis, userIds, names.userKeyPrefix);
+    return features.every((f, i) => f?.total_transactions_count === Number(lakeCounts[i]!.n)) ? features : undefined;
+  });
+  for (const [i, row] of lakeCounts.entries()) {
+    assert.equal(Number(row.latest), Number(row.n), `user ${row.user_id}: features table = lake`);
+    assert.equal(online[i]!.total_transactions_count, Number(row.n), `user ${row.user_id}: Redis = lake`);
+  }
+});
