@@ -5,16 +5,19 @@ const INT32_MIN = -(2 ** 31);
 const INT32_MAX = 2 ** 31 - 1;
 const int32 = z.number().int().min(INT32_MIN).max(INT32_MAX);
 
-/** The business rules of a transaction, checked before encoding and again after decoding. */
+/**
+ * The business rules of a transaction, checked before encoding and again after decoding. Fields
+ * added by later schema versions pass through untouched (the registry, not this check, decides
+ * what a version may contain).
+ */
 export const transactionSchema = z
-  .object({
+  .looseObject({
     user_id: int32.nonnegative().describe('The user who moved money.'),
     transaction_timestamp_millis: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).describe('Event time, ms since the epoch (UTC).'),
     amount: z.number().finite().describe('Negative for a debit, positive for a credit.'),
     currency: z.string().regex(/^[A-Z]{3}$/, 'must be three upper-case letters (ISO 4217)').describe('ISO 4217 currency code.'),
     counterpart_id: int32.nonnegative().describe('The other party of the transaction.'),
-  })
-  .strict();
+  });
 
 export type Transaction = z.infer<typeof transactionSchema>;
 
@@ -26,6 +29,6 @@ export function validateTransaction(input: unknown): Transaction {
   const field = issue.path.join('.') || '(record)';
   const shown = JSON.stringify(input, (_k, v) => (typeof v === 'bigint' ? v.toString() : v));
   throw new LakestreamError('RECORD_INVALID', `invalid transaction: ${field}: ${issue.message} in ${shown}`, {
-    context: { field, record: shown?.slice(0, 500) },
+    context: { reason: 'invalid', field, record: shown?.slice(0, 500) },
   });
 }

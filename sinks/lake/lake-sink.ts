@@ -42,6 +42,8 @@ export interface LakeSinkDeps {
 
 export interface LakeSinkStats {
   rowsWritten: number;
+  /** Rows decoded and waiting for their partition's next flush. */
+  buffered?: number;
   filesWritten: number;
   bytesWritten: number;
   flushes: number;
@@ -303,6 +305,6 @@ export function createLakeSink(optionsInput: LakeSinkOptions, deps: LakeSinkDeps
       return stopped;
     },
 
-    stats: () => ({ ...stats, deadLetters: deadLetters?.counts() ?? {} }),
+    stats: () => ({ ...stats, buffered: [...partitions.values()].reduce((sum, buffer) => sum + buffer.rows, 0), deadLetters: deadLetters?.counts() ?? {} }),
   };
 }

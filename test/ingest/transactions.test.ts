@@ -1,0 +1,80 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { test } from 'node:test';
+import { repoRoot } from '../../core/config.ts';
+import { LakestreamError } from '../../core/errors.ts';
+import { createTransactionGenerator } from '../../ingest/transactions/generator.ts';
+import { createTransactionsProducer } from '../../ingest/transactions/producer.ts';
+import { validateTransaction } from '../../ingest/transactions/record.ts';
+import { config, onCleanup } from '../helpers.ts';
+import { setupPipeline } from '../pipeline/fixture.ts';
+
+test('the generator is reproducible, skewed across users and realistic in amounts and currencies', () => {
+  const options = { users: 1_000, seed: 42, spreadDays: 7, now: Date.UTC(2026, 10, 21) };
+  const a = Array.from({ length: 20_000 }, createTransactionGenerator(options));
+  const b = Array.from({ length: 20_000 }, createTransactionGenerator(options));
+  assert.deepEqual(a, b, 'same seed, same records');
+  assert.notDeepEqual(a.slice(0, 10), Array.from({ length: 10 }, createTransactionGenerator({ ...options, seed: 43 })));
+  for (const record of a) validateTransaction(record);
+
+  const perUser = new Map<number, number>();
+  for (const record of a) perUser.set(record.user_id, (perUser.get(record.user_id) ?? 0) + 1);
+  const sorted = [...perUser.values()].sort((x, y) => y - x);
+  const top1pct = sorted.slice(0, 10).reduce((sum, n) => sum + n, 0);
+  assert.ok(top1pct / a.length > 0.2, `the top 1% of users make over 20% of transactions (${top1pct})`);
+  assert.ok(perUser.size > 500, 'and there is a long tail');
+
+  const debits = a.filter((r) => r.amount < 0).length / a.length;
+  assert.ok(debits > 0.7 && debits < 0.9, `mostly debits (${debits})`);
+  assert.ok(new Set(a.map((r) => r.currency)).size >= 5, 'a currency mix');
+  const days = new Set(a.map((r) => new Date(r.transaction_timestamp_millis).toISOString().slice(0, 10)));
+  assert.ok(days.size >= 7, 'event times spread over past days');
+  assert.ok(a.every((r) => r.transaction_timestamp_millis <= options.now));
+});
+
+test('an invalid transaction is refused with the field and the record named', () => {
+  const good = { user_id: 1, transaction_timestamp_millis: 1_700_000_000_000, amount: -12.5, currency: 'EUR', counterpart_id: 9 };
+  assert.deepEqual(validateTransaction(good), good);
+  const cases: Array<[Record<string, unknown>, RegExp]> = [
+    [{ ...good, currency: 'euro' }, /currency: must be three upper-case letters/],
+    [{ ...good, user_id: 1.5 }, /user_id:/],
+    [{ ...good, amount: Number.NaN }, /amount:/],
+    [{ ...good, counterpart_id: undefined }, /counterpart_id:/],
+    [{ ...good, transaction_timestamp_millis: -1 }, /transaction_timestamp_millis:/],
+  ];
+  for (const [record, pattern] of cases) {
+    assert.throws(
+      () => validateTransaction(record),
+      (error: unknown) => error instanceof LakestreamError && error.code === 'RECORD_INVALID' && pattern.test(error.message) && error.message.includes('"user_id"'),
+    );
+  }
+});
+
+test('the producer library sends valid records and refuses invalid ones without sending them', { timeout: 120_000 }, async (t) => {
+  const { names } = await setupPipeline(t, 'producer');
+  const producer = await createTransactionsProducer(config, { topic: names.transactions });
+  onCleanup(t, () => producer.close());
+  const outcome = await producer.send([
+    { user_id: 1, transaction_timestamp_millis: Date.now(), amount: 10, currency: 'USD', counterpart_id: 2 },
+    { user_id: 2, transaction_timestamp_millis: Date.now(), amount: 10, currency: 'US', counterpart_id: 2 },
+  ]);
+  assert.equal(outcome.sent, 1);
+  assert.equal(outcome.refused.length, 1);
+  assert.match(outcome.refused[0]!.reason, /currency/);
+});
+
+test('pnpm run producer sends the requested count and prints the summary', { timeout: 180_000 }, async (t) => {
+  const { names } = await setupPipeline(t, 'producer-cli');
+  const result = spawnSync('pnpm', ['--silent', 'run', 'producer', '--', 'transactions', '--topic', names.transactions, '--count', '3000', '--seed', '1', '--users', '50'], {
+    cwd: repoRoot,
+    encoding: 'utf8',
+  });
+  assert.equal(result.status, 0, result.stderr);
+  assert.match(result.stdout, /^sent 3,000, failed 0, [\d,]+ records\/s, [\d.]+ MB\/s, latency p50 [\d.]+ ms, p99 [\d.]+ ms/m);
+  const usage = spawnSync('pnpm', ['--silent', 'run', 'producer', '--', '--help'], { cwd: repoRoot, encoding: 'utf8' });
+  assert.equal(usage.status, 0);
+  assert.match(usage.stdout, /--count N/);
+  const wrong = spawnSync('pnpm', ['--silent', 'run', 'producer', '--', 'transactions', '--count', 'many'], { cwd: repoRoot, encoding: 'utf8' });
+  assert.equal(wrong.status, 1);
+  assert.match(wrong.stderr, /--count must be a non-negative number, got "many"/);
+});
