@@ -127,7 +127,8 @@ async function main(): Promise<void> {
   process.stderr.write('\n');
   console.log(
     `sent ${formatCount(sent)}, failed ${formatCount(failed)}, ${formatCount(sent / seconds)} records/s, ` +
-      `${(bytes / seconds / 1e6).toFixed(2)} MB/s, latency p50 ${l.p50.toFixed(1)} ms, p99 ${l.p99.toFixed(1)} ms, in ${seconds.toFixed(1)} s`,
+      `${(bytes / seconds / 1e6).toFixed(2)} MB/s, latency p50 ${l.p50.toFixed(1)} ms, p99 ${l.p99.toFixed(1)} ms, in ${seconds.toFixed(1)} s, ` +
+      `peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`,
   );
   if (failed) process.exitCode = 1;
 }

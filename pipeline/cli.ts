@@ -78,6 +78,7 @@ async function main(): Promise<void> {
     for (const [index, result] of results.entries()) {
       if (result.status === 'rejected') log.error('stop failed', { job: jobs[index]![0], error: errorMessage(result.reason) });
     }
+    log.info('stopped', { peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024) });
     process.exit(results.some((result) => result.status === 'rejected') ? 1 : 0);
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));

@@ -1,0 +1,122 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { cliArgs } from '../core/cli.ts';
+import { loadConfig, repoRoot } from '../core/config.ts';
+import { createAdmin, createConsumer } from '../core/kafka.ts';
+import { createRegistry, deleteSubject } from '../core/registry.ts';
+import { sleep } from '../core/retry.ts';
+import { formatCount } from '../core/stats.ts';
+import { applyInfra } from '../infra/apply.ts';
+import { topicsFor } from '../infra/topics.ts';
+import { pipelineNames } from '../pipeline/jobs.ts';
+
+/**
+ * Throughput and memory of the transactions pipeline's stages on the local stack, each in its own
+ * process, beside a raw consume of the same topic with the same client: producer records/s and
+ * latency, backup sink and features job records/s, and each one's peak RSS.
+ */
+const { values } = parseArgs({ args: cliArgs(), options: { records: { type: 'string', default: '200000' }, keep: { type: 'boolean', default: false } } });
+const N = Number(values.records);
+const config = loadConfig();
+const namespace = `bench-${Date.now().toString(36)}`;
+const names = pipelineNames(namespace);
+const admin = createAdmin(config, 'lakestream-bench');
+const specs = topicsFor(namespace);
+await applyInfra(specs, { admin, registry: createRegistry(config), registryUrl: config.SCHEMA_REGISTRY_URL });
+
+async function endOffsets(topic: string): Promise<Map<number, bigint>> {
+  const metadata = await admin.metadata({ topics: [topic], forceUpdate: true });
+  const count = metadata.topics.get(topic)!.partitionsCount;
+  const listed = await admin.listOffsets({ topics: [{ name: topic, partitions: Array.from({ length: count }, (_, partitionIndex) => ({ partitionIndex, timestamp: -1n })) }] });
+  return new Map(listed[0]!.partitions.map((p) => [p.partitionIndex, p.offset]));
+}
+
+async function caughtUp(group: string, topic: string, end: Map<number, bigint>): Promise<boolean> {
+  const [offsets] = await admin.listConsumerGroupOffsets({ groups: [group] });
+  const committed = new Map((offsets?.topics.find((t) => t.name === topic)?.partitions ?? []).map((p) => [p.partitionIndex, p.committedOffset]));
+  return [...end].every(([partition, offset]) => (committed.get(partition) ?? -1n) >= offset);
+}
+
+/** Runs one job in its own process until its group has committed the whole topic. */
+async function runJob(job: string, group: string, topic: string): Promise<{ recordsPerSecond: number; seconds: number; peakRssMb: number }> {
+  const end = await endOffsets(topic);
+  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'pipeline', 'cli.ts'), job, '--namespace', namespace, '--flush-interval-ms', '1000'], {
+    cwd: repoRoot,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let log = '';
+  let startedAt = 0;
+  child.stderr.on('data', (chunk: Buffer) => {
+    log += chunk.toString();
+    if (!startedAt && log.includes('"job started"')) startedAt = performance.now();
+  });
+  while (!startedAt || !(await caughtUp(group, topic, end))) {
+    if (child.exitCode !== null) throw new Error(`${job} exited early:\n${log.slice(-3000)}`);
+    await sleep(100);
+  }
+  const seconds = (performance.now() - startedAt) / 1000;
+  child.kill('SIGTERM');
+  await new Promise((resolve) => child.once('exit', resolve));
+  const peak = /"peakRssMb":(\d+)/.exec(log);
+  return { recordsPerSecond: N / seconds, seconds, peakRssMb: Number(peak?.[1] ?? 0) };
+}
+
+/** The same client reading the same topic and doing nothing else: the ceiling for any job. */
+async function rawConsume(topic: string): Promise<{ recordsPerSecond: number; seconds: number }> {
+  const consumer = createConsumer(config, `${namespace}-raw-${Math.random().toString(36).slice(2)}`);
+  await consumer.connect();
+  await consumer.subscribe({ topics: [topic] });
+  let seen = 0;
+  let startedAt = 0;
+  await new Promise<void>((resolve) => {
+    void consumer.run({
+      eachBatch: async ({ batch }) => {
+        startedAt ||= performance.now();
+        seen += batch.messages.length;
+        if (seen >= N) resolve();
+      },
+    });
+  });
+  const seconds = (performance.now() - startedAt) / 1000;
+  await consumer.disconnect();
+  return { recordsPerSecond: N / seconds, seconds };
+}
+
+console.log(`bench: ${formatCount(N)} transactions in namespace ${namespace}`);
+const produced = spawnSync(
+  'pnpm',
+  ['--silent', 'run', 'producer', '--', 'transactions', '--topic', names.transactions, '--count', String(N), '--users', '10000', '--days', '2', '--seed', '1'],
+  { cwd: repoRoot, encoding: 'utf8' },
+);
+if (produced.status !== 0) throw new Error(produced.stderr);
+const summary = produced.stdout.trim();
+const producerRate = Number(/([\d,]+) records\/s/.exec(summary)![1]!.replaceAll(',', ''));
+const producerRss = Number(/peak RSS (\d+) MB/.exec(summary)![1]);
+
+const raw = await rawConsume(names.transactions);
+const backup = await runJob('transactions-job-backup', names.group('transactions-job-backup'), names.transactions);
+const features = await runJob('transactions-ml-features-job', names.group('transactions-ml-features-job'), names.transactions);
+
+const rows = [
+  ['producer (zod + Avro + idempotent acks=all)', producerRate, '', producerRss, summary.replace(/^.*?latency/, 'latency').replace(/, in .*$/, '')],
+  ['raw consume (same client, read_committed)', raw.recordsPerSecond, 1, 0, ''],
+  ['transactions-job-backup (Parquet on MinIO)', backup.recordsPerSecond, backup.recordsPerSecond / raw.recordsPerSecond, backup.peakRssMb, ''],
+  ['transactions-ml-features-job (EOS)', features.recordsPerSecond, features.recordsPerSecond / raw.recordsPerSecond, features.peakRssMb, ''],
+] as const;
+console.log('\n| stage | records/s | × raw consume | peak RSS MB | notes |\n|---|---:|---:|---:|---|');
+for (const [stage, rate, ratio, rss, notes] of rows) {
+  console.log(`| ${stage} | ${formatCount(rate)} | ${ratio === '' ? '' : Number(ratio).toFixed(2)} | ${rss || ''} | ${notes} |`);
+}
+const dir = join(repoRoot, 'benchmarks', 'results');
+mkdirSync(dir, { recursive: true });
+const file = join(dir, `pipeline-${new Date().toISOString().replaceAll(':', '-')}.json`);
+writeFileSync(file, JSON.stringify({ records: N, producer: { summary }, raw, backup, features }, null, 2));
+console.log(`\nbench: results in ${file}`);
+
+if (!values.keep) {
+  await admin.deleteTopics({ topics: specs.map((spec) => spec.name) });
+  for (const spec of specs) await deleteSubject(config.SCHEMA_REGISTRY_URL, `${spec.name}-value`);
+}
+await admin.close();
