@@ -16,11 +16,15 @@ function sqlString(value: string): string {
  * linked into the npm build, so it is loaded from the extension directory that `stack:up`
  * fills; auto-install stays off because extension downloads are not reachable here.
  */
-export async function openDuckdb(config: DuckdbSettings): Promise<{ connection: DuckDBConnection; close(): void }> {
+export async function openDuckdb(
+  config: DuckdbSettings,
+  settings: Record<string, string> = {},
+): Promise<{ connection: DuckDBConnection; close(): void }> {
   const instance = await DuckDBInstance.create(':memory:', {
     extension_directory: config.duckdbExtensionDir,
     autoinstall_known_extensions: 'false',
     autoload_known_extensions: 'true',
+    ...settings,
   });
   const connection = await instance.connect();
   try {

@@ -1,0 +1,173 @@
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
+import { cliArgs } from '../core/cli.ts';
+import { describeEnv, loadConfig, repoRoot } from '../core/config.ts';
+import { LakestreamError, errorMessage } from '../core/errors.ts';
+import { createS3 } from '../core/s3.ts';
+import { formatCount } from '../core/stats.ts';
+import { pipelineNames } from '../pipeline/jobs.ts';
+import { openDayBackfiller, planDays, type BackfillLayout, type DayPlan } from './user-transaction-counts.ts';
+
+const usage = `Usage: pnpm run backfill [-- options]
+
+Rebuilds the user_transaction_counts feature history from the archived transactions in the lake
+(s3://<bucket>/transactions/…) into s3://<bucket>/features/user_transaction_counts/…, replacing
+each event day it covers. Storage only: it never writes to Redis or Kafka. Idempotent: running it
+again, or after a crash, leaves the same objects with the same rows.
+
+Options:
+  --from YYYY-MM-DD   first event day (default: the first archived day)
+  --to YYYY-MM-DD     last event day (default: the last archived day)
+  --dry-run           print what would be read and written, write nothing
+  --workers N         split the days across N processes (default 1)
+  --shard I/N         process only days I, I+N, I+2N, … of the range (for running shards on several machines)
+  --memory-limit M    DuckDB memory per process before spilling to disk (default 1GB)
+  --namespace NS      a namespaced pipeline's tables
+  -h, --help
+
+Environment:
+${describeEnv()}
+`;
+
+const day = /^\d{4}-\d{2}-\d{2}$/;
+
+interface Totals {
+  days: number;
+  filesRead: number;
+  rowsRead: number;
+  rowsWritten: number;
+  filesWritten: number;
+  filesRemoved: number;
+}
+
+function progressLine(done: Totals, plannedDays: number, plannedFiles: number, startedAt: number): string {
+  const seconds = (Date.now() - startedAt) / 1000;
+  const rate = done.rowsRead / Math.max(seconds, 0.001);
+  const fraction = plannedFiles ? done.filesRead / plannedFiles : 1;
+  const width = 24;
+  const bar = '#'.repeat(Math.round(fraction * width)).padEnd(width, '-');
+  const eta = fraction > 0 && fraction < 1 ? `ETA ${Math.round((seconds / fraction) * (1 - fraction))}s` : '';
+  return `backfill [${bar}] ${done.days}/${plannedDays} days  files ${formatCount(done.filesRead)}/${formatCount(plannedFiles)}  rows read ${formatCount(done.rowsRead)}  written ${formatCount(done.rowsWritten)}  ${formatCount(rate)} rows/s  ${eta}`;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    args: cliArgs(),
+    options: {
+      from: { type: 'string' },
+      to: { type: 'string' },
+      'dry-run': { type: 'boolean', default: false },
+      workers: { type: 'string', default: '1' },
+      shard: { type: 'string' },
+      'memory-limit': { type: 'string', default: '1GB' },
+      namespace: { type: 'string', default: '' },
+      report: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    console.log(usage);
+    return;
+  }
+  for (const name of ['from', 'to'] as const) {
+    if (values[name] !== undefined && !day.test(values[name]!)) throw new LakestreamError('USAGE', `--${name} must be YYYY-MM-DD, got ${JSON.stringify(values[name])}`);
+  }
+  if (values.from && values.to && values.from > values.to) throw new LakestreamError('USAGE', `--from ${values.from} is after --to ${values.to}`);
+  const workers = Number(values.workers);
+  if (!Number.isInteger(workers) || workers < 1) throw new LakestreamError('USAGE', `--workers must be a positive integer, got ${JSON.stringify(values.workers)}`);
+  let shard = { index: 0, of: 1 };
+  if (values.shard) {
+    const match = /^(\d+)\/(\d+)$/.exec(values.shard);
+    if (!match || Number(match[1]) >= Number(match[2])) throw new LakestreamError('USAGE', `--shard must be I/N with 0 <= I < N, got ${JSON.stringify(values.shard)}`);
+    shard = { index: Number(match[1]), of: Number(match[2]) };
+  }
+
+  const config = loadConfig();
+  const names = pipelineNames(values.namespace ?? '');
+  const layout: BackfillLayout = {
+    transactionsTable: names.transactionsTable,
+    countsTable: names.countsTable,
+    manifestRoot: values.namespace ? `${values.namespace}/_lakestream/backfill` : '_lakestream/backfill',
+  };
+  const s3 = createS3(config);
+  const all = await planDays(s3, config.LAKE_BUCKET, layout, { from: values.from, to: values.to });
+  s3.destroy();
+  const mine = all.filter((_, index) => index % shard.of === shard.index);
+  const report = values.report === 'json';
+  const plannedFiles = mine.reduce((sum, d) => sum + d.files, 0);
+  if (!report) {
+    const today = new Date().toISOString().slice(0, 10);
+    console.error(`backfill: ${mine.length} event days (${mine[0]?.dt ?? '-'} … ${mine.at(-1)?.dt ?? '-'}), ${plannedFiles} archive files, ${workers} worker${workers > 1 ? 's' : ''}${values['dry-run'] ? ', dry run' : ''}`);
+    if (mine.some((d) => d.dt >= today)) console.error(`backfill: note: the range includes today (${today}); live feature rows written during the run for today are kept beside the backfill's`);
+  }
+
+  const totals: Totals = { days: 0, filesRead: 0, rowsRead: 0, rowsWritten: 0, filesWritten: 0, filesRemoved: 0 };
+  const startedAt = Date.now();
+  const account = (result: { filesRead: number; rowsRead: number; rowsWritten: number; filesWritten: number; filesRemoved: number }) => {
+    totals.days++;
+    totals.filesRead += result.filesRead;
+    totals.rowsRead += result.rowsRead;
+    totals.rowsWritten += result.rowsWritten;
+    totals.filesWritten += result.filesWritten;
+    totals.filesRemoved += result.filesRemoved;
+    if (!report) process.stderr.write(`\r${progressLine(totals, mine.length, plannedFiles, startedAt)}`);
+  };
+
+  if (workers > 1 && !values.shard) {
+    const children = Array.from({ length: workers }, (_, index) => {
+      const args = ['--import', 'tsx', `${repoRoot}/backfill/cli.ts`, '--shard', `${index}/${workers}`, '--report', 'json', '--memory-limit', values['memory-limit']!];
+      for (const name of ['from', 'to', 'namespace'] as const) if (values[name]) args.push(`--${name}`, values[name]!);
+      if (values['dry-run']) args.push('--dry-run');
+      const child = spawn(process.execPath, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] });
+      createInterface({ input: child.stdout! }).on('line', (line) => account(JSON.parse(line)));
+      return new Promise<number | null>((resolve) => child.once('exit', resolve));
+    });
+    const codes = await Promise.all(children);
+    if (codes.some((code) => code !== 0)) throw new LakestreamError('USAGE', `a backfill worker failed (exit codes ${codes.join(', ')}); re-run: the result is the same as one clean run`);
+  } else {
+    const backfiller = await openDayBackfiller(config, layout, values['memory-limit']);
+    try {
+      for (const plan of mine as DayPlan[]) {
+        const result = await backfiller.run(plan, { dryRun: values['dry-run'], afterFirstUpload: testPause });
+        const counts = { filesRead: result.filesRead, rowsRead: result.rowsRead, rowsWritten: result.rowsWritten, filesWritten: result.filesWritten.length, filesRemoved: result.filesRemoved.length };
+        if (report) console.log(JSON.stringify({ dt: plan.dt, ...counts }));
+        else account(counts);
+        if (values['dry-run'] && !report) {
+          process.stderr.write('\n');
+          console.log(
+            `${plan.dt}: would read ${result.filesRead} files (${formatCount(result.rowsRead)} rows), write ${result.filesWritten.length} files ` +
+              `${layout.countsTable}/dt=${plan.dt}/hour=*/backfill.parquet (${formatCount(result.rowsWritten)} rows) and remove ${result.filesRemoved.length} stale objects`,
+          );
+        }
+      }
+    } finally {
+      backfiller.close();
+    }
+  }
+  if (report) return;
+  const seconds = (Date.now() - startedAt) / 1000;
+  process.stderr.write('\n');
+  console.log(
+    `backfill: ${values['dry-run'] ? 'dry run: ' : ''}${totals.days} days, ${formatCount(totals.filesRead)} files and ${formatCount(totals.rowsRead)} rows read, ` +
+      `${formatCount(totals.rowsWritten)} rows in ${totals.filesWritten} files ${values['dry-run'] ? 'would be ' : ''}written, ${totals.filesRemoved} stale objects ${values['dry-run'] ? 'would be ' : ''}removed, ` +
+      `${seconds.toFixed(1)} s, ${formatCount(totals.rowsRead / Math.max(seconds, 0.001))} rows/s`,
+  );
+}
+
+/**
+ * Tests kill a backfill mid-day: LAKESTREAM_BACKFILL_PAUSE_MS holds it after each day's first
+ * upload, when the day is half replaced.
+ */
+async function testPause(): Promise<void> {
+  const ms = Number(process.env.LAKESTREAM_BACKFILL_PAUSE_MS ?? 0);
+  if (ms > 0) {
+    console.error(`backfill: paused ${ms} ms after the first upload`);
+    await new Promise((resolve) => setTimeout(resolve, ms));
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(`\nbackfill: ${errorMessage(error)}`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,118 @@
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { test, type TestContext } from 'node:test';
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { repoRoot } from '../../core/config.ts';
+import { createTransactionGenerator } from '../../ingest/transactions/generator.ts';
+import { createTransactionsProducer } from '../../ingest/transactions/producer.ts';
+import { transactionsJobs } from '../../pipeline/jobs.ts';
+import { config, onCleanup, testS3, waitFor } from '../helpers.ts';
+import { setupPipeline } from '../pipeline/fixture.ts';
+
+const NOW = Date.UTC(2026, 10, 20, 18);
+const TOTAL = 3_000;
+
+/** A lake with three days of transactions and the streaming features job's output for them. */
+async function streamedLake(t: TestContext, label: string) {
+  const pipeline = await setupPipeline(t, label);
+  const producer = await createTransactionsProducer(config, { topic: pipeline.names.transactions });
+  onCleanup(t, () => producer.close());
+  // A backend emits each user's transactions in time order; so does this one.
+  const records = Array.from({ length: TOTAL }, createTransactionGenerator({ users: 80, seed: 77, spreadDays: 3, now: NOW })).sort(
+    (a, b) => a.transaction_timestamp_millis - b.transaction_timestamp_millis,
+  );
+  for (let i = 0; i < records.length; i += 500) await producer.send(records.slice(i, i + 500));
+  const jobs = transactionsJobs(config, { namespace: pipeline.namespace, flushIntervalMs: 500 });
+  const running = ['transactions-job-backup', 'transactions-ml-features-job', 'user-transaction-counts-lake-sink'].map((name) => jobs[name]!());
+  for (const job of running) await job.start();
+  await waitFor('the streamed history in both tables', async () => {
+    const [row] = await pipeline.query<{ a: string; b: string }>('SELECT (SELECT count(*) FROM transactions) a, (SELECT count(*) FROM user_transaction_counts) b');
+    return Number(row!.a) === TOTAL && Number(row!.b) === TOTAL ? true : undefined;
+  });
+  for (const job of running) await job.stop();
+
+  const features = async () =>
+    (
+      await pipeline.query<{ user_id: number; total_transactions_count: string; event_timestamp_millis: string }>(
+        'SELECT user_id, total_transactions_count, event_timestamp_millis FROM user_transaction_counts ORDER BY user_id, total_transactions_count, event_timestamp_millis',
+      )
+    ).map((row) => `${row.user_id}:${row.total_transactions_count}:${row.event_timestamp_millis}`);
+  const s3 = testS3(t);
+  const objects = async () => {
+    const listed = await s3.send(new ListObjectsV2Command({ Bucket: config.LAKE_BUCKET, Prefix: `${pipeline.names.countsTable}/` }));
+    return (listed.Contents ?? []).map((object) => `${object.Key} ${object.Size}`).sort();
+  };
+  /** Every key and value of the whole Redis database, serialised. */
+  const redisSnapshot = async () => {
+    const entries: string[] = [];
+    let cursor = '0';
+    do {
+      const [next, keys] = await pipeline.redis.scan(cursor, 'COUNT', 1000);
+      for (const key of keys) entries.push(`${key}=${(await pipeline.redis.dumpBuffer(key))?.toString('base64')}`);
+      cursor = next;
+    } while (cursor !== '0');
+    return entries.sort();
+  };
+  const backfill = (...args: string[]) => {
+    const result = spawnSync('pnpm', ['--silent', 'run', 'backfill', '--', '--namespace', pipeline.namespace, ...args], { cwd: repoRoot, encoding: 'utf8' });
+    assert.equal(result.status, 0, result.stderr);
+    return result;
+  };
+  return { ...pipeline, features, objects, redisSnapshot, backfill, streamed: await features() };
+}
+
+test('backfill equals the streaming output, adds nothing when re-run, continues totals across --from, never touches Redis', { timeout: 300_000 }, async (t) => {
+  const lake = await streamedLake(t, 'backfill');
+  assert.equal(lake.streamed.length, TOTAL);
+  await lake.redis.set(`${lake.names.userKeyPrefix}sentinel`, 'x');
+  const redisBefore = await lake.redisSnapshot();
+
+  const first = lake.backfill();
+  assert.match(first.stdout, /backfill: 4 days, [\d,]+ files and 3,000 rows read, 3,000 rows in \d+ files written/);
+  assert.deepEqual(await lake.features(), lake.streamed, 'backfill output = streaming output, row for row');
+  const objects = await lake.objects();
+  assert.ok(objects.every((line) => line.includes('/backfill.parquet ')), 'the live files of the covered days were replaced');
+
+  lake.backfill();
+  assert.deepEqual(await lake.objects(), objects, 'a re-run leaves the same objects');
+  assert.deepEqual(await lake.features(), lake.streamed, 'and the same rows');
+
+  const days = [...new Set(objects.map((line) => /dt=(\d{4}-\d{2}-\d{2})/.exec(line)![1]!))].sort();
+  assert.equal(days.length, 4, "three days back from 18:00 span four calendar days");
+  lake.backfill('--from', days[1]!);
+  assert.deepEqual(await lake.features(), lake.streamed, 'totals after --from continue from the earlier days');
+
+  const dry = lake.backfill('--dry-run');
+  assert.match(dry.stdout, /dry run: 4 days/);
+  assert.deepEqual(await lake.objects(), objects, 'a dry run writes nothing');
+
+  lake.backfill('--workers', '2');
+  assert.deepEqual(await lake.features(), lake.streamed, 'two workers give the same rows');
+  assert.deepEqual(await lake.objects(), objects, 'and the same objects');
+
+  assert.deepEqual(await lake.redisSnapshot(), redisBefore, 'Redis byte-for-byte untouched');
+});
+
+test('backfill killed mid-day, then re-run, ends in the state of one clean run', { timeout: 300_000 }, async (t) => {
+  const lake = await streamedLake(t, 'backfill-crash');
+  const crashed = spawn('pnpm', ['--silent', 'run', 'backfill', '--', '--namespace', lake.namespace], {
+    cwd: repoRoot,
+    env: { ...process.env, LAKESTREAM_BACKFILL_PAUSE_MS: '60000' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+    detached: true,
+  });
+  let stderr = '';
+  crashed.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  await waitFor('the backfill to pause half-way through a day', async () => (stderr.includes('paused') ? true : undefined), 60_000, 200);
+  process.kill(-crashed.pid!, 'SIGKILL');
+  await new Promise((resolve) => crashed.once('exit', resolve));
+  const torn = await lake.objects();
+  assert.ok(torn.some((line) => line.includes('/backfill.parquet ')) && torn.some((line) => !line.includes('/backfill.parquet ')), 'the crash left a half-replaced day');
+
+  lake.backfill();
+  assert.deepEqual(await lake.features(), lake.streamed);
+  const afterCrash = await lake.objects();
+  lake.backfill();
+  assert.deepEqual(await lake.objects(), afterCrash, 'the same objects as a clean run over the repaired lake');
+  assert.ok(afterCrash.every((line) => line.includes('/backfill.parquet ')));
+});
