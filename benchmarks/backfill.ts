@@ -1,0 +1,101 @@
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { DeleteObjectsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { cliArgs } from '../core/cli.ts';
+import { loadConfig, repoRoot } from '../core/config.ts';
+import { openDuckdb } from '../core/duckdb.ts';
+import { createS3 } from '../core/s3.ts';
+import { formatCount } from '../core/stats.ts';
+import { pipelineNames } from '../pipeline/jobs.ts';
+
+/**
+ * Backfill speed over a synthetic archive (default 10M rows: 10 days x 24 hourly files, in the
+ * backup sink's layout and schema), beside DuckDB SQL computing the same running totals over the
+ * same files in the same run.
+ */
+const { values } = parseArgs({ args: cliArgs(), options: { rows: { type: 'string', default: '10000000' }, days: { type: 'string', default: '10' }, keep: { type: 'boolean', default: false } } });
+const rows = Number(values.rows);
+const days = Number(values.days);
+const config = loadConfig();
+const namespace = `bench-backfill-${Date.now().toString(36)}`;
+const names = pipelineNames(namespace);
+const archive = `s3://${config.LAKE_BUCKET}/${names.transactionsTable}`;
+const duck = await openDuckdb(config, { memory_limit: '2GB' });
+const perFile = Math.ceil(rows / (days * 24));
+
+console.log(`bench: writing a ${formatCount(rows)}-row archive (${days * 24} files) under ${archive}`);
+const start = Date.UTC(2026, 9, 1);
+let offset = 0;
+const writeStarted = performance.now();
+for (let d = 0; d < days; d++) {
+  for (let h = 0; h < 24; h++) {
+    const dt = new Date(start + d * 86_400_000).toISOString().slice(0, 10);
+    const base = start + d * 86_400_000 + h * 3_600_000;
+    const key = `${names.transactionsTable}/dt=${dt}/hour=${String(h).padStart(2, '0')}/p${h % 6}-${offset}-${offset + perFile - 1}.parquet`;
+    await duck.connection.run(`COPY (
+      SELECT (hash(i * 7919) % 100000)::INTEGER AS user_id,
+             (${base} + (hash(i) % 3600000))::BIGINT AS transaction_timestamp_millis,
+             round(((hash(i * 31) % 20000)::DOUBLE - 15000) / 100, 2) AS amount,
+             ['EUR', 'USD', 'GBP', 'CHF', 'PLN'][1 + (hash(i * 17) % 5)::INTEGER] AS currency,
+             (1000000 + hash(i * 13) % 20000)::INTEGER AS counterpart_id
+      FROM range(${offset}, ${offset + perFile}) t(i)
+    ) TO 's3://${config.LAKE_BUCKET}/${key}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)`);
+    offset += perFile;
+  }
+  process.stderr.write(`\r  day ${d + 1}/${days}`);
+}
+process.stderr.write('\n');
+const total = offset;
+console.log(`bench: archive written in ${((performance.now() - writeStarted) / 1000).toFixed(1)} s`);
+
+function backfill(workers: number): number {
+  const began = performance.now();
+  const result = spawnSync('pnpm', ['--silent', 'run', 'backfill', '--', '--namespace', namespace, '--workers', String(workers)], { cwd: repoRoot, encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(result.stderr);
+  return total / ((performance.now() - began) / 1000);
+}
+
+/** DuckDB alone: the same running totals over the same files, written to local Parquet. */
+async function duckdbSql(): Promise<number> {
+  const out = mkdtempSync(join(tmpdir(), 'lakestream-bench-'));
+  const began = performance.now();
+  await duck.connection.run(`COPY (
+    SELECT user_id,
+           row_number() OVER (PARTITION BY user_id ORDER BY transaction_timestamp_millis, filename, file_row_number) AS total_transactions_count,
+           transaction_timestamp_millis AS event_timestamp_millis, dt, hour
+    FROM read_parquet('${archive}/dt=*/hour=*/*.parquet', hive_partitioning = true, filename = true, file_row_number = true)
+  ) TO '${out}/counts' (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (dt, hour))`);
+  const rate = total / ((performance.now() - began) / 1000);
+  rmSync(out, { recursive: true, force: true });
+  return rate;
+}
+
+const duckdb = await duckdbSql();
+const one = backfill(1);
+const two = backfill(2);
+const table = [
+  ['DuckDB SQL (same totals, same files, local output)', duckdb, 1],
+  ['pnpm run backfill (1 worker)', one, one / duckdb],
+  ['pnpm run backfill --workers 2', two, two / duckdb],
+] as const;
+console.log(`\n| ${formatCount(total)} archived rows | rows/s | × DuckDB SQL |\n|---|---:|---:|`);
+for (const [name, rate, ratio] of table) console.log(`| ${name} | ${formatCount(rate)} | ${ratio.toFixed(2)} |`);
+console.log(`\ntarget ≥ 0.5× DuckDB SQL: ${Math.max(one, two) / duckdb >= 0.5 ? 'met' : 'missed'}`);
+const dir = join(repoRoot, 'benchmarks', 'results');
+mkdirSync(dir, { recursive: true });
+writeFileSync(join(dir, `backfill-${new Date().toISOString().replaceAll(':', '-')}.json`), JSON.stringify({ rows: total, duckdb, one, two }, null, 2));
+duck.close();
+
+if (!values.keep) {
+  const s3 = createS3(config);
+  for (;;) {
+    const listed = await s3.send(new ListObjectsV2Command({ Bucket: config.LAKE_BUCKET, Prefix: `${namespace}/` }));
+    const keys = (listed.Contents ?? []).map((object) => ({ Key: object.Key! }));
+    if (!keys.length) break;
+    await s3.send(new DeleteObjectsCommand({ Bucket: config.LAKE_BUCKET, Delete: { Objects: keys } }));
+  }
+  s3.destroy();
+}
