@@ -3,8 +3,7 @@ import { cliArgs } from '../core/cli.ts';
 import { describeEnv, loadConfig } from '../core/config.ts';
 import { LakestreamError, errorMessage } from '../core/errors.ts';
 import { formatCount } from '../core/stats.ts';
-import { pipelineNames } from '../pipeline/jobs.ts';
-import { compactDay, type CompactionTarget } from './compact.ts';
+import { compactDay, compactionTarget } from './compact.ts';
 
 const usage = `Usage: pnpm run compact -- --table <transactions|user_transaction_counts> --dt YYYY-MM-DD [options]
 
@@ -23,17 +22,6 @@ Options:
 Environment:
 ${describeEnv()}
 `;
-
-export function compactionTarget(table: string, namespace: string): CompactionTarget {
-  const names = pipelineNames(namespace);
-  const stateRoot = names.stateRoot;
-  const manifestRoot = namespace ? `${namespace}/_lakestream/compaction` : '_lakestream/compaction';
-  if (table === 'transactions') return { table: names.transactionsTable, sinkState: `${stateRoot}/${names.group('transactions-job-backup')}`, manifestRoot };
-  if (table === 'user_transaction_counts') {
-    return { table: names.countsTable, sinkState: `${stateRoot}/${names.group('user-transaction-counts-lake-sink')}`, manifestRoot };
-  }
-  throw new LakestreamError('USAGE', `--table must be transactions or user_transaction_counts, got ${JSON.stringify(table)}`);
-}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({

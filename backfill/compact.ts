@@ -6,7 +6,9 @@ import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import type { Config } from '../core/config.ts';
 import { openDuckdb } from '../core/duckdb.ts';
 import { createObjectStore, type ObjectStore } from '../core/object-store.ts';
+import { LakestreamError } from '../core/errors.ts';
 import { createS3 } from '../core/s3.ts';
+import { pipelineNames } from '../pipeline/jobs.ts';
 
 /**
  * Merges the small files of a lake table's hour partitions into one file per hour.
@@ -53,6 +55,18 @@ async function list(s3: S3Client, bucket: string, prefix: string): Promise<strin
     token = page.IsTruncated ? page.NextContinuationToken : undefined;
   } while (token);
   return keys;
+}
+
+/** Where a lake table of a (namespaced) pipeline lives, and which sink's state governs it. */
+export function compactionTarget(table: string, namespace: string): CompactionTarget {
+  const names = pipelineNames(namespace);
+  const stateRoot = names.stateRoot;
+  const manifestRoot = namespace ? `${namespace}/_lakestream/compaction` : '_lakestream/compaction';
+  if (table === 'transactions') return { table: names.transactionsTable, sinkState: `${stateRoot}/${names.group('transactions-job-backup')}`, manifestRoot };
+  if (table === 'user_transaction_counts') {
+    return { table: names.countsTable, sinkState: `${stateRoot}/${names.group('user-transaction-counts-lake-sink')}`, manifestRoot };
+  }
+  throw new LakestreamError('USAGE', `--table must be transactions or user_transaction_counts, got ${JSON.stringify(table)}`);
 }
 
 const sinkFile = /\/p(\d+)-(\d+)-(\d+)\.parquet$/;
