@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import cron from 'node-cron';
 import { z } from 'zod';
 import { LakestreamError } from './errors.ts';
 
@@ -53,6 +54,16 @@ export const envSchema = z
       .string()
       .default(join(repoRoot, '.stack'))
       .describe('Data, logs and pid files of the local stack.'),
+    SCHEDULE_BACKFILL: z
+      .string()
+      .refine((value) => cron.validate(value), 'expected a cron expression')
+      .default('30 2 * * *')
+      .describe('When the scheduler backfills yesterday (cron, UTC).'),
+    SCHEDULE_COMPACTION: z
+      .string()
+      .refine((value) => cron.validate(value), 'expected a cron expression')
+      .default('5 * * * *')
+      .describe('When the scheduler compacts closed hours (cron, UTC).'),
     LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info').describe('Minimum level of the JSON logs.'),
   })
   .strict();

@@ -1,0 +1,70 @@
+import { parseArgs } from 'node:util';
+import { cliArgs } from '../core/cli.ts';
+import { describeEnv, loadConfig } from '../core/config.ts';
+import { LakestreamError, errorMessage } from '../core/errors.ts';
+import { createLogger } from '../core/log.ts';
+import { createObjectStore } from '../core/object-store.ts';
+import { createS3 } from '../core/s3.ts';
+import { lakeTasks, runExclusive, startScheduler } from './scheduler.ts';
+
+const usage = `Usage: pnpm run scheduler [-- options]
+
+Long-running: runs the lake's batch tasks on their cron schedules (UTC), each under a lock in the
+object store so a task never overlaps itself, not even across scheduler processes. A failed run
+is retried with backoff; every run logs its outcome as one JSON line.
+
+Tasks:
+  backfill-yesterday   rebuild yesterday's user_transaction_counts (SCHEDULE_BACKFILL)
+  compaction           merge small files of closed hours, today and yesterday (SCHEDULE_COMPACTION)
+
+Options:
+  --run-now TASK   run one task once (under its lock) and exit
+  --namespace NS   a namespaced pipeline's tables
+  -h, --help
+
+Environment:
+${describeEnv()}
+`;
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    args: cliArgs(),
+    options: { 'run-now': { type: 'string' }, namespace: { type: 'string', default: '' }, help: { type: 'boolean', short: 'h', default: false } },
+  });
+  if (values.help) {
+    console.log(usage);
+    return;
+  }
+  const config = loadConfig();
+  const namespace = values.namespace ?? '';
+  const log = createLogger('scheduler');
+  const s3 = createS3(config);
+  const options = {
+    store: createObjectStore(s3, config.LAKE_BUCKET),
+    lockRoot: namespace ? `${namespace}/_lakestream/locks` : '_lakestream/locks',
+    log,
+  };
+  const tasks = lakeTasks(config, namespace, { backfill: config.SCHEDULE_BACKFILL, compaction: config.SCHEDULE_COMPACTION });
+  if (values['run-now']) {
+    const task = tasks.find((candidate) => candidate.name === values['run-now']);
+    if (!task) throw new LakestreamError('USAGE', `unknown task ${values['run-now']}; tasks: ${tasks.map((t) => t.name).join(', ')}`);
+    const outcome = await runExclusive(task, { ...options, retries: 2, retryDelayMs: 1_000 });
+    s3.destroy();
+    process.exitCode = outcome.status === 'failed' ? 1 : 0;
+    return;
+  }
+  const stop = startScheduler(tasks, options);
+  const shutdown = (signal: string) => {
+    log.info('scheduler stopping', { signal });
+    stop();
+    s3.destroy();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+main().catch((error: unknown) => {
+  console.error(`scheduler: ${errorMessage(error)}`);
+  process.exitCode = 1;
+});
