@@ -1,11 +1,12 @@
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DeleteObjectsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { cliArgs } from '../core/cli.ts';
-import { loadConfig, repoRoot } from '../core/config.ts';
+import { loadConfig, repoRoot, type Config } from '../core/config.ts';
 import { openDuckdb } from '../core/duckdb.ts';
 import { createS3 } from '../core/s3.ts';
 import { formatCount } from '../core/stats.ts';
@@ -16,17 +17,21 @@ import { pipelineNames } from '../pipeline/jobs.ts';
  * backup sink's layout and schema), beside DuckDB SQL computing the same running totals over the
  * same files in the same run.
  */
-const { values } = parseArgs({ args: cliArgs(), options: { rows: { type: 'string', default: '10000000' }, days: { type: 'string', default: '10' }, keep: { type: 'boolean', default: false } } });
-const rows = Number(values.rows);
-const days = Number(values.days);
-const config = loadConfig();
+export interface BackfillBench {
+  rows: number;
+  duckdb: number;
+  one: number;
+  two: number;
+}
+
+export async function benchBackfill(config: Config, rows: number, days: number, keep = false): Promise<BackfillBench> {
 const namespace = `bench-backfill-${Date.now().toString(36)}`;
 const names = pipelineNames(namespace);
 const archive = `s3://${config.LAKE_BUCKET}/${names.transactionsTable}`;
 const duck = await openDuckdb(config, { memory_limit: '2GB' });
 const perFile = Math.ceil(rows / (days * 24));
 
-console.log(`bench: writing a ${formatCount(rows)}-row archive (${days * 24} files) under ${archive}`);
+console.error(`bench: writing a ${formatCount(rows)}-row archive (${days * 24} files) under ${archive}`);
 const start = Date.UTC(2026, 9, 1);
 let offset = 0;
 const writeStarted = performance.now();
@@ -49,7 +54,7 @@ for (let d = 0; d < days; d++) {
 }
 process.stderr.write('\n');
 const total = offset;
-console.log(`bench: archive written in ${((performance.now() - writeStarted) / 1000).toFixed(1)} s`);
+console.error(`bench: archive written in ${((performance.now() - writeStarted) / 1000).toFixed(1)} s`);
 
 function backfill(workers: number): number {
   const began = performance.now();
@@ -76,20 +81,9 @@ async function duckdbSql(): Promise<number> {
 const duckdb = await duckdbSql();
 const one = backfill(1);
 const two = backfill(2);
-const table = [
-  ['DuckDB SQL (same totals, same files, local output)', duckdb, 1],
-  ['pnpm run backfill (1 worker)', one, one / duckdb],
-  ['pnpm run backfill --workers 2', two, two / duckdb],
-] as const;
-console.log(`\n| ${formatCount(total)} archived rows | rows/s | × DuckDB SQL |\n|---|---:|---:|`);
-for (const [name, rate, ratio] of table) console.log(`| ${name} | ${formatCount(rate)} | ${ratio.toFixed(2)} |`);
-console.log(`\ntarget ≥ 0.5× DuckDB SQL: ${Math.max(one, two) / duckdb >= 0.5 ? 'met' : 'missed'}`);
-const dir = join(repoRoot, 'benchmarks', 'results');
-mkdirSync(dir, { recursive: true });
-writeFileSync(join(dir, `backfill-${new Date().toISOString().replaceAll(':', '-')}.json`), JSON.stringify({ rows: total, duckdb, one, two }, null, 2));
 duck.close();
 
-if (!values.keep) {
+if (!keep) {
   const s3 = createS3(config);
   for (;;) {
     const listed = await s3.send(new ListObjectsV2Command({ Bucket: config.LAKE_BUCKET, Prefix: `${namespace}/` }));
@@ -98,4 +92,13 @@ if (!values.keep) {
     await s3.send(new DeleteObjectsCommand({ Bucket: config.LAKE_BUCKET, Delete: { Objects: keys } }));
   }
   s3.destroy();
+}
+return { rows: total, duckdb, one, two };
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const { values } = parseArgs({ args: cliArgs(), options: { rows: { type: 'string', default: '10000000' }, days: { type: 'string', default: '10' }, keep: { type: 'boolean', default: false } } });
+  const result = await benchBackfill(loadConfig(), Number(values.rows), Number(values.days), values.keep);
+  console.log(`| ${formatCount(result.rows)} archived rows | rows/s | x DuckDB SQL |\n|---|---:|---:|`);
+  console.log(`| DuckDB SQL | ${formatCount(result.duckdb)} | 1.00 |\n| backfill, 1 worker | ${formatCount(result.one)} | ${(result.one / result.duckdb).toFixed(2)} |\n| backfill, 2 workers | ${formatCount(result.two)} | ${(result.two / result.duckdb).toFixed(2)} |`);
 }

@@ -1,9 +1,10 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { cliArgs } from '../core/cli.ts';
-import { loadConfig, repoRoot } from '../core/config.ts';
+import { loadConfig, repoRoot, type Config } from '../core/config.ts';
+import { runConsumerPerformance } from './kafka-tools.ts';
 import { createAdmin, createConsumer } from '../core/kafka.ts';
 import { createRegistry, deleteSubject } from '../core/registry.ts';
 import { sleep } from '../core/retry.ts';
@@ -17,9 +18,16 @@ import { pipelineNames } from '../pipeline/jobs.ts';
  * process, beside a raw consume of the same topic with the same client: producer records/s and
  * latency, backup sink and features job records/s, and each one's peak RSS.
  */
-const { values } = parseArgs({ args: cliArgs(), options: { records: { type: 'string', default: '200000' }, keep: { type: 'boolean', default: false } } });
-const N = Number(values.records);
-const config = loadConfig();
+export interface PipelineBench {
+  records: number;
+  producer: { recordsPerSecond: number; peakRssMb: number; summary: string };
+  raw: { recordsPerSecond: number; seconds: number };
+  consumerPerformance: { recordsPerSecond: number };
+  backup: { recordsPerSecond: number; seconds: number; peakRssMb: number };
+  features: { recordsPerSecond: number; seconds: number; peakRssMb: number };
+}
+
+export async function benchPipeline(config: Config, N: number, keep = false): Promise<PipelineBench> {
 const namespace = `bench-${Date.now().toString(36)}`;
 const names = pipelineNames(namespace);
 const admin = createAdmin(config, 'lakestream-bench');
@@ -84,7 +92,7 @@ async function rawConsume(topic: string): Promise<{ recordsPerSecond: number; se
   return { recordsPerSecond: N / seconds, seconds };
 }
 
-console.log(`bench: ${formatCount(N)} transactions in namespace ${namespace}`);
+console.error(`bench: pipeline, ${formatCount(N)} transactions in namespace ${namespace}`);
 const produced = spawnSync(
   'pnpm',
   ['--silent', 'run', 'producer', '--', 'transactions', '--topic', names.transactions, '--count', String(N), '--users', '10000', '--days', '2', '--seed', '1'],
@@ -99,24 +107,17 @@ const raw = await rawConsume(names.transactions);
 const backup = await runJob('transactions-job-backup', names.group('transactions-job-backup'), names.transactions);
 const features = await runJob('transactions-ml-features-job', names.group('transactions-ml-features-job'), names.transactions);
 
-const rows = [
-  ['producer (zod + Avro + idempotent acks=all)', producerRate, '', producerRss, summary.replace(/^.*?latency/, 'latency').replace(/, in .*$/, '')],
-  ['raw consume (same client, read_committed)', raw.recordsPerSecond, 1, 0, ''],
-  ['transactions-job-backup (Parquet on MinIO)', backup.recordsPerSecond, backup.recordsPerSecond / raw.recordsPerSecond, backup.peakRssMb, ''],
-  ['transactions-ml-features-job (EOS)', features.recordsPerSecond, features.recordsPerSecond / raw.recordsPerSecond, features.peakRssMb, ''],
-] as const;
-console.log('\n| stage | records/s | × raw consume | peak RSS MB | notes |\n|---|---:|---:|---:|---|');
-for (const [stage, rate, ratio, rss, notes] of rows) {
-  console.log(`| ${stage} | ${formatCount(rate)} | ${ratio === '' ? '' : Number(ratio).toFixed(2)} | ${rss || ''} | ${notes} |`);
-}
-const dir = join(repoRoot, 'benchmarks', 'results');
-mkdirSync(dir, { recursive: true });
-const file = join(dir, `pipeline-${new Date().toISOString().replaceAll(':', '-')}.json`);
-writeFileSync(file, JSON.stringify({ records: N, producer: { summary }, raw, backup, features }, null, 2));
-console.log(`\nbench: results in ${file}`);
-
-if (!values.keep) {
+const consumerPerformance = await runConsumerPerformance(config, names.transactions, N);
+if (!keep) {
   await admin.deleteTopics({ topics: specs.map((spec) => spec.name) });
   for (const spec of specs) await deleteSubject(config.SCHEMA_REGISTRY_URL, `${spec.name}-value`);
 }
 await admin.close();
+return { records: N, producer: { recordsPerSecond: producerRate, peakRssMb: producerRss, summary }, raw, consumerPerformance, backup, features };
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const { values } = parseArgs({ args: cliArgs(), options: { records: { type: 'string', default: '200000' }, keep: { type: 'boolean', default: false } } });
+  const result = await benchPipeline(loadConfig(), Number(values.records), values.keep);
+  console.log(JSON.stringify(result, null, 2));
+}
