@@ -219,14 +219,19 @@ for (const batch of [1, 100]) {
   results[`redis ${batch}`] = { timings, redisBenchmark: { p50: refP50, p99: refP99 } };
 }
 
-// 6. Freshness: produce → count visible in Redis, at a steady 5,000 transactions/s.
+// 6. Freshness: produce → count visible in Redis, at a steady 5,000 transactions/s, on topics of
+// its own so no earlier backlog is in the way.
+const freshNamespace = `${namespace}-fresh`;
+const freshNames = pipelineNames(freshNamespace);
+const freshSpecs = topicsFor(freshNamespace);
+await applyInfra(freshSpecs, { admin, registry, registryUrl: config.SCHEMA_REGISTRY_URL });
 log('freshness: starting the features job and the Redis sink');
 const jobs = spawn(
   process.execPath,
-  ['--import', 'tsx', join(repoRoot, 'pipeline', 'cli.ts'), 'transactions-ml-features-job', 'user-transaction-counts-redis-sink', '--namespace', namespace, '--instance', 'fresh'],
+  ['--import', 'tsx', join(repoRoot, 'pipeline', 'cli.ts'), 'transactions-ml-features-job', 'user-transaction-counts-redis-sink', '--namespace', freshNamespace],
   { cwd: repoRoot, stdio: ['ignore', 'ignore', 'ignore'] },
 );
-const producer = await createTransactionsProducer(config, { topic: names.transactions, lingerMs: 1 });
+const producer = await createTransactionsProducer(config, { topic: freshNames.transactions, lingerMs: 1 });
 const fresh = new LatencyRecorder();
 const pending = new Map<number, number>();
 const rate = 5_000;
@@ -240,7 +245,7 @@ const watcher = (async () => {
     if (!streaming && deadline === Number.POSITIVE_INFINITY) deadline = performance.now() + 20_000;
     const users = [...pending.keys()];
     if (users.length) {
-      const found = await getUserFeatures(redis, users, names.userKeyPrefix);
+      const found = await getUserFeatures(redis, users, freshNames.userKeyPrefix);
       const now = performance.now();
       found.forEach((feature, i) => {
         if (!feature) return;
@@ -290,7 +295,7 @@ writeFileSync(file, JSON.stringify({ rows, results }, (_k, v) => (typeof v === '
 console.log(`\nresults: ${file}`);
 
 await redis.quit();
-await admin.deleteTopics({ topics: [...specs.map((spec) => spec.name), perfTopic] });
-for (const spec of specs) await deleteSubject(config.SCHEMA_REGISTRY_URL, `${spec.name}-value`);
+await admin.deleteTopics({ topics: [...specs, ...freshSpecs].map((spec) => spec.name).concat(perfTopic) });
+for (const spec of [...specs, ...freshSpecs]) await deleteSubject(config.SCHEMA_REGISTRY_URL, `${spec.name}-value`);
 await admin.close();
 process.exit(0);

@@ -26,7 +26,9 @@ export function runProducerPerformance(
     '--num-records', String(options.numRecords),
     '--record-size', String(options.recordSize),
     '--throughput', String(options.throughput ?? -1),
+    // the same batching as our loadtest's librdkafka settings, so the clients are compared, not their defaults
     '--producer-props', `bootstrap.servers=${config.KAFKA_BROKERS.join(',')}`, `acks=${options.acks === -1 ? 'all' : options.acks}`, 'linger.ms=5',
+    'batch.size=1000000', 'buffer.memory=1073741824', `enable.idempotence=${options.acks === -1}`,
   ]);
   const line = out.trim().split('\n').reverse().find((l) => l.includes('99.9th'))!;
   const n = (pattern: RegExp) => Number(pattern.exec(line)![1]);

@@ -95,7 +95,7 @@ async function rawConsume(topic: string): Promise<{ recordsPerSecond: number; se
 console.error(`bench: pipeline, ${formatCount(N)} transactions in namespace ${namespace}`);
 const produced = spawnSync(
   'pnpm',
-  ['--silent', 'run', 'producer', '--', 'transactions', '--topic', names.transactions, '--count', String(N), '--users', '10000', '--days', '2', '--seed', '1'],
+  ['--silent', 'run', 'producer', '--', 'transactions', '--topic', names.transactions, '--count', String(N), '--users', '10000', '--days', '0', '--seed', '1'],
   { cwd: repoRoot, encoding: 'utf8' },
 );
 if (produced.status !== 0) throw new Error(produced.stderr);

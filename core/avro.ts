@@ -37,33 +37,19 @@ export interface DecodedRecord {
  * Decodes Confluent-framed Avro with a per-id cache of writer schemas. Throws RECORD_UNDECODABLE
  * with the reason (wrong magic byte, unknown schema id, truncated or trailing bytes).
  */
-export function createAvroDecoder(registry: SchemaRegistry): (bytes: Buffer | null | undefined) => Promise<DecodedRecord> {
-  const types = new Map<number, Promise<Type>>();
-  return async (bytes) => {
-    if (!bytes || bytes.length < 6) {
-      throw new LakestreamError('RECORD_UNDECODABLE', `record too short for Confluent Avro (${bytes?.length ?? 0} bytes)`, { context: { reason: 'truncated' } });
-    }
-    if (bytes[0] !== MAGIC_BYTE) {
-      throw new LakestreamError('RECORD_UNDECODABLE', `wrong magic byte ${bytes[0]} (expected 0)`, { context: { reason: 'magic-byte' } });
-    }
-    const schemaId = bytes.readUInt32BE(1);
-    let pending = types.get(schemaId);
-    if (!pending) {
-      pending = registry.getSchema(schemaId).then((schema) => schema as unknown as Type);
-      types.set(schemaId, pending);
-      pending.catch(() => types.delete(schemaId));
-    }
-    let type: Type;
-    try {
-      type = await pending;
-    } catch (cause) {
-      const status = (cause as { status?: number }).status;
-      throw new LakestreamError('RECORD_UNDECODABLE', `unknown schema id ${schemaId}${status ? ` (registry answered ${status})` : ''}`, {
-        cause,
-        retriable: status === undefined || status >= 500,
-        context: { reason: 'unknown-schema', schemaId },
-      });
-    }
+export type AvroDecoder = (bytes: Buffer | null | undefined) => DecodedRecord | Promise<DecodedRecord>;
+
+/**
+ * Decodes Confluent-framed Avro with a per-id cache of writer schemas. Throws RECORD_UNDECODABLE
+ * with the reason (wrong magic byte, unknown schema id, truncated or trailing bytes). Once a
+ * schema id is known the result is returned synchronously: hot loops skip a promise per record
+ * (`const d = decode(b); const record = d instanceof Promise ? await d : d`).
+ */
+export function createAvroDecoder(registry: SchemaRegistry): AvroDecoder {
+  const known = new Map<number, Type>();
+  const loading = new Map<number, Promise<Type>>();
+
+  const decodeWith = (type: Type, schemaId: number, bytes: Buffer): DecodedRecord => {
     try {
       const { value, offset } = type.decode(bytes, 5);
       if (offset !== bytes.length) throw new Error(offset < 0 ? 'truncated Avro body' : `${bytes.length - offset} trailing bytes`);
@@ -75,5 +61,39 @@ export function createAvroDecoder(registry: SchemaRegistry): (bytes: Buffer | nu
         context: { reason: 'corrupt-body', schemaId },
       });
     }
+  };
+
+  const load = async (schemaId: number, bytes: Buffer): Promise<DecodedRecord> => {
+    let pending = loading.get(schemaId);
+    if (!pending) {
+      pending = registry.getSchema(schemaId).then((schema) => schema as unknown as Type);
+      loading.set(schemaId, pending);
+    }
+    let type: Type;
+    try {
+      type = await pending;
+      known.set(schemaId, type);
+    } catch (cause) {
+      loading.delete(schemaId);
+      const status = (cause as { status?: number }).status;
+      throw new LakestreamError('RECORD_UNDECODABLE', `unknown schema id ${schemaId}${status ? ` (registry answered ${status})` : ''}`, {
+        cause,
+        retriable: status === undefined || status >= 500,
+        context: { reason: 'unknown-schema', schemaId },
+      });
+    }
+    return decodeWith(type, schemaId, bytes);
+  };
+
+  return (bytes) => {
+    if (!bytes || bytes.length < 6) {
+      throw new LakestreamError('RECORD_UNDECODABLE', `record too short for Confluent Avro (${bytes?.length ?? 0} bytes)`, { context: { reason: 'truncated' } });
+    }
+    if (bytes[0] !== MAGIC_BYTE) {
+      throw new LakestreamError('RECORD_UNDECODABLE', `wrong magic byte ${bytes[0]} (expected 0)`, { context: { reason: 'magic-byte' } });
+    }
+    const schemaId = bytes.readUInt32BE(1);
+    const type = known.get(schemaId);
+    return type ? decodeWith(type, schemaId, bytes) : load(schemaId, bytes);
   };
 }

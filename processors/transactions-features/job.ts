@@ -84,7 +84,8 @@ export function createFeaturesJob(optionsInput: FeaturesJobOptions, deps: { conf
       const outputs: KafkaJS.Message[] = [];
       for (const message of batch.messages) {
         try {
-          const { value } = await decode(message.value);
+          const pending = decode(message.value);
+          const { value } = pending instanceof Promise ? await pending : pending;
           const record = validateTransaction(value);
           const total = (updates.get(record.user_id) ?? state.get(record.user_id) ?? 0) + 1;
           updates.set(record.user_id, total);
@@ -122,6 +123,9 @@ export function createFeaturesJob(optionsInput: FeaturesJobOptions, deps: { conf
       // connecting initialises the transactional id: a predecessor's open transaction is aborted
       await producer.connect();
       consumer = createConsumer(deps.config, options.name, {
+        // Each batch is one Kafka transaction, whose commit costs round trips to the
+        // coordinator: larger batches amortise it.
+        maxBatchSize: 10_000,
         // Revoked or newly assigned: either way the next batch of a partition restores it.
         rebalance: async (_event, assignment) => {
           for (const { partition } of assignment) counts.delete(partition);

@@ -25,7 +25,7 @@ export const lakeSinkOptionsSchema = z
     flushRows: z.number().int().positive().default(100_000).describe('Flush a partition when it buffers this many rows.'),
     flushBytes: z.number().int().positive().default(32 * 1024 * 1024).describe('Flush a partition when its buffer reaches this many bytes.'),
     flushIntervalMs: z.number().int().positive().default(30_000).describe('Flush a partition whose oldest buffered record is this old.'),
-    maxBufferedBytes: z.number().int().positive().default(256 * 1024 * 1024).describe('Bound over all partitions: the largest buffer is flushed first.'),
+    maxBufferedBytes: z.number().int().positive().default(128 * 1024 * 1024).describe('Bound over all partitions: the largest buffer is flushed first.'),
     stateRoot: z.string().default('_lakestream/sinks').describe('Key prefix of the per-partition sink state objects.'),
   })
   .strict();
@@ -179,11 +179,23 @@ export function createLakeSink(optionsInput: LakeSinkOptions, deps: LakeSinkDeps
       const intent: PartitionStateObject = { committedThrough: buffer.committedThrough, pending: { from, to, files } };
       buffer.etag = await store.putJson(key, intent, buffer.etag ? { ifMatch: buffer.etag } : { ifNoneMatch: '*' });
       let bytes = 0;
+      // Encoding is serial (one DuckDB connection); uploads of a flush go up to 8 at a time, since
+      // a flush spanning many event hours writes one file per hour.
+      const uploads = new Set<Promise<void>>();
+      let uploadFailure: unknown;
       for (const [index, group] of groups.entries()) {
         const body = await writer!.write(group.columns, group.rows);
-        await store.put(files[index]!, body);
         bytes += body.length;
+        const upload: Promise<void> = store
+          .put(files[index]!, body)
+          .catch((error: unknown) => void (uploadFailure ??= error))
+          .finally(() => uploads.delete(upload));
+        uploads.add(upload);
+        if (uploads.size >= 8) await Promise.race(uploads);
+        if (uploadFailure) break;
       }
+      await Promise.all(uploads);
+      if (uploadFailure) throw uploadFailure;
       buffer.etag = await store.putJson(key, { committedThrough: to } satisfies PartitionStateObject, { ifMatch: buffer.etag });
       buffer.committedThrough = to;
       stats.rowsWritten += buffer.rows;
@@ -217,7 +229,8 @@ export function createLakeSink(optionsInput: LakeSinkOptions, deps: LakeSinkDeps
       const offset = Number(message.offset);
       if (offset <= buffer.lastSeen) continue;
       try {
-        const decoded = await decode(message.value);
+        const pending = decode(message.value);
+        const decoded = pending instanceof Promise ? await pending : pending;
         deps.validate?.(decoded.value);
         const eventTime = decoded.value[options.eventTimeField];
         if (typeof eventTime !== 'number' || !Number.isFinite(eventTime)) {

@@ -53,6 +53,11 @@ export async function writeUserFeatures(redis: Redis, updates: UserFeatures[], p
 /** Features of `userIds`, in the same order, with null for users that have none. */
 export async function getUserFeatures(redis: Redis, userIds: number[], prefix = DEFAULT_USER_KEY_PREFIX): Promise<Array<UserFeatures | null>> {
   if (!userIds.length) return [];
+  if (userIds.length === 1) {
+    // one user, one command: a pipeline object would only add allocation to the hot lookup path
+    const [count, updatedAt] = await redis.hmget(`${prefix}${userIds[0]}`, 'total_transactions_count', 'updated_at');
+    return [count === null ? null : { user_id: userIds[0]!, total_transactions_count: Number(count), updated_at: Number(updatedAt) }];
+  }
   const pipeline = redis.pipeline();
   for (const userId of userIds) pipeline.hmget(`${prefix}${userId}`, 'total_transactions_count', 'updated_at');
   const results = (await pipeline.exec()) ?? [];

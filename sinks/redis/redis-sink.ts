@@ -42,7 +42,8 @@ export function createRedisSink(optionsInput: RedisSinkOptions, deps: { config: 
     const latest = new Map<number, UserFeatures>();
     for (const message of batch.messages) {
       if (!message.value) continue;
-      const { value } = await decode(message.value);
+      const pending = decode(message.value);
+      const { value } = pending instanceof Promise ? await pending : pending;
       const userId = Number(value.user_id);
       latest.set(userId, { user_id: userId, total_transactions_count: Number(value.total_transactions_count), updated_at: Number(value.event_timestamp_millis) });
     }
