@@ -35,7 +35,7 @@ export function createConsumer(
     kafkaJS: { groupId, fromBeginning: true, autoCommit: false },
     'isolation.level': 'read_committed',
     'js.consumer.max.batch.size': options.maxBatchSize ?? 2_000,
-    'queued.max.messages.kbytes': 16 * 1024,
+    'queued.max.messages.kbytes': 4 * 1024,
     ...(options.rebalance ? { rebalance_cb: options.rebalance } : {}),
   } as KafkaJS.ConsumerConstructorConfig);
 }

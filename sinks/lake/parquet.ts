@@ -91,7 +91,7 @@ export class ParquetWriter {
   private sequence = 0;
 
   static async open(): Promise<ParquetWriter> {
-    const instance = await DuckDBInstance.create(':memory:', { threads: '1', memory_limit: '256MB' });
+    const instance = await DuckDBInstance.create(':memory:', { threads: '1', memory_limit: '64MB', allocator_background_threads: 'false' });
     return new ParquetWriter(instance, await instance.connect(), mkdtempSync(join(tmpdir(), 'lakestream-parquet-')));
   }
 
