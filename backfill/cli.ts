@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { cliArgs } from '../core/cli.ts';
 import { describeEnv, loadConfig, repoRoot } from '../core/config.ts';
 import { LakestreamError, errorMessage } from '../core/errors.ts';
+import { createObjectStore } from '../core/object-store.ts';
 import { createS3 } from '../core/s3.ts';
 import { formatCount } from '../core/stats.ts';
 import { pipelineNames } from '../pipeline/jobs.ts';
@@ -91,7 +92,7 @@ async function main(): Promise<void> {
     manifestRoot: values.namespace ? `${values.namespace}/_lakestream/backfill` : '_lakestream/backfill',
   };
   const s3 = createS3(config);
-  const all = await planDays(s3, config.LAKE_BUCKET, layout, { from: values.from, to: values.to });
+  const all = await planDays(createObjectStore(s3, config.LAKE_BUCKET), layout, { from: values.from, to: values.to });
   s3.destroy();
   const mine = all.filter((_, index) => index % shard.of === shard.index);
   const report = values.report === 'json';

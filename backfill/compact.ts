@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import type { Config } from '../core/config.ts';
 import { openDuckdb } from '../core/duckdb.ts';
 import { createObjectStore, type ObjectStore } from '../core/object-store.ts';
@@ -46,17 +45,6 @@ interface Manifest {
   output: string;
 }
 
-async function list(s3: S3Client, bucket: string, prefix: string): Promise<string[]> {
-  const keys: string[] = [];
-  let token: string | undefined;
-  do {
-    const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
-    for (const object of page.Contents ?? []) keys.push(object.Key!);
-    token = page.IsTruncated ? page.NextContinuationToken : undefined;
-  } while (token);
-  return keys;
-}
-
 /** Where a lake table of a (namespaced) pipeline lives, and which sink's state governs it. */
 export function compactionTarget(table: string, namespace: string): CompactionTarget {
   const names = pipelineNames(namespace);
@@ -94,7 +82,7 @@ export async function compactDay(
   };
   const results: HourResult[] = [];
   try {
-    const keys = (await list(s3, config.LAKE_BUCKET, `${target.table}/dt=${dt}/`)).filter((key) => key.endsWith('.parquet'));
+    const keys = (await store.list(`${target.table}/dt=${dt}/`)).filter((key) => key.endsWith('.parquet'));
     const hours = [...new Set(keys.map((key) => /\/hour=(\d{2})\//.exec(key)?.[1]).filter((h): h is string => !!h))].sort();
     for (const hour of hours) {
       if (options.hour && hour !== options.hour) continue;

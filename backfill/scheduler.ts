@@ -3,10 +3,10 @@ import type { Config } from '../core/config.ts';
 import { errorMessage } from '../core/errors.ts';
 import { acquireLease } from '../core/lease.ts';
 import type { Logger } from '../core/log.ts';
-import type { ObjectStore } from '../core/object-store.ts';
 import { retry } from '../core/retry.ts';
 import { compactDay, compactionTarget } from './compact.ts';
 import { openDayBackfiller, planDays } from './user-transaction-counts.ts';
+import { createObjectStore, type ObjectStore } from '../core/object-store.ts';
 import { createS3 } from '../core/s3.ts';
 import { pipelineNames } from '../pipeline/jobs.ts';
 
@@ -112,7 +112,7 @@ export function lakeTasks(config: Config, namespace: string, schedule: { backfil
           manifestRoot: namespace ? `${namespace}/_lakestream/backfill` : '_lakestream/backfill',
         };
         const s3 = createS3(config);
-        const days = await planDays(s3, config.LAKE_BUCKET, layout, { from: yesterday, to: yesterday });
+        const days = await planDays(createObjectStore(s3, config.LAKE_BUCKET), layout, { from: yesterday, to: yesterday });
         s3.destroy();
         const backfiller = await openDayBackfiller(config, layout);
         try {

@@ -1,7 +1,6 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import type { Config } from '../core/config.ts';
 import { openDuckdb } from '../core/duckdb.ts';
 import { createObjectStore, type ObjectStore } from '../core/object-store.ts';
@@ -56,20 +55,9 @@ interface Manifest {
   at: string;
 }
 
-async function listKeys(s3: S3Client, bucket: string, prefix: string): Promise<string[]> {
-  const keys: string[] = [];
-  let token: string | undefined;
-  do {
-    const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
-    for (const object of page.Contents ?? []) keys.push(object.Key!);
-    token = page.IsTruncated ? page.NextContinuationToken : undefined;
-  } while (token);
-  return keys;
-}
-
 /** The archived event days in [from, to] (inclusive, YYYY-MM-DD) with their file counts. */
-export async function planDays(s3: S3Client, bucket: string, layout: BackfillLayout, range: { from?: string; to?: string }): Promise<DayPlan[]> {
-  const keys = await listKeys(s3, bucket, `${layout.transactionsTable}/dt=`);
+export async function planDays(store: ObjectStore, layout: BackfillLayout, range: { from?: string; to?: string }): Promise<DayPlan[]> {
+  const keys = await store.list(`${layout.transactionsTable}/dt=`);
   const files = new Map<string, number>();
   for (const key of keys) {
     const dt = /\/dt=(\d{4}-\d{2}-\d{2})\//.exec(key)?.[1];
@@ -132,7 +120,7 @@ export async function openDayBackfiller(config: Config, layout: BackfillLayout, 
       const hours = ((await db.runAndReadAll(`SELECT DISTINCT hour FROM day_counts ORDER BY hour`)).getRowObjectsJS() as Array<{ hour: string }>).map((r) => r.hour);
       const dayPrefix = `${layout.countsTable}/dt=${dt}/`;
       const files = hours.map((hour) => `${dayPrefix}hour=${hour}/backfill.parquet`);
-      const existing = await listKeys(s3, bucket, dayPrefix);
+      const existing = await store.list(dayPrefix);
       const replaces = existing.filter((key) => !files.includes(key));
       const result: DayResult = { dt, filesRead: day.files, rowsRead: Number(totals.n), rowsWritten: Number(totals.n), filesWritten: files, filesRemoved: replaces };
       if (options.dryRun) return result;

@@ -1,4 +1,4 @@
-import { DeleteObjectsCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectsCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { LakestreamError } from './errors.ts';
 import { retry } from './retry.ts';
 
@@ -9,6 +9,8 @@ import { retry } from './retry.ts';
  *   it creates only if absent. A lost race throws PRECONDITION (not retried): the caller has
  *   been fenced by another writer.
  * - `delete` is idempotent: deleting a missing key succeeds.
+ * - `list` returns every key under a prefix (all pages), a snapshot that a concurrent writer may
+ *   already have changed.
  */
 export interface ObjectStore {
   readonly bucket: string;
@@ -16,6 +18,7 @@ export interface ObjectStore {
   getJson<T>(key: string): Promise<{ value: T; etag: string } | undefined>;
   putJson(key: string, value: unknown, condition?: { ifMatch?: string; ifNoneMatch?: '*' }): Promise<string>;
   delete(keys: string[]): Promise<void>;
+  list(prefix: string): Promise<string[]>;
 }
 
 export class PreconditionFailed extends LakestreamError {
@@ -69,6 +72,17 @@ export function createObjectStore(s3: S3Client, bucket: string): ObjectStore {
         },
         s3Retry,
       );
+    },
+
+    async list(prefix) {
+      const keys: string[] = [];
+      let token: string | undefined;
+      do {
+        const page = await retry(() => s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token })), s3Retry);
+        for (const object of page.Contents ?? []) keys.push(object.Key!);
+        token = page.IsTruncated ? page.NextContinuationToken : undefined;
+      } while (token);
+      return keys;
     },
 
     async delete(keys) {
