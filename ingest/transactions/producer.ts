@@ -1,9 +1,8 @@
-import type { KafkaJS } from '@confluentinc/kafka-javascript';
 import type { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import { avroCodec, type AvroCodec } from '../../core/avro.ts';
 import type { Config } from '../../core/config.ts';
 import { LakestreamError, errorMessage } from '../../core/errors.ts';
-import { createProducer, type ProducerTuning } from '../../core/kafka-producer.ts';
+import { createBatchProducer, type ProducerTuning } from '../../core/kafka-producer.ts';
 import { createRegistry } from '../../core/registry.ts';
 import { validateTransaction, type Transaction } from './record.ts';
 
@@ -49,15 +48,14 @@ export async function createTransactionsProducer(
     }
   }
   const codec: AvroCodec = await avroCodec(registry, schemaId);
-  const producer = createProducer(config, 'lakestream-transactions-producer', options);
-  await producer.connect();
+  const producer = await createBatchProducer(config, 'lakestream-transactions-producer', options);
 
   return {
     topic,
     schemaId,
     async send(records) {
       const refused: SendOutcome['refused'] = [];
-      const messages: KafkaJS.Message[] = [];
+      const messages: Array<{ key: string; value: Buffer }> = [];
       let bytes = 0;
       for (const record of records) {
         let transaction: Transaction;
@@ -73,19 +71,16 @@ export async function createTransactionsProducer(
         bytes += value.length + key.length;
         messages.push({ key, value });
       }
-      if (messages.length) {
-        try {
-          await producer.send({ topic, messages });
-        } catch (cause) {
-          throw new LakestreamError('DELIVERY_FAILED', `${messages.length} transactions not delivered to ${topic}: ${errorMessage(cause)}`, {
-            cause,
-            retriable: true,
-            context: { topic, records: messages.length },
-          });
-        }
+      const { failed, firstError } = await producer.send(topic, messages);
+      if (failed) {
+        throw new LakestreamError('DELIVERY_FAILED', `${failed} of ${messages.length} transactions not delivered to ${topic}: ${errorMessage(firstError)}`, {
+          cause: firstError,
+          retriable: true,
+          context: { topic, records: failed },
+        });
       }
       return { sent: messages.length, bytes, refused };
     },
-    close: () => producer.disconnect(),
+    close: () => producer.close(),
   };
 }
