@@ -4,6 +4,7 @@ import { ConfigResourceTypes, IncrementalAlterConfigOperationTypes, type Admin }
 import type { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import { repoRoot } from '../core/config.ts';
 import { LakestreamError, errorMessage } from '../core/errors.ts';
+import { retry } from '../core/retry.ts';
 import { registerAvro, setCompatibility } from '../core/registry.ts';
 import { desiredConfigs, effectiveReplication, type TopicSpec } from './topics.ts';
 
@@ -36,13 +37,8 @@ export async function applyInfra(specs: TopicSpec[], deps: ApplyDeps): Promise<A
   for (const spec of specs) {
     const { replicationFactor } = effectiveReplication(spec, brokers);
     const wanted = desiredConfigs(spec, brokers);
-    if (!existing.has(spec.name)) {
-      await admin.createTopics({
-        topics: [spec.name],
-        partitions: spec.partitions,
-        replicas: replicationFactor,
-        configs: Object.entries(wanted).map(([name, value]) => ({ name, value })),
-      });
+    // A broker's metadata can lag a creation by moments, so "missing" may already exist.
+    if (!existing.has(spec.name) && (await createTopic(admin, spec, replicationFactor, wanted))) {
       actions.push({ topic: spec.name, kind: 'created', detail: `${spec.partitions} partitions, RF ${replicationFactor}, ${formatConfigs(wanted)}` });
     } else {
       actions.push(...(await reconcile(admin, spec, replicationFactor, wanted)));
@@ -50,6 +46,44 @@ export async function applyInfra(specs: TopicSpec[], deps: ApplyDeps): Promise<A
     if (spec.valueSchema) actions.push(await registerSchema(deps, spec));
   }
   return actions;
+}
+
+/** The broker's own reasons inside an admin error (the client wraps them in an AggregateError). */
+function adminErrorDetail(error: unknown): string {
+  const inner = (error as { errors?: Array<{ message?: string }> }).errors;
+  return inner?.length ? `${errorMessage(error)}: ${inner.map((e) => e.message).join('; ')}` : errorMessage(error);
+}
+
+/**
+ * Creates a topic; returns false if it already existed. Refusals are retried for a few seconds
+ * (a busy or just-started cluster can refuse a creation it accepts moments later); a lasting one
+ * surfaces with the broker's reason.
+ */
+async function createTopic(admin: Admin, spec: TopicSpec, replicationFactor: number, configs: Record<string, string>): Promise<boolean> {
+  let attempts = 0;
+  return retry(
+    async () => {
+      attempts++;
+      try {
+        await admin.createTopics({
+          topics: [spec.name],
+          partitions: spec.partitions,
+          replicas: replicationFactor,
+          configs: Object.entries(configs).map(([name, value]) => ({ name, value })),
+        });
+        return true;
+      } catch (error) {
+        // it existed already, or an earlier attempt of ours created it
+        if (/already exists/i.test(adminErrorDetail(error))) return attempts > 1;
+        throw new LakestreamError('KAFKA_ERROR', `cannot create topic ${spec.name}: ${adminErrorDetail(error)}`, {
+          cause: error,
+          retriable: true,
+          context: { topic: spec.name },
+        });
+      }
+    },
+    { retries: 8, initialDelayMs: 250, maxDelayMs: 2_000 },
+  );
 }
 
 async function reconcile(admin: Admin, spec: TopicSpec, replicationFactor: number, wanted: Record<string, string>): Promise<ApplyAction[]> {
