@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { LakestreamError } from '../../core/errors.ts';
 import type { StackContext, StackService } from './context.ts';
@@ -35,7 +35,14 @@ const tarball = (version: string) =>
 
 const appDir = (ctx: Pick<StackContext, 'cacheDir'>, version: string) => join(ctx.cacheDir, 'apicurio', version);
 
+/** A JDK's major version, from its `release` file (or, failing that, its folder name). */
 function javaMajor(home: string): number {
+  try {
+    const version = /JAVA_VERSION="(\d+)/.exec(readFileSync(join(home, 'release'), 'utf8'));
+    if (version) return Number(version[1]);
+  } catch {
+    // no release file: fall back to the folder name
+  }
   // Debian and Temurin name their JDK folders java-17-openjdk-amd64, temurin-25-jdk-amd64, …
   const match = /(\d+)/.exec(home.split('/').pop() ?? '');
   return match ? Number(match[1]) : 0;
@@ -47,7 +54,7 @@ function javaHome(minimum: number): string | undefined {
   const root = '/usr/lib/jvm';
   const homes = explicit ? [explicit] : existsSync(root) ? readdirSync(root).map((name) => join(root, name)) : [];
   return homes
-    .filter((home) => existsSync(join(home, 'bin', 'java')) && (explicit ? true : javaMajor(home) >= minimum))
+    .filter((home) => existsSync(join(home, 'bin', 'java')) && javaMajor(home) >= minimum)
     .sort((a, b) => javaMajor(b) - javaMajor(a))[0];
 }
 
