@@ -1,16 +1,16 @@
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { cliArgs } from '../core/cli.ts';
-import { describeEnv, loadConfig, repoRoot } from '../core/config.ts';
-import { LakestreamError, errorMessage } from '../core/errors.ts';
+import { cliArgs, helpText, runCli } from '../core/cli.ts';
+import { loadConfig, repoRoot } from '../core/config.ts';
+import { LakestreamError } from '../core/errors.ts';
 import { createObjectStore } from '../core/object-store.ts';
 import { createS3 } from '../core/s3.ts';
 import { formatCount } from '../core/stats.ts';
 import { pipelineNames } from '../pipeline/jobs.ts';
 import { openDayBackfiller, planDays, type BackfillLayout, type DayPlan } from './user-transaction-counts.ts';
 
-const usage = `Usage: pnpm run backfill [-- options]
+const usage = helpText(`Usage: pnpm run backfill [-- options]
 
 Rebuilds the user_transaction_counts feature history from the archived transactions in the lake
 (s3://<bucket>/transactions/…) into s3://<bucket>/features/user_transaction_counts/…, replacing
@@ -26,10 +26,7 @@ Options:
   --memory-limit M    DuckDB memory per process before spilling to disk (default 1GB)
   --namespace NS      a namespaced pipeline's tables
   -h, --help
-
-Environment:
-${describeEnv()}
-`;
+`);
 
 const day = /^\d{4}-\d{2}-\d{2}$/;
 
@@ -168,7 +165,4 @@ async function testPause(): Promise<void> {
   }
 }
 
-main().catch((error: unknown) => {
-  console.error(`\nbackfill: ${errorMessage(error)}`);
-  process.exitCode = 1;
-});
+runCli('backfill', main);

@@ -1,11 +1,11 @@
 import { parseArgs } from 'node:util';
-import { cliArgs } from '../core/cli.ts';
-import { describeEnv, loadConfig } from '../core/config.ts';
-import { LakestreamError, errorMessage } from '../core/errors.ts';
+import { cliArgs, helpText, runCli } from '../core/cli.ts';
+import { loadConfig } from '../core/config.ts';
+import { LakestreamError } from '../core/errors.ts';
 import { formatCount } from '../core/stats.ts';
 import { compactDay, compactionTarget } from './compact.ts';
 
-const usage = `Usage: pnpm run compact -- --table <transactions|user_transaction_counts> --dt YYYY-MM-DD [options]
+const usage = helpText(`Usage: pnpm run compact -- --table <transactions|user_transaction_counts> --dt YYYY-MM-DD [options]
 
 Merges the small files of each hour partition of one event day into one file per hour. Query
 results are the same before and after; safe while the sinks are writing; idempotent. The current
@@ -18,10 +18,7 @@ Options:
   --include-open-hour   also compact the current UTC hour
   --namespace NS        a namespaced pipeline's tables
   -h, --help
-
-Environment:
-${describeEnv()}
-`;
+`);
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -56,7 +53,4 @@ async function main(): Promise<void> {
   );
 }
 
-main().catch((error: unknown) => {
-  console.error(`compact: ${errorMessage(error)}`);
-  process.exitCode = 1;
-});
+runCli('compact', main);

@@ -1,13 +1,13 @@
 import { parseArgs } from 'node:util';
-import { cliArgs } from '../core/cli.ts';
-import { describeEnv, loadConfig } from '../core/config.ts';
-import { LakestreamError, errorMessage } from '../core/errors.ts';
+import { cliArgs, helpText, runCli } from '../core/cli.ts';
+import { loadConfig } from '../core/config.ts';
+import { LakestreamError } from '../core/errors.ts';
 import { createLogger } from '../core/log.ts';
 import { createObjectStore } from '../core/object-store.ts';
 import { createS3 } from '../core/s3.ts';
 import { lakeTasks, runExclusive, startScheduler } from './scheduler.ts';
 
-const usage = `Usage: pnpm run scheduler [-- options]
+const usage = helpText(`Usage: pnpm run scheduler [-- options]
 
 Long-running: runs the lake's batch tasks on their cron schedules (UTC), each under a lock in the
 object store so a task never overlaps itself, not even across scheduler processes. A failed run
@@ -21,10 +21,7 @@ Options:
   --run-now TASK   run one task once (under its lock) and exit
   --namespace NS   a namespaced pipeline's tables
   -h, --help
-
-Environment:
-${describeEnv()}
-`;
+`);
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -64,7 +61,4 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => shutdown('SIGINT'));
 }
 
-main().catch((error: unknown) => {
-  console.error(`scheduler: ${errorMessage(error)}`);
-  process.exitCode = 1;
-});
+runCli('scheduler', main);

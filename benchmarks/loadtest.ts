@@ -2,9 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import kafkaJavascript from '@confluentinc/kafka-javascript';
-import { cliArgs } from '../core/cli.ts';
-import { describeEnv, loadConfig, type Config } from '../core/config.ts';
-import { LakestreamError, errorMessage } from '../core/errors.ts';
+import { cliArgs, helpText, runCli } from '../core/cli.ts';
+import { loadConfig, type Config } from '../core/config.ts';
+import { LakestreamError } from '../core/errors.ts';
 import { LatencyRecorder } from '../core/stats.ts';
 
 export interface LoadtestOptions {
@@ -127,16 +127,13 @@ export function formatLoadtest(r: LoadtestResult): string {
   );
 }
 
-const usage = `Usage: pnpm run loadtest -- --topic T --num-records N --record-size B [--acks 0|1|all] [--throughput R]
+const usage = helpText(`Usage: pnpm run loadtest -- --topic T --num-records N --record-size B [--acks 0|1|all] [--throughput R]
 
 Produces N records of B random bytes with this platform's Kafka client and prints what
 kafka-producer-perf-test prints: a progress line every 5 s, then records/s, MB/s and latency
 (avg, max, 50th, 95th, 99th, 99.9th percentiles, from produce to acknowledgement).
 --throughput -1 (default) sends as fast as possible. The topic must exist.
-
-Environment:
-${describeEnv()}
-`;
+`);
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -166,8 +163,5 @@ async function main(): Promise<void> {
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  main().catch((error: unknown) => {
-    console.error(`loadtest: ${errorMessage(error)}`);
-    process.exitCode = 1;
-  });
+  runCli('loadtest', main);
 }

@@ -1,22 +1,18 @@
 import { parseArgs } from 'node:util';
-import { cliArgs } from '../core/cli.ts';
-import { describeEnv, loadConfig } from '../core/config.ts';
-import { errorMessage } from '../core/errors.ts';
+import { cliArgs, helpText, runCli } from '../core/cli.ts';
+import { loadConfig } from '../core/config.ts';
 import { createAdmin } from '../core/kafka.ts';
 import { createRegistry } from '../core/registry.ts';
 import { applyInfra } from './apply.ts';
 import { topicsFor } from './topics.ts';
 
-const usage = `Usage: pnpm run infra:apply [-- --namespace NS] [-- --help]
+const usage = helpText(`Usage: pnpm run infra:apply [-- --namespace NS] [-- --help]
 
 Creates the declared topics (infra/topics.ts) that are missing, fixes config drift (retention,
 cleanup policy, min.insync.replicas), registers the Avro schemas in schemas/ under <topic>-value
 with BACKWARD_TRANSITIVE compatibility, and reports drift it cannot fix. Safe to run repeatedly.
 Exits 1 when unfixable drift remains.
-
-Environment:
-${describeEnv()}
-`;
+`);
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ args: cliArgs(), options: { namespace: { type: 'string', default: '' }, help: { type: 'boolean', short: 'h', default: false } } });
@@ -39,7 +35,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((error: unknown) => {
-  console.error(`infra:apply: ${errorMessage(error)}`);
-  process.exitCode = 1;
-});
+runCli('infra:apply', main);

@@ -1,12 +1,12 @@
 import { parseArgs } from 'node:util';
-import { cliArgs } from '../core/cli.ts';
-import { describeEnv, loadConfig } from '../core/config.ts';
+import { cliArgs, helpText, runCli } from '../core/cli.ts';
+import { loadConfig } from '../core/config.ts';
 import { LakestreamError, errorMessage } from '../core/errors.ts';
 import { LatencyRecorder, formatCount } from '../core/stats.ts';
 import { createTransactionGenerator } from './transactions/generator.ts';
 import { createTransactionsProducer } from './transactions/producer.ts';
 
-const usage = `Usage: pnpm run producer -- transactions [options]
+const usage = helpText(`Usage: pnpm run producer -- transactions [options]
 
 Generates realistic fake transactions and publishes them as Avro (through the schema registry)
 to Kafka with an idempotent, acks=all producer keyed by user_id.
@@ -21,10 +21,7 @@ Options:
   --topic T       topic (default transactions)
   --batch B       records per send call (default 2000)
   -h, --help
-
-Environment:
-${describeEnv()}
-`;
+`);
 
 function positiveInt(name: string, value: string | undefined, fallback: number): number {
   if (value === undefined) return fallback;
@@ -133,7 +130,4 @@ async function main(): Promise<void> {
   if (failed) process.exitCode = 1;
 }
 
-main().catch((error: unknown) => {
-  console.error(`producer: ${errorMessage(error)}`);
-  process.exitCode = 1;
-});
+runCli('producer', main);

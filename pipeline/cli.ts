@@ -1,13 +1,13 @@
 import { parseArgs } from 'node:util';
-import { cliArgs } from '../core/cli.ts';
-import { describeEnv, loadConfig } from '../core/config.ts';
+import { cliArgs, helpText, runCli } from '../core/cli.ts';
+import { loadConfig } from '../core/config.ts';
 import { LakestreamError, errorMessage } from '../core/errors.ts';
 import { createLogger } from '../core/log.ts';
 import { transactionsJobs, type Job } from './jobs.ts';
 
 const STOP_TIMEOUT_MS = 30_000;
 
-const usage = (jobNames: string[]) => `Usage: pnpm run pipeline [-- options]       every job in one process
+const usage = (jobNames: string[]) => helpText(`Usage: pnpm run pipeline [-- options]       every job in one process
        pnpm run job -- <name> [options]      one job (run several processes to scale out)
 
 Jobs:
@@ -21,10 +21,7 @@ Options:
   -h, --help
 
 SIGTERM or SIGINT flushes, commits and exits within ${STOP_TIMEOUT_MS / 1000} s.
-
-Environment:
-${describeEnv()}
-`;
+`);
 
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
@@ -93,7 +90,4 @@ async function main(): Promise<void> {
   }, 10_000).unref();
 }
 
-main().catch((error: unknown) => {
-  console.error(`pipeline: ${errorMessage(error)}`);
-  process.exit(1);
-});
+runCli('pipeline', main, { exitOnError: true });

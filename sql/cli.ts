@@ -1,11 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { cliArgs } from '../core/cli.ts';
-import { describeEnv, loadConfig } from '../core/config.ts';
+import { cliArgs, helpText, runCli } from '../core/cli.ts';
+import { loadConfig } from '../core/config.ts';
 import { LakestreamError, errorMessage } from '../core/errors.ts';
 import { lakeTables, openLake } from '../core/lake.ts';
 
-const usage = `Usage: pnpm run sql -- "SELECT …" [options]
+const usage = helpText(`Usage: pnpm run sql -- "SELECT …" [options]
        pnpm run sql -- -f sql/<file>.sql [options]
 
 Runs DuckDB SQL over the lake in S3. Views: ${lakeTables.map((t) => t.view).join(', ')}
@@ -17,10 +17,7 @@ Options:
   --set NAME=VALUE      set a DuckDB variable read with getvariable('NAME'), e.g. --set as_of=1763683200000
   --namespace NS        read the tables of a namespaced pipeline
   -h, --help
-
-Environment:
-${describeEnv()}
-`;
+`);
 
 type Row = Record<string, unknown>;
 
@@ -87,7 +84,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((error: unknown) => {
-  console.error(`sql: ${errorMessage(error)}`);
-  process.exitCode = 1;
-});
+runCli('sql', main);

@@ -1,8 +1,8 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { cliArgs } from '../../core/cli.ts';
-import { describeEnv, loadConfig } from '../../core/config.ts';
+import { cliArgs, helpText, runCli } from '../../core/cli.ts';
+import { loadConfig } from '../../core/config.ts';
 import { LakestreamError, errorMessage } from '../../core/errors.ts';
 import { sleep } from '../../core/retry.ts';
 import type { StackContext, StackService } from './context.ts';
@@ -15,7 +15,7 @@ import { registry } from './registry.ts';
 
 const services: StackService[] = [kafka, registry, minio, redis, duckdbHttpfs];
 
-const usage = `Usage: pnpm run stack:<up|down|status> [-- options]
+const usage = helpText(`Usage: pnpm run stack:<up|down|status> [-- options]
 
 Runs the real servers of the local stack on loopback, without Docker: Apache Kafka (KRaft),
 a Confluent-compatible Schema Registry (Apicurio), MinIO, Redis, and DuckDB's httpfs extension.
@@ -27,10 +27,7 @@ LAKESTREAM_STACK_DIR.
   down      stop the servers this stack started (by pid file)
             --wipe        also delete the stack directory (all data)
   status    show each server's pid, health and memory
-
-Environment:
-${describeEnv()}
-`;
+`);
 
 function progress(message: string): void {
   process.stdout.write(`  ${message}\n`);
@@ -147,7 +144,4 @@ async function main(): Promise<void> {
   else if (!(await status(ctx))) process.exitCode = 1;
 }
 
-main().catch((error: unknown) => {
-  console.error(`stack: ${errorMessage(error)}`);
-  process.exitCode = 1;
-});
+runCli('stack', main);

@@ -1,19 +1,16 @@
 import { parseArgs } from 'node:util';
-import { cliArgs } from '../../core/cli.ts';
-import { describeEnv, loadConfig } from '../../core/config.ts';
-import { LakestreamError, errorMessage } from '../../core/errors.ts';
+import { cliArgs, helpText, runCli } from '../../core/cli.ts';
+import { loadConfig } from '../../core/config.ts';
+import { LakestreamError } from '../../core/errors.ts';
 import { createRedis } from '../../core/redis.ts';
 import { pipelineNames } from '../../pipeline/jobs.ts';
 import { getUserFeatures } from './online-store.ts';
 
-const usage = `Usage: pnpm run features -- user <user_id> [<user_id> …] [--namespace NS]
+const usage = helpText(`Usage: pnpm run features -- user <user_id> [<user_id> …] [--namespace NS]
 
 Prints the online features of the given users as JSON, read from Redis in one round trip
 (null for a user with none).
-
-Environment:
-${describeEnv()}
-`;
+`);
 
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
@@ -41,7 +38,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((error: unknown) => {
-  console.error(`features: ${errorMessage(error)}`);
-  process.exitCode = 1;
-});
+runCli('features', main);

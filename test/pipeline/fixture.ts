@@ -5,7 +5,7 @@ import { createRegistry } from '../../core/registry.ts';
 import { applyInfra } from '../../infra/apply.ts';
 import { topicsFor } from '../../infra/topics.ts';
 import { pipelineNames } from '../../pipeline/jobs.ts';
-import { cleanupPrefix, cleanupRedisPrefix, cleanupTopics, config, onCleanup, testAdmin, testS3, uniqueName } from '../helpers.ts';
+import { cleanupPrefix, cleanupRedisPrefix, cleanupTopics, config, onCleanup, testAdmin, testS3, uniqueName, waitFor } from '../helpers.ts';
 
 /**
  * A namespaced pipeline of its own for one test: topics (with the DLQ), schemas, a lake prefix
@@ -33,5 +33,11 @@ export async function setupPipeline(t: TestContext, label: string) {
       lake.close();
     }
   };
-  return { namespace, names, admin, registry, redis, query };
+  /** Rows in a lake view (transactions, user_transaction_counts). */
+  const count = async (view: 'transactions' | 'user_transaction_counts'): Promise<number> =>
+    Number((await query<{ n: string }>(`SELECT count(*) AS n FROM ${view}`))[0]!.n);
+  /** Waits until `view` holds at least `rows` rows; returns how many it holds then. */
+  const waitForCount = (view: 'transactions' | 'user_transaction_counts', rows: number, timeoutMs = 120_000, intervalMs = 1_000) =>
+    waitFor(`${rows} rows in ${view}`, async () => ((await count(view)) >= rows ? count(view) : undefined), timeoutMs, intervalMs);
+  return { namespace, names, admin, registry, redis, query, count, waitForCount };
 }

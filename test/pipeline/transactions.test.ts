@@ -9,7 +9,7 @@ import { setupPipeline } from './fixture.ts';
 const TOTAL = 50_000;
 
 test('exactly-once through kill -9: lake, features table and Redis agree on every user', { timeout: 600_000 }, async (t) => {
-  const { namespace, names, redis, query } = await setupPipeline(t, 'eos');
+  const { namespace, names, redis, query, waitForCount } = await setupPipeline(t, 'eos');
   const jobArgs = ['--namespace', namespace, '--flush-interval-ms', '1000', '--flush-rows', '5000'];
   const startBackup = () => spawnJobs(t, ['transactions-job-backup'], jobArgs);
   const startFeatures = () => spawnJobs(t, ['transactions-ml-features-job'], jobArgs);
@@ -30,10 +30,7 @@ test('exactly-once through kill -9: lake, features table and Redis agree on ever
 
   await produceSome(20_000);
   // Both jobs are mid-stream: part of the input is archived and counted, part is not.
-  await waitFor('the backup job to archive some rows', async () => {
-    const [row] = await query<{ n: string }>('SELECT count(*) AS n FROM transactions');
-    return Number(row!.n) > 0 ? true : undefined;
-  });
+  await waitForCount('transactions', 1);
   await Promise.all([backup.kill9(), features.kill9()]);
   await produceSome(15_000);
   backup = startBackup();
@@ -46,28 +43,12 @@ test('exactly-once through kill -9: lake, features table and Redis agree on ever
   features = startFeatures();
   await produceSome(TOTAL - 45_000);
 
-  const archived = await waitFor(
-    `${TOTAL} rows in the lake`,
-    async () => {
-      const [row] = await query<{ n: string }>('SELECT count(*) AS n FROM transactions');
-      return Number(row!.n) >= TOTAL ? Number(row!.n) : undefined;
-    },
-    240_000,
-    2_000,
-  );
+  const archived = await waitForCount('transactions', TOTAL, 240_000, 2_000);
   assert.equal(archived, TOTAL, 'exactly N rows archived');
   const duplicates = await query('SELECT user_id, transaction_timestamp_millis, amount, currency, counterpart_id FROM transactions GROUP BY ALL HAVING count(*) > 1');
   assert.equal(duplicates.length, 0, 'no duplicate rows');
 
-  const featureRows = await waitFor(
-    `${TOTAL} feature rows in the lake`,
-    async () => {
-      const [row] = await query<{ n: string }>('SELECT count(*) AS n FROM user_transaction_counts');
-      return Number(row!.n) >= TOTAL ? Number(row!.n) : undefined;
-    },
-    240_000,
-    2_000,
-  );
+  const featureRows = await waitForCount('user_transaction_counts', TOTAL, 240_000, 2_000);
   assert.equal(featureRows, TOTAL, 'one feature row per transaction event');
   const [distinct] = await query<{ n: string }>('SELECT count(DISTINCT (user_id, total_transactions_count)) AS n FROM user_transaction_counts');
   assert.equal(Number(distinct!.n), TOTAL, 'every running total appears exactly once');

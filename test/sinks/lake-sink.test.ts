@@ -6,7 +6,7 @@ import { createTransactionGenerator } from '../../ingest/transactions/generator.
 import { createTransactionsProducer } from '../../ingest/transactions/producer.ts';
 import { validateTransaction } from '../../ingest/transactions/record.ts';
 import { createLakeSink, type LakeSinkOptions } from '../../sinks/lake/lake-sink.ts';
-import { config, onCleanup, testS3, waitFor } from '../helpers.ts';
+import { config, onCleanup, testS3 } from '../helpers.ts';
 import { setupPipeline } from '../pipeline/fixture.ts';
 
 async function fixture(t: TestContext, label: string, spreadDays = 2) {
@@ -29,8 +29,8 @@ async function fixture(t: TestContext, label: string, spreadDays = 2) {
     await sink.start();
     return sink;
   };
-  const rows = async () => Number((await pipeline.query<{ n: string }>('SELECT count(*) AS n FROM transactions'))[0]!.n);
-  const waitForRows = (n: number) => waitFor(`${n} rows in the lake`, async () => ((await rows()) >= n ? rows() : undefined), 120_000, 500);
+  const rows = () => pipeline.count('transactions');
+  const waitForRows = (n: number) => pipeline.waitForCount('transactions', n, 120_000, 500);
   const duplicates = async () =>
     (await pipeline.query('SELECT user_id, transaction_timestamp_millis, amount, currency, counterpart_id FROM transactions GROUP BY ALL HAVING count(*) > 1')).length;
   /** Moves the sink's consumer group back to the start of the topic, as if its commits were lost. */
