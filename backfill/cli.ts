@@ -7,8 +7,9 @@ import { LakestreamError } from '../core/errors.ts';
 import { createObjectStore } from '../core/object-store.ts';
 import { createS3 } from '../core/s3.ts';
 import { formatCount } from '../core/stats.ts';
-import { pipelineNames } from '../pipeline/jobs.ts';
-import { openDayBackfiller, planDays, type BackfillLayout, type DayPlan } from './user-transaction-counts.ts';
+import { catalog } from '../core/catalog.ts';
+import { dayOption } from './day-option.ts';
+import { backfillLayout, openDayBackfiller, planDays, type BackfillLayout, type DayPlan } from './user-transaction-counts.ts';
 
 const usage = helpText(`Usage: pnpm run backfill [-- options]
 
@@ -27,8 +28,6 @@ Options:
   --namespace NS      a namespaced pipeline's tables
   -h, --help
 `);
-
-const day = /^\d{4}-\d{2}-\d{2}$/;
 
 interface Totals {
   days: number;
@@ -69,7 +68,7 @@ async function main(): Promise<void> {
     return;
   }
   for (const name of ['from', 'to'] as const) {
-    if (values[name] !== undefined && !day.test(values[name]!)) throw new LakestreamError('USAGE', `--${name} must be YYYY-MM-DD, got ${JSON.stringify(values[name])}`);
+    if (values[name] !== undefined) dayOption(name, values[name]!);
   }
   if (values.from && values.to && values.from > values.to) throw new LakestreamError('USAGE', `--from ${values.from} is after --to ${values.to}`);
   const workers = Number(values.workers);
@@ -82,12 +81,7 @@ async function main(): Promise<void> {
   }
 
   const config = loadConfig();
-  const names = pipelineNames(values.namespace ?? '');
-  const layout: BackfillLayout = {
-    transactionsTable: names.transactionsTable,
-    countsTable: names.countsTable,
-    manifestRoot: values.namespace ? `${values.namespace}/_lakestream/backfill` : '_lakestream/backfill',
-  };
+  const layout = backfillLayout(catalog(values.namespace ?? ''));
   const s3 = createS3(config);
   const all = await planDays(createObjectStore(s3, config.LAKE_BUCKET), layout, { from: values.from, to: values.to });
   s3.destroy();

@@ -4,6 +4,7 @@ import { loadConfig } from '../core/config.ts';
 import { LakestreamError } from '../core/errors.ts';
 import { formatCount } from '../core/stats.ts';
 import { compactDay, compactionTarget } from './compact.ts';
+import { dayOption } from './day-option.ts';
 
 const usage = helpText(`Usage: pnpm run compact -- --table <transactions|user_transaction_counts> --dt YYYY-MM-DD [options]
 
@@ -37,8 +38,8 @@ async function main(): Promise<void> {
     process.exitCode = values.help ? 0 : 2;
     return;
   }
-  if (!/^\d{4}-\d{2}-\d{2}$/.test(values.dt)) throw new LakestreamError('USAGE', `--dt must be YYYY-MM-DD, got ${JSON.stringify(values.dt)}`);
-  if (values.hour !== undefined && !/^\d{2}$/.test(values.hour)) throw new LakestreamError('USAGE', `--hour must be two digits, got ${JSON.stringify(values.hour)}`);
+  dayOption('dt', values.dt);
+  if (values.hour !== undefined && !/^([01]\d|2[0-3])$/.test(values.hour)) throw new LakestreamError('USAGE', `--hour must be two digits 00-23, got ${JSON.stringify(values.hour)}`);
   const target = compactionTarget(values.table, values.namespace ?? '');
   const started = Date.now();
   const results = await compactDay(loadConfig(), target, values.dt, { hour: values.hour, includeOpenHour: values['include-open-hour'] });

@@ -7,7 +7,8 @@ import { openDuckdb } from '../core/duckdb.ts';
 import { createObjectStore, type ObjectStore } from '../core/object-store.ts';
 import { LakestreamError } from '../core/errors.ts';
 import { createS3 } from '../core/s3.ts';
-import { pipelineNames } from '../pipeline/jobs.ts';
+import { catalog } from '../core/catalog.ts';
+import { parseSinkFileKey, parseSinkPartitionState, sinkFileSql, sinkStateKey } from '../core/lake-layout.ts';
 
 /**
  * Merges the small files of a lake table's hour partitions into one file per hour.
@@ -46,18 +47,13 @@ interface Manifest {
 }
 
 /** Where a lake table of a (namespaced) pipeline lives, and which sink's state governs it. */
-export function compactionTarget(table: string, namespace: string): CompactionTarget {
-  const names = pipelineNames(namespace);
-  const stateRoot = names.stateRoot;
-  const manifestRoot = namespace ? `${namespace}/_lakestream/compaction` : '_lakestream/compaction';
-  if (table === 'transactions') return { table: names.transactionsTable, sinkState: `${stateRoot}/${names.group('transactions-job-backup')}`, manifestRoot };
-  if (table === 'user_transaction_counts') {
-    return { table: names.countsTable, sinkState: `${stateRoot}/${names.group('user-transaction-counts-lake-sink')}`, manifestRoot };
-  }
-  throw new LakestreamError('USAGE', `--table must be transactions or user_transaction_counts, got ${JSON.stringify(table)}`);
+export function compactionTarget(view: string, namespace: string): CompactionTarget {
+  const resolved = catalog(namespace);
+  const tables = Object.values(resolved.tables);
+  const table = tables.find((t) => t.view === view);
+  if (!table) throw new LakestreamError('USAGE', `--table must be one of ${tables.map((t) => t.view).join(', ')}, got ${JSON.stringify(view)}`);
+  return { table: table.path, sinkState: table.sinkStateRoot, manifestRoot: resolved.roots.compactionManifests };
 }
-
-const sinkFile = /\/p(\d+)-(\d+)-(\d+)\.parquet$/;
 
 export async function compactDay(
   config: Config,
@@ -75,8 +71,9 @@ export async function compactDay(
   const committed = new Map<number, number>();
   const committedThrough = async (partition: number) => {
     if (!committed.has(partition)) {
-      const state = await store.getJson<{ committedThrough: number }>(`${target.sinkState}/partition=${partition}.json`);
-      committed.set(partition, state?.value.committedThrough ?? -1);
+      const key = sinkStateKey(target.sinkState, partition);
+      const state = await store.getJson<unknown>(key);
+      committed.set(partition, state ? parseSinkPartitionState(state.value, key).committedThrough : -1);
     }
     return committed.get(partition)!;
   };
@@ -103,8 +100,8 @@ export async function compactDay(
       }
       const inputs: string[] = [];
       for (const key of hourKeys) {
-        const match = sinkFile.exec(key);
-        if (match && Number(match[3]) > (await committedThrough(Number(match[1])))) continue;
+        const file = parseSinkFileKey(key);
+        if (file && file.last > (await committedThrough(file.partition))) continue;
         inputs.push(key);
       }
       if (inputs.length < 2) {
@@ -116,13 +113,13 @@ export async function compactDay(
       const output = `${target.table}/dt=${dt}/hour=${hour}/compacted-${digest}.parquet`;
       await store.putJson(manifestKey, { status: 'writing', inputs, output } satisfies Manifest);
       const local = join(work, `${dt}-${hour}.parquet`);
+      const sinkFile = sinkFileSql('filename');
       const urls = inputs.map((key) => `'s3://${config.LAKE_BUCKET}/${key}'`).join(', ');
       // Rows keep their archive order (Kafka partition, offset), which backfill uses to break ties.
       await duck.connection.run(`COPY (
         SELECT * EXCLUDE (filename, file_row_number)
         FROM read_parquet([${urls}], union_by_name = true, filename = true, file_row_number = true)
-        ORDER BY TRY_CAST(regexp_extract(filename, '/p(\\d+)-\\d+-\\d+\\.parquet$', 1) AS INTEGER) NULLS FIRST,
-                 TRY_CAST(regexp_extract(filename, '/p\\d+-(\\d+)-\\d+\\.parquet$', 1) AS BIGINT) NULLS FIRST,
+        ORDER BY ${sinkFile.partition} NULLS FIRST, ${sinkFile.firstOffset} NULLS FIRST,
                  filename, file_row_number
       ) TO '${local}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)`);
       const rows = Number(((await duck.connection.runAndReadAll(`SELECT count(*)::BIGINT AS n FROM read_parquet('${local}')`)).getRowObjectsJS()[0] as { n: bigint }).n);

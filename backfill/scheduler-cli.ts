@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { cliArgs, helpText, runCli } from '../core/cli.ts';
+import { catalog } from '../core/catalog.ts';
 import { loadConfig } from '../core/config.ts';
 import { LakestreamError } from '../core/errors.ts';
 import { createLogger } from '../core/log.ts';
@@ -38,7 +39,7 @@ async function main(): Promise<void> {
   const s3 = createS3(config);
   const options = {
     store: createObjectStore(s3, config.LAKE_BUCKET),
-    lockRoot: namespace ? `${namespace}/_lakestream/locks` : '_lakestream/locks',
+    lockRoot: catalog(namespace).roots.locks,
     log,
   };
   const tasks = lakeTasks(config, namespace, { backfill: config.SCHEDULE_BACKFILL, compaction: config.SCHEDULE_COMPACTION });

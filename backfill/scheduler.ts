@@ -5,10 +5,10 @@ import { acquireLease } from '../core/lease.ts';
 import type { Logger } from '../core/log.ts';
 import { retry } from '../core/retry.ts';
 import { compactDay, compactionTarget } from './compact.ts';
-import { openDayBackfiller, planDays } from './user-transaction-counts.ts';
+import { backfillLayout, openDayBackfiller, planDays } from './user-transaction-counts.ts';
 import { createObjectStore, type ObjectStore } from '../core/object-store.ts';
 import { createS3 } from '../core/s3.ts';
-import { pipelineNames } from '../pipeline/jobs.ts';
+import { catalog } from '../core/catalog.ts';
 
 export interface ScheduledTask {
   name: string;
@@ -99,18 +99,13 @@ const utcDay = (offsetDays: number, now = new Date()) => new Date(now.getTime() 
 
 /** The platform's batch tasks: yesterday's backfill, and compaction of closed hours. */
 export function lakeTasks(config: Config, namespace: string, schedule: { backfill: string; compaction: string }): ScheduledTask[] {
-  const names = pipelineNames(namespace);
+  const layout = backfillLayout(catalog(namespace));
   return [
     {
       name: 'backfill-yesterday',
       cron: schedule.backfill,
       async run() {
         const yesterday = utcDay(-1);
-        const layout = {
-          transactionsTable: names.transactionsTable,
-          countsTable: names.countsTable,
-          manifestRoot: namespace ? `${namespace}/_lakestream/backfill` : '_lakestream/backfill',
-        };
         const s3 = createS3(config);
         const days = await planDays(createObjectStore(s3, config.LAKE_BUCKET), layout, { from: yesterday, to: yesterday });
         s3.destroy();
@@ -129,7 +124,7 @@ export function lakeTasks(config: Config, namespace: string, schedule: { backfil
       cron: schedule.compaction,
       async run() {
         const merged: Record<string, number> = {};
-        for (const table of ['transactions', 'user_transaction_counts']) {
+        for (const table of Object.values(catalog(namespace).tables).map((t) => t.view)) {
           for (const dt of [utcDay(-1), utcDay(0)]) {
             const results = await compactDay(config, compactionTarget(table, namespace), dt);
             merged[`${table}/${dt}`] = results.filter((r) => r.output).length;

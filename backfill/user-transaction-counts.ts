@@ -1,7 +1,9 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Catalog } from '../core/catalog.ts';
 import type { Config } from '../core/config.ts';
+import { sinkFileSql } from '../core/lake-layout.ts';
 import { openDuckdb } from '../core/duckdb.ts';
 import { createObjectStore, type ObjectStore } from '../core/object-store.ts';
 import { createS3 } from '../core/s3.ts';
@@ -55,6 +57,11 @@ interface Manifest {
   at: string;
 }
 
+/** Where a (namespaced) catalog's backfill reads and writes. */
+export function backfillLayout(catalog: Catalog): BackfillLayout {
+  return { transactionsTable: catalog.tables.transactions.path, countsTable: catalog.tables.userTransactionCounts.path, manifestRoot: catalog.roots.backfillManifests };
+}
+
 /** The archived event days in [from, to] (inclusive, YYYY-MM-DD) with their file counts. */
 export async function planDays(store: ObjectStore, layout: BackfillLayout, range: { from?: string; to?: string }): Promise<DayPlan[]> {
   const keys = await store.list(`${layout.transactionsTable}/dt=`);
@@ -82,6 +89,7 @@ export async function openDayBackfiller(config: Config, layout: BackfillLayout, 
   const bucket = config.LAKE_BUCKET;
   const archive = `s3://${bucket}/${layout.transactionsTable}`;
   const db = duck.connection;
+  const sinkFile = sinkFileSql('filename');
   let dailyCounts: Promise<void> | undefined;
 
   /**
@@ -103,8 +111,8 @@ export async function openDayBackfiller(config: Config, layout: BackfillLayout, 
       await db.run(`CREATE OR REPLACE TEMP TABLE day_counts AS
         WITH day AS (
           SELECT user_id, transaction_timestamp_millis, hour, file_row_number,
-                 regexp_extract(filename, '/p(\\d+)-\\d+-\\d+\\.parquet$', 1) AS kafka_partition,
-                 TRY_CAST(regexp_extract(filename, '/p\\d+-(\\d+)-\\d+\\.parquet$', 1) AS BIGINT) AS first_offset,
+                 ${sinkFile.partition} AS kafka_partition,
+                 ${sinkFile.firstOffset} AS first_offset,
                  filename
           FROM read_parquet('${archive}/dt=${dt}/hour=*/*.parquet', hive_partitioning = true, union_by_name = true, filename = true, file_row_number = true)
         ),

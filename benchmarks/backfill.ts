@@ -10,7 +10,8 @@ import { loadConfig, repoRoot, type Config } from '../core/config.ts';
 import { openDuckdb } from '../core/duckdb.ts';
 import { createS3 } from '../core/s3.ts';
 import { formatCount } from '../core/stats.ts';
-import { pipelineNames } from '../pipeline/jobs.ts';
+import { catalog } from '../core/catalog.ts';
+import { sinkFileKey } from '../core/lake-layout.ts';
 
 /**
  * Backfill speed over a synthetic archive (default 10M rows: 10 days x 24 hourly files, in the
@@ -26,8 +27,8 @@ export interface BackfillBench {
 
 export async function benchBackfill(config: Config, rows: number, days: number, keep = false): Promise<BackfillBench> {
 const namespace = `bench-backfill-${Date.now().toString(36)}`;
-const names = pipelineNames(namespace);
-const archive = `s3://${config.LAKE_BUCKET}/${names.transactionsTable}`;
+const names = catalog(namespace);
+const archive = `s3://${config.LAKE_BUCKET}/${names.tables.transactions.path}`;
 const duck = await openDuckdb(config, { memory_limit: '2GB' });
 const perFile = Math.ceil(rows / (days * 24));
 
@@ -39,7 +40,7 @@ for (let d = 0; d < days; d++) {
   for (let h = 0; h < 24; h++) {
     const dt = new Date(start + d * 86_400_000).toISOString().slice(0, 10);
     const base = start + d * 86_400_000 + h * 3_600_000;
-    const key = `${names.transactionsTable}/dt=${dt}/hour=${String(h).padStart(2, '0')}/p${h % 6}-${offset}-${offset + perFile - 1}.parquet`;
+    const key = sinkFileKey(names.tables.transactions.path, dt, String(h).padStart(2, '0'), { partition: h % 6, first: offset, last: offset + perFile - 1 });
     await duck.connection.run(`COPY (
       SELECT (hash(i * 7919) % 100000)::INTEGER AS user_id,
              (${base} + (hash(i) % 3600000))::BIGINT AS transaction_timestamp_millis,

@@ -14,7 +14,7 @@ import { applyInfra } from '../infra/apply.ts';
 import { topicsFor } from '../infra/topics.ts';
 import { createTransactionGenerator } from '../ingest/transactions/generator.ts';
 import { createTransactionsProducer } from '../ingest/transactions/producer.ts';
-import { pipelineNames } from '../pipeline/jobs.ts';
+import { catalog } from '../core/catalog.ts';
 import { getUserFeatures, writeUserFeatures } from '../sinks/redis/online-store.ts';
 import { benchBackfill } from './backfill.ts';
 import { runProducerPerformance } from './kafka-tools.ts';
@@ -32,7 +32,7 @@ const samples = quick ? 1 : 3;
 const config = loadConfig();
 const admin = createAdmin(config, 'lakestream-bench');
 const namespace = `bench-${Date.now().toString(36)}`;
-const names = pipelineNames(namespace);
+const names = catalog(namespace);
 const specs = topicsFor(namespace);
 const registry = createRegistry(config);
 await applyInfra(specs, { admin, registry, registryUrl: config.SCHEMA_REGISTRY_URL });
@@ -75,7 +75,7 @@ async function sampled<T>(label: string, run: () => Promise<T> | T): Promise<T[]
 }
 
 // 1. Producer: our client and our transactions path vs Kafka's ProducerPerformance.
-const codec = await avroCodec(registry, await registry.getLatestSchemaId(`${names.transactions}-value`));
+const codec = await avroCodec(registry, await registry.getLatestSchemaId(`${names.topic.transactions}-value`));
 const gen = createTransactionGenerator({ users: 10_000, seed: 1, spreadDays: 0 });
 const avroRecords = Array.from({ length: 10_000 }, gen);
 const avroPayloads = avroRecords.map((record) => codec.encode(record));
@@ -118,7 +118,7 @@ for (const size of [avroSize, 1024]) {
   }
 }
 const pathSamples = await sampled('producer transactions path (zod + Avro + send)', async () => {
-  const producer = await createTransactionsProducer(config, { topic: names.transactions });
+  const producer = await createTransactionsProducer(config, { topic: names.topic.transactions });
   const records = Array.from({ length: producerCount.small }, gen);
   const started = performance.now();
   const inFlight: Array<Promise<unknown>> = [];
@@ -222,7 +222,7 @@ for (const batch of [1, 100]) {
 // 6. Freshness: produce → count visible in Redis, at a steady 5,000 transactions/s, on topics of
 // its own so no earlier backlog is in the way.
 const freshNamespace = `${namespace}-fresh`;
-const freshNames = pipelineNames(freshNamespace);
+const freshNames = catalog(freshNamespace);
 const freshSpecs = topicsFor(freshNamespace);
 await applyInfra(freshSpecs, { admin, registry, registryUrl: config.SCHEMA_REGISTRY_URL });
 log('freshness: starting the features job and the Redis sink');
@@ -231,7 +231,7 @@ const jobs = spawn(
   ['--import', 'tsx', join(repoRoot, 'pipeline', 'cli.ts'), 'transactions-ml-features-job', 'user-transaction-counts-redis-sink', '--namespace', freshNamespace],
   { cwd: repoRoot, stdio: ['ignore', 'ignore', 'ignore'] },
 );
-const producer = await createTransactionsProducer(config, { topic: freshNames.transactions, lingerMs: 1 });
+const producer = await createTransactionsProducer(config, { topic: freshNames.topic.transactions, lingerMs: 1 });
 const fresh = new LatencyRecorder();
 const pending = new Map<number, number>();
 const rate = 5_000;
@@ -245,7 +245,7 @@ const watcher = (async () => {
     if (!streaming && deadline === Number.POSITIVE_INFINITY) deadline = performance.now() + 20_000;
     const users = [...pending.keys()];
     if (users.length) {
-      const found = await getUserFeatures(redis, users, freshNames.userKeyPrefix);
+      const found = await getUserFeatures(redis, users, freshNames.features.userTransactionCounts.redisPrefix);
       const now = performance.now();
       found.forEach((feature, i) => {
         if (!feature) return;

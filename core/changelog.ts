@@ -11,7 +11,7 @@ export async function readPartitionToEnd(
   config: Pick<Config, 'KAFKA_BROKERS'>,
   topic: string,
   partition: number,
-  onMessage: (message: Message) => void,
+  onMessage: (message: Message) => void | Promise<void>,
 ): Promise<number> {
   const consumer = new kafkaJavascript.KafkaConsumer(
     {
@@ -38,7 +38,8 @@ export async function readPartitionToEnd(
     for (;;) {
       const messages = await call<Message[]>((cb) => consumer.consume(5_000, cb));
       for (const message of messages) {
-        onMessage(message);
+        const pending = onMessage(message);
+        if (pending) await pending;
         count++;
       }
       const [position] = consumer.position([{ topic, partition }]);

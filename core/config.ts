@@ -64,6 +64,10 @@ export const envSchema = z
       .refine((value) => cron.validate(value), 'expected a cron expression')
       .default('5 * * * *')
       .describe('When the scheduler compacts closed hours (cron, UTC).'),
+    LAKESTREAM_PROFILE: z
+      .enum(['throughput', 'latency'])
+      .default('throughput')
+      .describe('Stream-job tuning: throughput (large batches) or latency (small batches, no linger).'),
     LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info').describe('Minimum level of the JSON logs.'),
   })
   .strict();

@@ -15,6 +15,7 @@ export type ErrorCode =
   | 'DELIVERY_FAILED'
   | 'S3_ERROR'
   | 'DUCKDB_ERROR'
+  | 'REDIS_ERROR'
   | 'USAGE';
 
 export type ErrorContext = Record<string, string | number | bigint | boolean | null | undefined>;

@@ -1,5 +1,6 @@
 import kafkaJavascript, { KafkaJS } from '@confluentinc/kafka-javascript';
 import type { Config } from './config.ts';
+import { LakestreamError } from './errors.ts';
 import { createKafka } from './kafka.ts';
 
 export interface ProducerTuning {
@@ -8,6 +9,8 @@ export interface ProducerTuning {
   lingerMs?: number;
   compression?: 'none' | 'lz4' | 'zstd' | 'snappy' | 'gzip';
   transactionalId?: string;
+  /** How long connecting may wait for a broker to answer before failing (default 10 s). */
+  connectTimeoutMs?: number;
 }
 
 /**
@@ -32,12 +35,45 @@ export function createProducer(config: Pick<Config, 'KAFKA_BROKERS'>, clientId: 
   } as KafkaJS.ProducerConstructorConfig);
 }
 
+export interface OutgoingMessage {
+  key: string | Buffer | null;
+  value: Buffer | null;
+  /** Default: murmur2 of the key, as a Java client would pick. */
+  partition?: number;
+  headers?: Array<Record<string, string | Buffer>>;
+}
+
+const unreachableCodes: number[] = [
+  kafkaJavascript.CODES.ERRORS.ERR__TRANSPORT,
+  kafkaJavascript.CODES.ERRORS.ERR__TIMED_OUT,
+  kafkaJavascript.CODES.ERRORS.ERR__ALL_BROKERS_DOWN,
+  kafkaJavascript.CODES.ERRORS.ERR__RESOLVE,
+];
+
+/**
+ * librdkafka's connect() only starts the client; it is the metadata request that follows which
+ * needs a broker, and it waits 30 s by default before failing with a message that names no
+ * broker. A shorter wait, and an error naming what was tried.
+ */
+export async function connectOrExplain(client: kafkaJavascript.Client<string>, brokers: string[], timeoutMs: number): Promise<void> {
+  await new Promise<void>((resolve, reject) =>
+    client.connect({ timeout: timeoutMs }, (err) => {
+      if (!err) return resolve();
+      const unreachable = unreachableCodes.includes(err.code);
+      const message = unreachable
+        ? `Kafka at ${brokers.join(',')} is unreachable: ${err.message} (no broker answered within ${timeoutMs / 1000} s)`
+        : `Kafka at ${brokers.join(',')} refused the connection: ${err.message}`;
+      reject(new LakestreamError('KAFKA_ERROR', message, { cause: err, retriable: unreachable, context: { brokers: brokers.join(',') } }));
+    }),
+  );
+}
+
 export interface BatchProducer {
   /**
    * Produces `messages` and resolves once every one has its delivery report (acknowledged by the
    * in-sync replicas with acks=all), with how many failed and the first error.
    */
-  send(topic: string, messages: Array<{ key: string | null; value: Buffer }>): Promise<{ failed: number; firstError?: Error }>;
+  send(topic: string, messages: OutgoingMessage[]): Promise<{ failed: number; firstError?: Error }>;
   close(): Promise<void>;
 }
 
@@ -64,7 +100,7 @@ export async function createBatchProducer(config: Pick<Config, 'KAFKA_BROKERS'>,
     },
     {},
   );
-  await new Promise<void>((resolve, reject) => producer.connect({}, (err) => (err ? reject(err) : resolve())));
+  await connectOrExplain(producer, config.KAFKA_BROKERS, tuning.connectTimeoutMs ?? 10_000);
   producer.setPollInterval(5);
   interface Pending {
     outstanding: number;
@@ -89,7 +125,7 @@ export async function createBatchProducer(config: Pick<Config, 'KAFKA_BROKERS'>,
       for (const message of messages) {
         for (;;) {
           try {
-            producer.produce(topic, null, message.value, message.key, null, pending);
+            producer.produce(topic, message.partition ?? null, message.value, message.key, null, pending, message.headers);
             break;
           } catch (error) {
             // librdkafka's local queue is full: wait for delivery reports to drain it
@@ -105,5 +141,77 @@ export async function createBatchProducer(config: Pick<Config, 'KAFKA_BROKERS'>,
       new Promise<void>((resolve) => {
         producer.flush(10_000, () => producer.disconnect(() => resolve()));
       }),
+  };
+}
+
+/**
+ * A transactional producer on librdkafka's callback API, for consume-transform-produce: records
+ * produced between `begin()` and `commit()`, together with the consumer offsets given to
+ * `sendOffsets()`, become visible to read_committed readers all at once or not at all.
+ * `connect` initialises the transactional id, which fences a predecessor with the same id and
+ * aborts its open transaction.
+ */
+export interface TransactionalProducer {
+  begin(): Promise<void>;
+  /** Queues a record into the open transaction (waiting while librdkafka's queue is full). */
+  produce(topic: string, message: OutgoingMessage): Promise<void> | void;
+  sendOffsets(offsets: Array<{ topic: string; partition: number; offset: number }>, consumer: kafkaJavascript.KafkaConsumer): Promise<void>;
+  commit(): Promise<void>;
+  abort(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function createTransactionalProducer(
+  config: Pick<Config, 'KAFKA_BROKERS'>,
+  transactionalId: string,
+  tuning: Pick<ProducerTuning, 'lingerMs' | 'compression'> = {},
+): Promise<TransactionalProducer> {
+  const producer = new kafkaJavascript.Producer(
+    {
+      'metadata.broker.list': config.KAFKA_BROKERS.join(','),
+      'client.id': transactionalId,
+      'transactional.id': transactionalId,
+      'enable.idempotence': true,
+      acks: -1,
+      'linger.ms': tuning.lingerMs ?? 5,
+      'compression.type': tuning.compression ?? 'lz4',
+      'batch.num.messages': 10_000,
+      'queue.buffering.max.kbytes': 64 * 1024,
+      'transaction.timeout.ms': 30_000,
+      partitioner: 'murmur2_random',
+    },
+    {},
+  );
+  const call = (fn: (cb: (err: unknown) => void) => void) =>
+    new Promise<void>((resolve, reject) => fn((err) => (err ? reject(err) : resolve())));
+  await call((cb) => producer.connect({}, (err) => cb(err)));
+  producer.setPollInterval(5);
+  await call((cb) => producer.initTransactions(30_000, cb));
+  const produceOne = (topic: string, message: OutgoingMessage) =>
+    producer.produce(topic, message.partition ?? null, message.value, message.key, null, undefined, message.headers);
+  return {
+    begin: () => call((cb) => producer.beginTransaction(cb)),
+    produce(topic, message) {
+      try {
+        produceOne(topic, message);
+      } catch (error) {
+        if ((error as { code?: number }).code !== kafkaJavascript.CODES.ERRORS.ERR__QUEUE_FULL) throw error;
+        return (async () => {
+          for (;;) {
+            await new Promise((resolve) => setTimeout(resolve, 2));
+            try {
+              produceOne(topic, message);
+              return;
+            } catch (retryError) {
+              if ((retryError as { code?: number }).code !== kafkaJavascript.CODES.ERRORS.ERR__QUEUE_FULL) throw retryError;
+            }
+          }
+        })();
+      }
+    },
+    sendOffsets: (offsets, consumer) => call((cb) => producer.sendOffsetsToTransaction(offsets, consumer, 30_000, cb)),
+    commit: () => call((cb) => producer.commitTransaction(60_000, cb)),
+    abort: () => call((cb) => producer.abortTransaction(30_000, cb)),
+    close: () => new Promise<void>((resolve) => producer.disconnect(() => resolve())),
   };
 }

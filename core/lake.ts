@@ -1,17 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import type { DuckDBConnection } from '@duckdb/node-api';
+import { catalog } from './catalog.ts';
 import { repoRoot, type Config } from './config.ts';
 import { openDuckdb } from './duckdb.ts';
+import { columnsOf } from './lake-layout.ts';
+import { createObjectStore } from './object-store.ts';
 import { createS3 } from './s3.ts';
-import { columnsOf } from '../sinks/lake/parquet.ts';
-
-/** The lake tables: where each lives under the bucket and the schema that describes it. */
-export const lakeTables = [
-  { view: 'transactions', path: 'transactions', schema: 'transactions-value.avsc' },
-  { view: 'user_transaction_counts', path: 'features/user_transaction_counts', schema: 'user-transaction-counts-value.avsc' },
-] as const;
 
 /**
  * DuckDB with one view per lake table over `s3://<bucket>/<namespace>/<path>/**\/*.parquet`,
@@ -22,16 +17,16 @@ export const lakeTables = [
 export async function openLake(config: Config, namespace = ''): Promise<{ connection: DuckDBConnection; close(): void }> {
   const duck = await openDuckdb(config);
   const s3 = createS3(config);
+  const store = createObjectStore(s3, config.LAKE_BUCKET);
   try {
-    for (const table of lakeTables) {
-      const prefix = namespace ? `${namespace}/${table.path}/` : `${table.path}/`;
-      const listed = await s3.send(new ListObjectsV2Command({ Bucket: config.LAKE_BUCKET, Prefix: prefix, MaxKeys: 1 }));
-      if (listed.KeyCount) {
+    for (const table of Object.values(catalog(namespace).tables)) {
+      const prefix = `${table.path}/`;
+      if (await store.hasAny(prefix)) {
         await duck.connection.run(
           `CREATE OR REPLACE VIEW ${table.view} AS SELECT * FROM read_parquet('s3://${config.LAKE_BUCKET}/${prefix}**/*.parquet', hive_partitioning = true, union_by_name = true)`,
         );
       } else {
-        const columns = columnsOf(JSON.parse(readFileSync(join(repoRoot, 'schemas', table.schema), 'utf8')));
+        const columns = columnsOf(JSON.parse(readFileSync(join(repoRoot, 'schemas', table.valueSchema), 'utf8')));
         const select = [...columns.map((c) => `NULL::${c.sqlType} AS "${c.name}"`), 'NULL::DATE AS dt', 'NULL::BIGINT AS hour'].join(', ');
         await duck.connection.run(`CREATE OR REPLACE VIEW ${table.view} AS SELECT ${select} WHERE false`);
       }

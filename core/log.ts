@@ -13,8 +13,15 @@ export interface Logger {
   child(fields: Record<string, unknown>): Logger;
 }
 
+let configuredLevel: LogLevel | undefined;
+
+/** Sets the minimum level from the validated config; until then LOG_LEVEL is read as it is. */
+export function setLogLevel(level: LogLevel): void {
+  configuredLevel = level;
+}
+
 function threshold(): number {
-  const level = (process.env.LOG_LEVEL ?? 'info').toLowerCase() as LogLevel;
+  const level = configuredLevel ?? ((process.env.LOG_LEVEL ?? 'info').toLowerCase() as LogLevel);
   return order[level] ?? order.info;
 }
 

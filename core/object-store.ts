@@ -19,6 +19,8 @@ export interface ObjectStore {
   putJson(key: string, value: unknown, condition?: { ifMatch?: string; ifNoneMatch?: '*' }): Promise<string>;
   delete(keys: string[]): Promise<void>;
   list(prefix: string): Promise<string[]>;
+  /** Whether any key starts with `prefix` (one request, however many there are). */
+  hasAny(prefix: string): Promise<boolean>;
 }
 
 export class PreconditionFailed extends LakestreamError {
@@ -27,7 +29,8 @@ export class PreconditionFailed extends LakestreamError {
   }
 }
 
-const s3Retry = { retries: 5, initialDelayMs: 100, maxDelayMs: 3_000 };
+// The one retry layer for S3 (the SDK's own retries are off, see s3.ts): about 20 s of outage is waited out.
+const s3Retry = { retries: 8, initialDelayMs: 100, maxDelayMs: 5_000 };
 
 export function createObjectStore(s3: S3Client, bucket: string): ObjectStore {
   return {
@@ -83,6 +86,11 @@ export function createObjectStore(s3: S3Client, bucket: string): ObjectStore {
         token = page.IsTruncated ? page.NextContinuationToken : undefined;
       } while (token);
       return keys;
+    },
+
+    async hasAny(prefix) {
+      const page = await retry(() => s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, MaxKeys: 1 })), s3Retry);
+      return Boolean(page.KeyCount);
     },
 
     async delete(keys) {

@@ -14,6 +14,7 @@ export function createS3(config: S3Settings): S3Client {
     // Path-style addressing works with MinIO and any S3 endpoint without wildcard DNS.
     forcePathStyle: true,
     credentials: { accessKeyId: config.S3_ACCESS_KEY_ID, secretAccessKey: config.S3_SECRET_ACCESS_KEY },
-    maxAttempts: 5,
+    // object-store.ts retries every call with backoff; SDK retries underneath would multiply them
+    maxAttempts: 1,
   });
 }

@@ -1,9 +1,10 @@
 import { parseArgs } from 'node:util';
 import { cliArgs, helpText, runCli } from '../core/cli.ts';
 import { loadConfig } from '../core/config.ts';
-import { LakestreamError, errorMessage } from '../core/errors.ts';
-import { createLogger } from '../core/log.ts';
-import { transactionsJobs, type Job } from './jobs.ts';
+import { createClientContext } from '../core/context.ts';
+import { LakestreamError } from '../core/errors.ts';
+import { runJobsUntilSignal } from '../core/stream-job.ts';
+import { pipelineJobs } from './jobs.ts';
 
 const STOP_TIMEOUT_MS = 30_000;
 
@@ -17,7 +18,7 @@ Options:
   --namespace NS        prefix for topics, consumer groups, lake tables and Redis keys (default none)
   --flush-rows N        lake sinks: flush a partition at N buffered rows (default 100000)
   --flush-interval-ms T lake sinks: flush a partition whose oldest row is T ms old (default 30000)
-  --instance ID         features job: stable id of this process (default 0)
+  --instance ID         transactional jobs: stable id of this process (default 0)
   -h, --help
 
 SIGTERM or SIGINT flushes, commits and exits within ${STOP_TIMEOUT_MS / 1000} s.
@@ -43,8 +44,8 @@ async function main(): Promise<void> {
     if (!Number.isInteger(n) || n <= 0) throw new LakestreamError('USAGE', `--${name} must be a positive integer, got ${JSON.stringify(value)}`);
     return n;
   };
-  const factories = transactionsJobs(config, {
-    namespace: values.namespace ?? '',
+  const context = createClientContext(config, { namespace: values.namespace ?? '', component: 'pipeline' });
+  const factories = pipelineJobs(context, {
     flushRows: number('flush-rows', values['flush-rows']),
     flushIntervalMs: number('flush-interval-ms', values['flush-interval-ms']),
     instance: values.instance,
@@ -58,36 +59,11 @@ async function main(): Promise<void> {
   const selected = values.all ? names : positionals;
   const unknown = selected.filter((name) => !factories[name]);
   if (unknown.length) throw new LakestreamError('USAGE', `unknown job ${unknown.join(', ')}; jobs: ${names.join(', ')}`);
-
-  const log = createLogger('pipeline');
-  const jobs: Array<[string, Job]> = selected.map((name) => [name, factories[name]!()]);
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info('stopping', { signal });
-    const timeout = setTimeout(() => {
-      log.error('jobs did not stop in time; exiting', { timeoutMs: STOP_TIMEOUT_MS });
-      process.exit(1);
-    }, STOP_TIMEOUT_MS);
-    const results = await Promise.allSettled(jobs.map(([, job]) => job.stop()));
-    clearTimeout(timeout);
-    for (const [index, result] of results.entries()) {
-      if (result.status === 'rejected') log.error('stop failed', { job: jobs[index]![0], error: errorMessage(result.reason) });
-    }
-    log.info('stopped', { peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024) });
-    process.exit(results.some((result) => result.status === 'rejected') ? 1 : 0);
-  };
-  process.on('SIGTERM', () => void stop('SIGTERM'));
-  process.on('SIGINT', () => void stop('SIGINT'));
-
-  for (const [name, job] of jobs) {
-    await job.start();
-    log.info('job started', { job: name });
-  }
-  setInterval(() => {
-    for (const [name, job] of jobs) log.info('stats', { job: name, ...job.stats() });
-  }, 10_000).unref();
+  await runJobsUntilSignal(
+    selected.map((name) => factories[name]!()),
+    context.log,
+    { stopTimeoutMs: STOP_TIMEOUT_MS, onStopped: () => context.close() },
+  );
 }
 
 runCli('pipeline', main, { exitOnError: true });

@@ -1,81 +1,32 @@
-import type { Config } from '../core/config.ts';
-import { validateTransaction } from '../ingest/transactions/record.ts';
+import { processorDeclarations } from '../core/catalog.ts';
+import type { ClientContext } from '../core/context.ts';
+import type { StreamJob } from '../core/stream-job.ts';
 import { createFeaturesJob } from '../processors/transactions-features/job.ts';
-import { createLakeSink } from '../sinks/lake/lake-sink.ts';
-import { DEFAULT_USER_KEY_PREFIX } from '../sinks/redis/online-store.ts';
+import { createLakeSink, type LakeSinkOptions } from '../sinks/lake/lake-sink.ts';
 import { createRedisSink } from '../sinks/redis/redis-sink.ts';
 
-export interface Job {
-  start(): Promise<void>;
-  stop(): Promise<void>;
-  stats(): object;
-}
-
-export interface PipelineSettings {
-  /**
-   * Isolates a whole pipeline: prefixes its topics (`<ns>.transactions`), consumer groups, lake
-   * tables and sink state (`<ns>/transactions/…`) and Redis keys (`<ns>:feat:user:`). Empty in
-   * production; tests and parallel environments set it.
-   */
-  namespace: string;
+export interface JobSettings {
   flushRows?: number;
   flushIntervalMs?: number;
+  /** Stable id of this process among a job's processes (transactional ids derive from it). */
   instance?: string;
 }
 
-export function pipelineNames(namespace: string) {
-  const topic = (name: string) => (namespace ? `${namespace}.${name}` : name);
-  const path = (name: string) => (namespace ? `${namespace}/${name}` : name);
-  return {
-    transactions: topic('transactions'),
-    counts: topic('user-transaction-counts'),
-    dlq: `dlq.${topic('transactions')}`,
-    transactionsTable: path('transactions'),
-    countsTable: path('features/user_transaction_counts'),
-    stateRoot: path('_lakestream/sinks'),
-    group: topic,
-    userKeyPrefix: namespace ? `${namespace}:${DEFAULT_USER_KEY_PREFIX}` : DEFAULT_USER_KEY_PREFIX,
-  };
-}
-
-/** Every job of the transactions pipeline, by name. */
-export function transactionsJobs(config: Config, settings: PipelineSettings): Record<string, () => Job> {
-  const names = pipelineNames(settings.namespace);
-  const flush = {
+/**
+ * Every stream job, by name: a lake sink for each table of the catalog, a Redis sink for each
+ * feature served online, and the processors. The context's catalog carries the namespace.
+ */
+export function pipelineJobs(context: ClientContext, settings: JobSettings = {}): Record<string, () => StreamJob> {
+  const { catalog } = context;
+  const flush: LakeSinkOptions = {
     ...(settings.flushRows ? { flushRows: settings.flushRows } : {}),
     ...(settings.flushIntervalMs ? { flushIntervalMs: settings.flushIntervalMs } : {}),
   };
-  return {
-    'transactions-job-backup': () =>
-      createLakeSink(
-        {
-          name: names.group('transactions-job-backup'),
-          topic: names.transactions,
-          table: names.transactionsTable,
-          eventTimeField: 'transaction_timestamp_millis',
-          stateRoot: names.stateRoot,
-          ...flush,
-        },
-        { config, validate: (record) => void validateTransaction(record) },
-      ),
-    'transactions-ml-features-job': () =>
-      createFeaturesJob(
-        { name: names.group('transactions-ml-features-job'), inputTopic: names.transactions, outputTopic: names.counts, instance: settings.instance ?? '0' },
-        { config },
-      ),
-    'user-transaction-counts-lake-sink': () =>
-      createLakeSink(
-        {
-          name: names.group('user-transaction-counts-lake-sink'),
-          topic: names.counts,
-          table: names.countsTable,
-          eventTimeField: 'event_timestamp_millis',
-          stateRoot: names.stateRoot,
-          ...flush,
-        },
-        { config },
-      ),
-    'user-transaction-counts-redis-sink': () =>
-      createRedisSink({ name: names.group('user-transaction-counts-redis-sink'), topic: names.counts, keyPrefix: names.userKeyPrefix }, { config }),
-  };
+  const jobs: Record<string, () => StreamJob> = {};
+  for (const table of Object.values(catalog.tables)) jobs[table.sink] = () => createLakeSink(table, flush, context);
+  jobs[processorDeclarations.transactionsFeatures.name] = () => createFeaturesJob(context, { instance: settings.instance });
+  for (const feature of Object.values(catalog.features)) {
+    if (feature.redisSink) jobs[feature.redisSink] = () => createRedisSink(feature, context);
+  }
+  return jobs;
 }

@@ -1,7 +1,8 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { loadConfig, repoRoot } from '../core/config.ts';
 import { openLake } from '../core/lake.ts';
 import { sleep } from '../core/retry.ts';
+import { startPipeline } from './pipeline-process.ts';
 
 /**
  * The end-to-end demo behind README's first command: the local stack, the topics and schemas, a
@@ -38,9 +39,7 @@ const before = await lakeRows();
 step(`3/6 produce ${BURST} transactions spread over the past 2 days`, ['run', 'producer', '--', 'transactions', '--count', String(BURST), '--days', '2', '--users', '200']);
 
 console.log('\n=== 4/6 run the pipeline (backup to the lake, features job, feature sinks) until the burst is through\n$ pnpm run pipeline');
-const pipeline = spawn('pnpm', ['--silent', 'run', 'pipeline', '--', '--flush-interval-ms', '2000'], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'pipe'] });
-let pipelineLog = '';
-pipeline.stderr.on('data', (chunk: Buffer) => (pipelineLog = (pipelineLog + chunk.toString()).slice(-20_000)));
+const pipeline = startPipeline(['--flush-interval-ms', '2000']);
 const deadline = Date.now() + 180_000;
 for (;;) {
   const now = await lakeRows();
@@ -48,15 +47,18 @@ for (;;) {
   const counted = now.features - before.features;
   process.stdout.write(`\r  archived ${archived}/${BURST}, feature rows ${counted}/${BURST}   `);
   if (archived >= BURST && counted >= BURST) break;
-  if (Date.now() > deadline || pipeline.exitCode !== null) {
-    console.error(`\ndemo: the pipeline did not get the burst through; its last logs:\n${pipelineLog.slice(-4_000)}`);
-    pipeline.kill('SIGTERM');
+  if (Date.now() > deadline || pipeline.exitCode() !== undefined) {
+    console.error(`\ndemo: the pipeline did not get the burst through; its last logs:\n${pipeline.log().slice(-4_000)}`);
+    await pipeline.stop();
     process.exit(1);
   }
   await sleep(1_000);
 }
-pipeline.kill('SIGTERM');
-await new Promise((resolve) => pipeline.once('exit', resolve));
+const code = await pipeline.stop();
+if (code !== 0) {
+  console.error(`\ndemo: the pipeline did not stop cleanly (exit ${code}); its last logs:\n${pipeline.log().slice(-4_000)}`);
+  process.exit(1);
+}
 console.log('\n  pipeline stopped cleanly (SIGTERM flushes and commits)');
 
 const top = step('5/6 query the lake with DuckDB: the busiest users', [

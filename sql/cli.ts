@@ -3,12 +3,13 @@ import { parseArgs } from 'node:util';
 import { cliArgs, helpText, runCli } from '../core/cli.ts';
 import { loadConfig } from '../core/config.ts';
 import { LakestreamError, errorMessage } from '../core/errors.ts';
-import { lakeTables, openLake } from '../core/lake.ts';
+import { catalog } from '../core/catalog.ts';
+import { openLake } from '../core/lake.ts';
 
 const usage = helpText(`Usage: pnpm run sql -- "SELECT …" [options]
        pnpm run sql -- -f sql/<file>.sql [options]
 
-Runs DuckDB SQL over the lake in S3. Views: ${lakeTables.map((t) => t.view).join(', ')}
+Runs DuckDB SQL over the lake in S3. Views: ${Object.values(catalog().tables).map((t) => t.view).join(', ')}
 (Hive partition columns dt and hour included; all schema versions read together).
 
 Options:

@@ -1,4 +1,4 @@
-import type { Transaction } from './record.ts';
+import type { Transaction } from '../../schemas/transactions.ts';
 
 export interface GeneratorOptions {
   /** Number of distinct users. */

@@ -1,70 +1,104 @@
 import type { Redis } from 'ioredis';
+import { catalog, type ResolvedFeature } from '../../core/catalog.ts';
 
 /**
- * The online feature store for ML serving: one Redis hash per user, `<prefix><user_id>`, with
- * `total_transactions_count` and `updated_at` (the event time, epoch ms UTC, of the transaction
- * that produced the count).
+ * The online feature store for ML serving: one Redis hash per entity, `<prefix><entity id>`,
+ * holding the feature's fields (as the catalog declares them) and `updated_at`, the event time
+ * (epoch ms, UTC) the values are as of.
  *
- * Semantics: `writeBatch` writes absolute values and is idempotent; each write is applied only if
- * its count is higher than the stored one (compared inside Redis, atomically, by a Lua script),
- * so a replayed or reordered older update never overwrites a newer one. A batch is one pipelined
- * round trip. `readMany` reads any number of users in one round trip; a user with no features
- * comes back as null.
+ * Semantics: `writeFeatures` writes absolute values and is idempotent; each write is applied only
+ * if the feature's monotonic field (for transaction counts, the count itself) is greater than the
+ * stored one, compared inside Redis atomically by a Lua script, so a replayed or reordered older
+ * update never overwrites a newer one. A batch is one pipelined round trip. `readFeatures` reads
+ * any number of entities in one round trip; an entity with no features comes back as null.
  */
-export interface UserFeatures {
-  user_id: number;
-  total_transactions_count: number;
-  updated_at: number;
-}
-
-export const DEFAULT_USER_KEY_PREFIX = 'feat:user:';
+export type FeatureRow = Record<string, number | string | null>;
 
 const setIfNewer = `
-local current = redis.call('HGET', KEYS[1], 'total_transactions_count')
-if current and tonumber(current) >= tonumber(ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], 'total_transactions_count', ARGV[1], 'updated_at', ARGV[2])
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if current and tonumber(current) >= tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
 return 1`;
 
-type RedisWithGuard = Redis & {
-  setFeatureIfNewer(key: string, count: string, updatedAt: string): Promise<number>;
-};
+type GuardedPipeline = { setFeatureIfNewer(key: string, ...args: string[]): void; exec(): Promise<Array<[Error | null, unknown]> | null> };
 
-function withGuard(redis: Redis): RedisWithGuard {
+function guardedPipeline(redis: Redis): GuardedPipeline {
   if (!('setFeatureIfNewer' in redis)) redis.defineCommand('setFeatureIfNewer', { numberOfKeys: 1, lua: setIfNewer });
-  return redis as RedisWithGuard;
+  return redis.pipeline() as unknown as GuardedPipeline;
 }
 
-/** Applies `updates`; returns how many changed a stored value. */
-export async function writeUserFeatures(redis: Redis, updates: UserFeatures[], prefix = DEFAULT_USER_KEY_PREFIX): Promise<number> {
-  if (!updates.length) return 0;
-  const pipeline = withGuard(redis).pipeline() as unknown as { setFeatureIfNewer(...args: string[]): void; exec(): Promise<Array<[Error | null, unknown]> | null> };
-  for (const update of updates) {
-    pipeline.setFeatureIfNewer(`${prefix}${update.user_id}`, String(update.total_transactions_count), String(update.updated_at));
+/** The Redis hash fields of a feature, in the order `readFeatures` asks for them. */
+export function redisFields(feature: ResolvedFeature): string[] {
+  return [...Object.keys(feature.fields), 'updated_at'];
+}
+
+/** Applies `records` (the feature topic's records: entity key, fields, event time); returns how many changed a stored value. */
+export async function writeFeatures(redis: Redis, feature: ResolvedFeature, records: Array<Record<string, unknown>>, prefix = feature.redisPrefix): Promise<number> {
+  if (!records.length) return 0;
+  const pipeline = guardedPipeline(redis);
+  const fields = Object.keys(feature.fields);
+  for (const record of records) {
+    const args = [feature.monotonicField, String(record[feature.monotonicField])];
+    for (const field of fields) args.push(field, String(record[field]));
+    args.push('updated_at', String(record[feature.eventTimeField]));
+    pipeline.setFeatureIfNewer(`${prefix}${record[feature.entityKey]}`, ...args);
   }
-  const results = (await pipeline.exec()) ?? [];
   let applied = 0;
-  for (const [error, result] of results) {
+  for (const [error, result] of (await pipeline.exec()) ?? []) {
     if (error) throw error;
     applied += Number(result);
   }
   return applied;
 }
 
-/** Features of `userIds`, in the same order, with null for users that have none. */
-export async function getUserFeatures(redis: Redis, userIds: number[], prefix = DEFAULT_USER_KEY_PREFIX): Promise<Array<UserFeatures | null>> {
-  if (!userIds.length) return [];
-  if (userIds.length === 1) {
-    // one user, one command: a pipeline object would only add allocation to the hot lookup path
-    const [count, updatedAt] = await redis.hmget(`${prefix}${userIds[0]}`, 'total_transactions_count', 'updated_at');
-    return [count === null ? null : { user_id: userIds[0]!, total_transactions_count: Number(count), updated_at: Number(updatedAt) }];
+function toRow(feature: ResolvedFeature, id: string | number, values: Array<string | null>): FeatureRow | null {
+  if (values.every((value) => value === null)) return null;
+  const row: FeatureRow = { [feature.entityKey]: id };
+  redisFields(feature).forEach((field, i) => {
+    const type = feature.fields[field] ?? 'long';
+    const value = values[i] ?? null;
+    row[field] = value === null || type === 'string' ? value : Number(value);
+  });
+  return row;
+}
+
+/** Features of `ids`, in the same order, with null for entities that have none. */
+export async function readFeatures(redis: Redis, feature: ResolvedFeature, ids: Array<string | number>, prefix = feature.redisPrefix): Promise<Array<FeatureRow | null>> {
+  if (!ids.length) return [];
+  const fields = redisFields(feature);
+  if (ids.length === 1) {
+    // one entity, one command: a pipeline object would only add allocation to the hot lookup path
+    return [toRow(feature, ids[0]!, await redis.hmget(`${prefix}${ids[0]}`, ...fields))];
   }
   const pipeline = redis.pipeline();
-  for (const userId of userIds) pipeline.hmget(`${prefix}${userId}`, 'total_transactions_count', 'updated_at');
+  for (const id of ids) pipeline.hmget(`${prefix}${id}`, ...fields);
   const results = (await pipeline.exec()) ?? [];
-  return results.map(([error, fields], index) => {
+  return results.map(([error, values], index) => {
     if (error) throw error;
-    const [count, updatedAt] = fields as [string | null, string | null];
-    if (count === null) return null;
-    return { user_id: userIds[index]!, total_transactions_count: Number(count), updated_at: Number(updatedAt) };
+    return toRow(feature, ids[index]!, values as Array<string | null>);
   });
+}
+
+/** A user's transaction features, as ML serving reads them. */
+export interface UserFeatures {
+  user_id: number;
+  total_transactions_count: number;
+  updated_at: number;
+}
+
+const userCounts = catalog().features.userTransactionCounts;
+
+/** Features of `userIds`, in the same order, with null for users that have none. */
+export async function getUserFeatures(redis: Redis, userIds: number[], prefix = userCounts.redisPrefix): Promise<Array<UserFeatures | null>> {
+  return (await readFeatures(redis, userCounts, userIds, prefix)) as unknown as Array<UserFeatures | null>;
+}
+
+/** Writes users' transaction features (guarded as `writeFeatures`); returns how many changed a stored value. */
+export function writeUserFeatures(redis: Redis, updates: UserFeatures[], prefix = userCounts.redisPrefix): Promise<number> {
+  return writeFeatures(
+    redis,
+    userCounts,
+    updates.map((u) => ({ user_id: u.user_id, total_transactions_count: u.total_transactions_count, event_timestamp_millis: u.updated_at })),
+    prefix,
+  );
 }

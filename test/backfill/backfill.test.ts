@@ -5,7 +5,6 @@ import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { repoRoot } from '../../core/config.ts';
 import { createTransactionGenerator } from '../../ingest/transactions/generator.ts';
 import { createTransactionsProducer } from '../../ingest/transactions/producer.ts';
-import { transactionsJobs } from '../../pipeline/jobs.ts';
 import { config, onCleanup, testS3, waitFor } from '../helpers.ts';
 import { setupPipeline } from '../pipeline/fixture.ts';
 
@@ -15,15 +14,14 @@ const TOTAL = 3_000;
 /** A lake with three days of transactions and the streaming features job's output for them. */
 async function streamedLake(t: TestContext, label: string) {
   const pipeline = await setupPipeline(t, label);
-  const producer = await createTransactionsProducer(config, { topic: pipeline.names.transactions });
+  const producer = await createTransactionsProducer(config, { topic: pipeline.names.topic.transactions });
   onCleanup(t, () => producer.close());
   // A backend emits each user's transactions in time order; so does this one.
   const records = Array.from({ length: TOTAL }, createTransactionGenerator({ users: 80, seed: 77, spreadDays: 3, now: NOW })).sort(
     (a, b) => a.transaction_timestamp_millis - b.transaction_timestamp_millis,
   );
   for (let i = 0; i < records.length; i += 500) await producer.send(records.slice(i, i + 500));
-  const jobs = transactionsJobs(config, { namespace: pipeline.namespace, flushIntervalMs: 500 });
-  const running = ['transactions-job-backup', 'transactions-ml-features-job', 'user-transaction-counts-lake-sink'].map((name) => jobs[name]!());
+  const running = ['transactions-job-backup', 'transactions-ml-features-job', 'user-transaction-counts-lake-sink'].map((name) => pipeline.job(name, { flushIntervalMs: 500 }));
   for (const job of running) await job.start();
   await waitFor('the streamed history in both tables', async () => {
     const [row] = await pipeline.query<{ a: string; b: string }>('SELECT (SELECT count(*) FROM transactions) a, (SELECT count(*) FROM user_transaction_counts) b');
@@ -39,7 +37,7 @@ async function streamedLake(t: TestContext, label: string) {
     ).map((row) => `${row.user_id}:${row.total_transactions_count}:${row.event_timestamp_millis}`);
   const s3 = testS3(t);
   const objects = async () => {
-    const listed = await s3.send(new ListObjectsV2Command({ Bucket: config.LAKE_BUCKET, Prefix: `${pipeline.names.countsTable}/` }));
+    const listed = await s3.send(new ListObjectsV2Command({ Bucket: config.LAKE_BUCKET, Prefix: `${pipeline.names.tables.userTransactionCounts.path}/` }));
     return (listed.Contents ?? []).map((object) => `${object.Key} ${object.Size}`).sort();
   };
   /** Every key and value of the whole Redis database, serialised. */
@@ -64,7 +62,7 @@ async function streamedLake(t: TestContext, label: string) {
 test('backfill equals the streaming output, adds nothing when re-run, continues totals across --from, never touches Redis', { timeout: 300_000 }, async (t) => {
   const lake = await streamedLake(t, 'backfill');
   assert.equal(lake.streamed.length, TOTAL);
-  await lake.redis.set(`${lake.names.userKeyPrefix}sentinel`, 'x');
+  await lake.redis.set(`${lake.names.features.userTransactionCounts.redisPrefix}sentinel`, 'x');
   const redisBefore = await lake.redisSnapshot();
 
   const first = lake.backfill();

@@ -4,7 +4,6 @@ import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { compactDay, compactionTarget } from '../../backfill/compact.ts';
 import { createTransactionGenerator } from '../../ingest/transactions/generator.ts';
 import { createTransactionsProducer } from '../../ingest/transactions/producer.ts';
-import { transactionsJobs } from '../../pipeline/jobs.ts';
 import { config, onCleanup, testS3, waitFor } from '../helpers.ts';
 import { setupPipeline } from '../pipeline/fixture.ts';
 
@@ -12,13 +11,12 @@ const HOUR_START = Date.UTC(2026, 10, 19, 10);
 
 test('compaction keeps query results identical, is idempotent, leaves the open hour alone, and loses nothing beside a running sink', { timeout: 300_000 }, async (t) => {
   const pipeline = await setupPipeline(t, 'compact');
-  const producer = await createTransactionsProducer(config, { topic: pipeline.names.transactions });
+  const producer = await createTransactionsProducer(config, { topic: pipeline.names.topic.transactions });
   onCleanup(t, () => producer.close());
   // Events of two hours, 10:xx and 11:xx on one day.
   const next = createTransactionGenerator({ users: 60, seed: 4, spreadDays: 0, now: HOUR_START });
   const inHour = (hour: number) => () => ({ ...next(), transaction_timestamp_millis: HOUR_START + hour * 3_600_000 + Math.floor(Math.random() * 3_600_000) });
-  const sink = transactionsJobs(config, { namespace: pipeline.namespace, flushIntervalMs: 300 })['transactions-job-backup']!();
-  onCleanup(t, () => sink.stop());
+  const sink = pipeline.job('transactions-job-backup', { flushIntervalMs: 300 });
   await sink.start();
 
   let produced = 0;

@@ -3,12 +3,11 @@ import { test } from 'node:test';
 import { ConfigResourceTypes, IncrementalAlterConfigOperationTypes } from '@platformatic/kafka';
 import { createRegistry, getCompatibility } from '../../core/registry.ts';
 import { applyInfra } from '../../infra/apply.ts';
-import { topics, type TopicSpec } from '../../infra/topics.ts';
+import { topicsFor, type TopicSpec } from '../../infra/topics.ts';
 import { cleanupTopics, config, testAdmin, uniqueName } from '../helpers.ts';
 
 function testSpecs(): TopicSpec[] {
-  const prefix = uniqueName('apply');
-  return topics.map((spec) => ({ ...spec, name: `${prefix}.${spec.name}` }));
+  return topicsFor(uniqueName('apply'));
 }
 
 test('infra:apply twice leaves the same topics and schemas', async (t) => {

@@ -5,7 +5,7 @@ import { repoRoot } from '../../core/config.ts';
 import { LakestreamError } from '../../core/errors.ts';
 import { createTransactionGenerator } from '../../ingest/transactions/generator.ts';
 import { createTransactionsProducer } from '../../ingest/transactions/producer.ts';
-import { validateTransaction } from '../../ingest/transactions/record.ts';
+import { validateTransaction } from '../../schemas/transactions.ts';
 import { config, onCleanup } from '../helpers.ts';
 import { setupPipeline } from '../pipeline/fixture.ts';
 
@@ -52,7 +52,7 @@ test('an invalid transaction is refused with the field and the record named', ()
 
 test('the producer library sends valid records and refuses invalid ones without sending them', { timeout: 120_000 }, async (t) => {
   const { names } = await setupPipeline(t, 'producer');
-  const producer = await createTransactionsProducer(config, { topic: names.transactions });
+  const producer = await createTransactionsProducer(config, { topic: names.topic.transactions });
   onCleanup(t, () => producer.close());
   const outcome = await producer.send([
     { user_id: 1, transaction_timestamp_millis: Date.now(), amount: 10, currency: 'USD', counterpart_id: 2 },
@@ -65,7 +65,7 @@ test('the producer library sends valid records and refuses invalid ones without 
 
 test('pnpm run producer sends the requested count and prints the summary', { timeout: 180_000 }, async (t) => {
   const { names } = await setupPipeline(t, 'producer-cli');
-  const result = spawnSync('pnpm', ['--silent', 'run', 'producer', '--', 'transactions', '--topic', names.transactions, '--count', '3000', '--seed', '1', '--users', '50'], {
+  const result = spawnSync('pnpm', ['--silent', 'run', 'producer', '--', 'transactions', '--topic', names.topic.transactions, '--count', '3000', '--seed', '1', '--users', '50'], {
     cwd: repoRoot,
     encoding: 'utf8',
   });

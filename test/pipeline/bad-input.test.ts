@@ -6,13 +6,12 @@ import { createConsumer } from '../../core/kafka.ts';
 import { createProducer } from '../../core/kafka-producer.ts';
 import { createTransactionGenerator } from '../../ingest/transactions/generator.ts';
 import { createTransactionsProducer } from '../../ingest/transactions/producer.ts';
-import { transactionsJobs } from '../../pipeline/jobs.ts';
 import { config, onCleanup, uniqueName, waitFor } from '../helpers.ts';
 import { setupPipeline } from './fixture.ts';
 
 test('bad input goes to the DLQ with its reason and original bytes; the records around it arrive', { timeout: 300_000 }, async (t) => {
-  const { namespace, names, registry, query } = await setupPipeline(t, 'dlq');
-  const producer = await createTransactionsProducer(config, { topic: names.transactions });
+  const { namespace, names, registry, query, job } = await setupPipeline(t, 'dlq');
+  const producer = await createTransactionsProducer(config, { topic: names.topic.transactions });
   onCleanup(t, () => producer.close());
   const raw = createProducer(config, 'lakestream-test-raw');
   await raw.connect();
@@ -28,16 +27,14 @@ test('bad input goes to the DLQ with its reason and original bytes; the records 
     invalid: codec.encode({ ...next(), currency: 'EURO' }),
   };
   await producer.send(Array.from({ length: 10 }, next));
-  await raw.send({ topic: names.transactions, messages: Object.entries(bad).map(([kind, value]) => ({ key: '7', value, headers: { kind } })) });
+  await raw.send({ topic: names.topic.transactions, messages: Object.entries(bad).map(([kind, value]) => ({ key: '7', value, headers: { kind } })) });
   await producer.send(Array.from({ length: 10 }, next));
 
-  const jobs = transactionsJobs(config, { namespace, flushIntervalMs: 500 });
   const started = [];
-  for (const name of ['transactions-job-backup', 'transactions-ml-features-job'] as const) {
-    const job = jobs[name]!();
-    onCleanup(t, () => job.stop());
-    await job.start();
-    started.push(job);
+  for (const name of ['transactions-job-backup', 'transactions-ml-features-job']) {
+    const created = job(name, { flushIntervalMs: 500 });
+    await created.start();
+    started.push(created);
   }
   const features = started[1]!;
 
@@ -50,7 +47,7 @@ test('bad input goes to the DLQ with its reason and original bytes; the records 
   const dlqConsumer = createConsumer(config, uniqueName('dlq-reader'));
   await dlqConsumer.connect();
   onCleanup(t, () => dlqConsumer.disconnect());
-  await dlqConsumer.subscribe({ topics: [names.dlq] });
+  await dlqConsumer.subscribe({ topics: [names.deadLetterTopic(names.topic.transactions)] });
   await dlqConsumer.run({ eachMessage: async ({ message }) => void letters.push(message) });
   await waitFor('8 dead letters (4 from each job)', async () => (letters.length >= 8 ? true : undefined));
 
@@ -62,7 +59,7 @@ test('bad input goes to the DLQ with its reason and original bytes; the records 
       const kind = header(message, 'kind')!;
       assert.deepEqual(message.value, bad[kind], `${kind}: original bytes kept`);
       assert.equal(header(message, 'dlq.reason'), kind);
-      assert.equal(header(message, 'dlq.source.topic'), names.transactions);
+      assert.equal(header(message, 'dlq.source.topic'), names.topic.transactions);
       assert.match(header(message, 'dlq.source.partition') ?? '', /^\d+$/);
       assert.match(header(message, 'dlq.source.offset') ?? '', /^\d+$/);
       assert.ok(!Number.isNaN(Date.parse(header(message, 'dlq.time') ?? '')));
@@ -71,7 +68,7 @@ test('bad input goes to the DLQ with its reason and original bytes; the records 
     }
   }
   await waitFor('the features job to count the 20 valid transactions', async () =>
-    (features.stats() as { emitted: number }).emitted === 20 ? true : undefined,
+    (features.stats() as unknown as { emitted: number }).emitted === 20 ? true : undefined,
   );
   assert.deepEqual((features.stats() as { deadLetters: Record<string, number> }).deadLetters, {
     'magic-byte': 1,

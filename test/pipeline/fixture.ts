@@ -1,10 +1,12 @@
 import type { TestContext } from 'node:test';
+import { catalog } from '../../core/catalog.ts';
+import { createClientContext } from '../../core/context.ts';
 import { openLake } from '../../core/lake.ts';
 import { createRedis } from '../../core/redis.ts';
 import { createRegistry } from '../../core/registry.ts';
 import { applyInfra } from '../../infra/apply.ts';
 import { topicsFor } from '../../infra/topics.ts';
-import { pipelineNames } from '../../pipeline/jobs.ts';
+import { pipelineJobs, type JobSettings } from '../../pipeline/jobs.ts';
 import { cleanupPrefix, cleanupRedisPrefix, cleanupTopics, config, onCleanup, testAdmin, testS3, uniqueName, waitFor } from '../helpers.ts';
 
 /**
@@ -13,7 +15,7 @@ import { cleanupPrefix, cleanupRedisPrefix, cleanupTopics, config, onCleanup, te
  */
 export async function setupPipeline(t: TestContext, label: string) {
   const namespace = uniqueName(label);
-  const names = pipelineNames(namespace);
+  const names = catalog(namespace);
   const admin = testAdmin(t);
   const specs = topicsFor(namespace);
   cleanupTopics(t, admin, specs.map((spec) => spec.name));
@@ -22,7 +24,15 @@ export async function setupPipeline(t: TestContext, label: string) {
   cleanupPrefix(t, testS3(t), `${namespace}/`);
   const redis = createRedis(config);
   onCleanup(t, () => redis.quit());
-  cleanupRedisPrefix(t, redis, names.userKeyPrefix);
+  cleanupRedisPrefix(t, redis, names.features.userTransactionCounts.redisPrefix);
+  const context = createClientContext(config, { namespace });
+  onCleanup(t, () => context.close());
+  /** The pipeline's jobs by name, built in this process; each stops after the test. */
+  const job = (name: string, settings: JobSettings = {}) => {
+    const created = pipelineJobs(context, settings)[name]!();
+    onCleanup(t, () => created.stop());
+    return created;
+  };
 
   /** Runs SQL over this pipeline's lake tables. */
   const query = async <T = Record<string, unknown>>(sql: string): Promise<T[]> => {
@@ -39,5 +49,5 @@ export async function setupPipeline(t: TestContext, label: string) {
   /** Waits until `view` holds at least `rows` rows; returns how many it holds then. */
   const waitForCount = (view: 'transactions' | 'user_transaction_counts', rows: number, timeoutMs = 120_000, intervalMs = 1_000) =>
     waitFor(`${rows} rows in ${view}`, async () => ((await count(view)) >= rows ? count(view) : undefined), timeoutMs, intervalMs);
-  return { namespace, names, admin, registry, redis, query, count, waitForCount };
+  return { namespace, names, context, job, admin, registry, redis, query, count, waitForCount };
 }

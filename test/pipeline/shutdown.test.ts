@@ -7,7 +7,7 @@ import { setupPipeline } from './fixture.ts';
 
 test('SIGTERM flushes what a job buffers, commits and exits cleanly', { timeout: 180_000 }, async (t) => {
   const { namespace, names, count } = await setupPipeline(t, 'sigterm');
-  const producer = await createTransactionsProducer(config, { topic: names.transactions });
+  const producer = await createTransactionsProducer(config, { topic: names.topic.transactions });
   onCleanup(t, () => producer.close());
   await producer.send(Array.from({ length: 1_000 }, createTransactionGenerator({ users: 20, seed: 5, spreadDays: 0 })));
 

@@ -17,7 +17,7 @@ test('exactly-once through kill -9: lake, features table and Redis agree on ever
   let backup = startBackup();
   let features = startFeatures();
 
-  const producer = await createTransactionsProducer(config, { topic: names.transactions });
+  const producer = await createTransactionsProducer(config, { topic: names.topic.transactions });
   onCleanup(t, () => producer.close());
   const next = createTransactionGenerator({ users: 2_000, seed: 20261121, spreadDays: 3 });
   const produceSome = async (count: number) => {
@@ -63,7 +63,7 @@ test('exactly-once through kill -9: lake, features table and Redis agree on ever
 
   const userIds = lakeCounts.map((row) => Number(row.user_id));
   const online = await waitFor('Redis to catch up', async () => {
-    const features = await getUserFeatures(redis, userIds, names.userKeyPrefix);
+    const features = await getUserFeatures(redis, userIds, names.features.userTransactionCounts.redisPrefix);
     return features.every((f, i) => f?.total_transactions_count === Number(lakeCounts[i]!.n)) ? features : undefined;
   });
   for (const [i, row] of lakeCounts.entries()) {

@@ -1,30 +1,23 @@
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { parseSinkFileKey, sinkStateKey } from '../../core/lake-layout.ts';
 import { createObjectStore } from '../../core/object-store.ts';
 import { createTransactionGenerator } from '../../ingest/transactions/generator.ts';
 import { createTransactionsProducer } from '../../ingest/transactions/producer.ts';
-import { validateTransaction } from '../../ingest/transactions/record.ts';
-import { createLakeSink, type LakeSinkOptions } from '../../sinks/lake/lake-sink.ts';
+import { createLakeSink } from '../../sinks/lake/lake-sink.ts';
 import { config, onCleanup, testS3 } from '../helpers.ts';
 import { setupPipeline } from '../pipeline/fixture.ts';
 
 async function fixture(t: TestContext, label: string, spreadDays = 2) {
   const pipeline = await setupPipeline(t, label);
-  const producer = await createTransactionsProducer(config, { topic: pipeline.names.transactions });
+  const producer = await createTransactionsProducer(config, { topic: pipeline.names.topic.transactions });
   onCleanup(t, () => producer.close());
   // With no spread, every event falls in one hour, so each flush of a partition is one file.
   const next = createTransactionGenerator({ users: 300, seed: label.length, spreadDays, now: spreadDays ? undefined : Date.UTC(2026, 10, 20, 12, 30) });
-  const options: LakeSinkOptions = {
-    name: `${pipeline.namespace}-backup`,
-    topic: pipeline.names.transactions,
-    table: pipeline.names.transactionsTable,
-    eventTimeField: 'transaction_timestamp_millis',
-    stateRoot: pipeline.names.stateRoot,
-    flushIntervalMs: 500,
-  };
+  const table = pipeline.names.tables.transactions;
   const runSink = async () => {
-    const sink = createLakeSink(options, { config, validate: (record) => void validateTransaction(record) });
+    const sink = createLakeSink(table, { flushIntervalMs: 500 }, pipeline.context);
     onCleanup(t, () => sink.stop());
     await sink.start();
     return sink;
@@ -35,14 +28,14 @@ async function fixture(t: TestContext, label: string, spreadDays = 2) {
     (await pipeline.query('SELECT user_id, transaction_timestamp_millis, amount, currency, counterpart_id FROM transactions GROUP BY ALL HAVING count(*) > 1')).length;
   /** Moves the sink's consumer group back to the start of the topic, as if its commits were lost. */
   const rewindGroup = async () => {
-    const metadata = await pipeline.admin.metadata({ topics: [options.topic], forceUpdate: true });
-    const partitions = metadata.topics.get(options.topic)!.partitionsCount;
+    const metadata = await pipeline.admin.metadata({ topics: [table.topic], forceUpdate: true });
+    const partitions = metadata.topics.get(table.topic)!.partitionsCount;
     await pipeline.admin.alterConsumerGroupOffsets({
-      groupId: options.name,
-      topics: [{ name: options.topic, partitionOffsets: Array.from({ length: partitions }, (_, partition) => ({ partition, offset: 0n })) }],
+      groupId: table.group,
+      topics: [{ name: table.topic, partitionOffsets: Array.from({ length: partitions }, (_, partition) => ({ partition, offset: 0n })) }],
     });
   };
-  return { ...pipeline, producer, next, options, runSink, rows, waitForRows, duplicates, rewindGroup };
+  return { ...pipeline, producer, next, table, runSink, rows, waitForRows, duplicates, rewindGroup };
 }
 
 test('lake sink: time-based flushes publish rows without a stop, and a replay adds nothing', { timeout: 300_000 }, async (t) => {
@@ -72,15 +65,18 @@ test('lake sink: a flush interrupted between upload and commit is undone and red
   // flush not committed, plus a stray partial file of the same flush.
   const s3 = testS3(t);
   const store = createObjectStore(s3, config.LAKE_BUCKET);
-  const listed = await s3.send(new ListObjectsV2Command({ Bucket: config.LAKE_BUCKET, Prefix: `${f.options.table}/` }));
+  const listed = await s3.send(new ListObjectsV2Command({ Bucket: config.LAKE_BUCKET, Prefix: `${f.table.path}/` }));
   const files = (listed.Contents ?? []).map((object) => object.Key!).filter((key) => key.endsWith('.parquet'));
-  const parsed = files.map((key) => ({ key, range: /\/p(\d+)-(\d+)-(\d+)\.parquet$/.exec(key)!.slice(1).map(Number) as [number, number, number] }));
+  const parsed = files.map((key) => {
+    const file = parseSinkFileKey(key)!;
+    return { key, range: [file.partition, file.first, file.last] as [number, number, number] };
+  });
   // the newest file of one partition: the output of that partition's last flush
   const [victim, [partition, first, last]] = parsed
     .filter(({ range }) => range[0] === parsed[0]!.range[0])
     .sort((a, b) => b.range[1] - a.range[1])
     .map(({ key, range }) => [key, range] as const)[0]!;
-  const stateKey = `${f.options.stateRoot}/${f.options.name}/partition=${partition}.json`;
+  const stateKey = sinkStateKey(f.table.sinkStateRoot, partition);
   const state = await store.getJson<{ committedThrough: number }>(stateKey);
   assert.equal(state?.value.committedThrough, last, 'the partition state ends with that file');
   const stray = victim.replace(/p\d+-\d+-\d+\.parquet$/, `p${partition}-${first}-${first}.parquet`);
@@ -95,7 +91,7 @@ test('lake sink: a flush interrupted between upload and commit is undone and red
   await again.stop();
   assert.equal(await f.rows(), 2_500);
   assert.equal(await f.duplicates(), 0);
-  const after = await s3.send(new ListObjectsV2Command({ Bucket: config.LAKE_BUCKET, Prefix: `${f.options.table}/` }));
+  const after = await s3.send(new ListObjectsV2Command({ Bucket: config.LAKE_BUCKET, Prefix: `${f.table.path}/` }));
   assert.ok(!(after.Contents ?? []).some((object) => object.Key === stray), 'the stray file of the torn flush is gone');
   const recovered = await store.getJson<{ committedThrough: number; pending?: unknown }>(stateKey);
   assert.equal(recovered?.value.pending, undefined, 'no intent left behind');

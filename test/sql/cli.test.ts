@@ -4,7 +4,6 @@ import { test } from 'node:test';
 import { repoRoot } from '../../core/config.ts';
 import { createTransactionGenerator } from '../../ingest/transactions/generator.ts';
 import { createTransactionsProducer } from '../../ingest/transactions/producer.ts';
-import { transactionsJobs } from '../../pipeline/jobs.ts';
 import { writeUserFeatures } from '../../sinks/redis/online-store.ts';
 import { config, onCleanup, waitFor } from '../helpers.ts';
 import { setupPipeline } from '../pipeline/fixture.ts';
@@ -12,16 +11,13 @@ import { setupPipeline } from '../pipeline/fixture.ts';
 const run = (args: string[]) => spawnSync('pnpm', ['--silent', 'run', ...args], { cwd: repoRoot, encoding: 'utf8' });
 
 test('pnpm run sql answers the shipped queries in table, csv and json; pnpm run features prints JSON', { timeout: 300_000 }, async (t) => {
-  const { namespace, names, redis, query } = await setupPipeline(t, 'sql');
-  const producer = await createTransactionsProducer(config, { topic: names.transactions });
+  const { namespace, names, redis, query, job } = await setupPipeline(t, 'sql');
+  const producer = await createTransactionsProducer(config, { topic: names.topic.transactions });
   onCleanup(t, () => producer.close());
   const now = Date.UTC(2026, 10, 20, 15);
   await producer.send(Array.from({ length: 500 }, createTransactionGenerator({ users: 30, seed: 9, spreadDays: 2, now })));
-  const jobs = transactionsJobs(config, { namespace, flushIntervalMs: 500 });
   for (const name of ['transactions-job-backup', 'transactions-ml-features-job', 'user-transaction-counts-lake-sink']) {
-    const job = jobs[name]!();
-    onCleanup(t, () => job.stop());
-    await job.start();
+    await job(name, { flushIntervalMs: 500 }).start();
   }
   await waitFor('500 rows in both tables', async () => {
     const [row] = await query<{ a: string; b: string }>('SELECT (SELECT count(*) FROM transactions) AS a, (SELECT count(*) FROM user_transaction_counts) AS b');
@@ -58,7 +54,7 @@ test('pnpm run sql answers the shipped queries in table, csv and json; pnpm run 
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /sql: .*nope/);
 
-  await writeUserFeatures(redis, [{ user_id: 42, total_transactions_count: 3, updated_at: 1000 }], names.userKeyPrefix);
+  await writeUserFeatures(redis, [{ user_id: 42, total_transactions_count: 3, updated_at: 1000 }], names.features.userTransactionCounts.redisPrefix);
   const features = run(['features', '--', 'user', '42', '7', '--namespace', namespace]);
   assert.equal(features.status, 0, features.stderr);
   assert.deepEqual(JSON.parse(features.stdout), { 42: { user_id: 42, total_transactions_count: 3, updated_at: 1000 }, 7: null });

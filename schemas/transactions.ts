@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { LakestreamError } from '../../core/errors.ts';
+import { LakestreamError } from '../core/errors.ts';
 
 const INT32_MIN = -(2 ** 31);
 const INT32_MAX = 2 ** 31 - 1;

@@ -1,0 +1,269 @@
+import { validateTransaction } from '../schemas/transactions.ts';
+
+/**
+ * Everything the platform names, declared once: topics (each with its dead-letter topic),
+ * the jobs and their consumer groups, lake tables, features with their online-store keys, and
+ * the object-store roots of sink state, manifests and locks.
+ *
+ * Everything else derives from here: `infra:apply` creates these topics, `pnpm run pipeline`
+ * runs a lake sink per table and a Redis sink per online feature, `pnpm run sql` opens a view per
+ * table, backfill and compaction find tables and sink state here, and tests isolate a whole
+ * pipeline by resolving the catalog under a namespace. A new table, topic or feature is one entry
+ * below (plus its Avro schema in schemas/ and, for a job, its handler).
+ */
+
+const DAY = 24 * 60 * 60 * 1000;
+
+export interface TopicDeclaration {
+  name: string;
+  /** The record field whose value is the message key (so all records of one key share a partition). */
+  key: string;
+  partitions: number;
+  /** Capped at the broker count, so a single-broker stack gets RF 1. */
+  replicationFactor: number;
+  /** Capped below the effective replication factor. */
+  minInsyncReplicas: number;
+  retentionMs: number;
+  cleanupPolicy: 'delete' | 'compact' | 'compact,delete';
+  /** Avro schema file in schemas/, registered under `<topic>-value`. */
+  valueSchema: string;
+  /** Business rules every reader applies after decoding: throws RECORD_INVALID to dead-letter a record. */
+  rules?: (record: Record<string, unknown>) => void;
+  description: string;
+}
+
+export interface TableDeclaration {
+  /** DuckDB view name in `pnpm run sql`. */
+  view: string;
+  /** Key prefix under the lake bucket. */
+  path: string;
+  /** The topic it archives (a key of `topics`). */
+  topic: TopicId;
+  /** Field (epoch ms) whose UTC date and hour partition the table (`dt=…/hour=…`). */
+  eventTimeField: string;
+  /** The lake sink job (and consumer group) that writes it. */
+  sink: string;
+}
+
+export interface FeatureDeclaration {
+  /** The entity the feature describes; keys in Redis are `feat:<entity>:<id>`. */
+  entity: string;
+  /** The record field identifying the entity. */
+  entityKey: string;
+  /** Feature values, by record field, with their Avro types. */
+  fields: Record<string, 'int' | 'long' | 'double' | 'string'>;
+  /** Record field with the event time (epoch ms) the values are as of; stored as `updated_at`. */
+  eventTimeField: string;
+  /**
+   * A field that only grows for one entity: the online store applies an update only if it is
+   * greater than the stored one, so a replayed or reordered older update never wins.
+   */
+  monotonicField: string;
+  /** The compacted changelog topic that carries every update. */
+  topic: TopicId;
+  /** The lake table of the feature's history. */
+  table: TableId;
+  /** The Redis sink job (and consumer group), if the feature is served online. */
+  redisSink?: string;
+}
+
+export const topicDeclarations = {
+  transactions: {
+    name: 'transactions',
+    key: 'user_id',
+    partitions: 6,
+    replicationFactor: 3,
+    minInsyncReplicas: 2,
+    retentionMs: 1 * DAY,
+    cleanupPolicy: 'delete',
+    valueSchema: 'transactions-value.avsc',
+    rules: (record) => void validateTransaction(record),
+    description: 'Money movements keyed by user_id; the lake keeps them beyond the one-day retention.',
+  },
+  userTransactionCounts: {
+    name: 'user-transaction-counts',
+    key: 'user_id',
+    partitions: 6,
+    replicationFactor: 3,
+    minInsyncReplicas: 2,
+    retentionMs: -1,
+    cleanupPolicy: 'compact',
+    valueSchema: 'user-transaction-counts-value.avsc',
+    description: 'Per-user running transaction count keyed by user_id, co-partitioned with transactions: the features job changelog.',
+  },
+} satisfies Record<string, TopicDeclaration>;
+
+export type TopicId = keyof typeof topicDeclarations;
+
+export const tableDeclarations = {
+  transactions: {
+    view: 'transactions',
+    path: 'transactions',
+    topic: 'transactions',
+    eventTimeField: 'transaction_timestamp_millis',
+    sink: 'transactions-job-backup',
+  },
+  userTransactionCounts: {
+    view: 'user_transaction_counts',
+    path: 'features/user_transaction_counts',
+    topic: 'userTransactionCounts',
+    eventTimeField: 'event_timestamp_millis',
+    sink: 'user-transaction-counts-lake-sink',
+  },
+} satisfies Record<string, TableDeclaration>;
+
+export type TableId = keyof typeof tableDeclarations;
+
+export const featureDeclarations = {
+  userTransactionCounts: {
+    entity: 'user',
+    entityKey: 'user_id',
+    fields: { total_transactions_count: 'long' },
+    eventTimeField: 'event_timestamp_millis',
+    monotonicField: 'total_transactions_count',
+    topic: 'userTransactionCounts',
+    table: 'userTransactionCounts',
+    redisSink: 'user-transaction-counts-redis-sink',
+  },
+} satisfies Record<string, FeatureDeclaration>;
+
+export type FeatureId = keyof typeof featureDeclarations;
+
+/** Stream jobs that are not derived from a table or a feature, with what they read and write. */
+export const processorDeclarations = {
+  transactionsFeatures: { name: 'transactions-ml-features-job', input: 'transactions', output: 'userTransactionCounts' },
+} satisfies Record<string, { name: string; input: TopicId; output: TopicId }>;
+
+/** A dead-letter topic's settings; one exists for every declared topic. */
+const deadLetterTopic = { partitions: 1, replicationFactor: 3, minInsyncReplicas: 2, retentionMs: 14 * DAY, cleanupPolicy: 'delete' } as const;
+
+/** Object-store roots (under the bucket) that are not tables. */
+const roots = {
+  sinkState: '_lakestream/sinks',
+  backfillManifests: '_lakestream/backfill',
+  compactionManifests: '_lakestream/compaction',
+  locks: '_lakestream/locks',
+};
+
+/** A topic as infra:apply creates it. */
+export interface TopicSpec {
+  name: string;
+  partitions: number;
+  replicationFactor: number;
+  minInsyncReplicas: number;
+  retentionMs: number;
+  cleanupPolicy: TopicDeclaration['cleanupPolicy'];
+  valueSchema?: string;
+  description: string;
+}
+
+export interface ResolvedTable extends Omit<TableDeclaration, 'topic'> {
+  id: TableId;
+  /** The namespaced topic it archives. */
+  topic: string;
+  valueSchema: string;
+  /** The sink's consumer group. */
+  group: string;
+  /** Where the sink keeps its per-partition state: `<stateRoot>/<group>/partition=<p>.json`. */
+  sinkStateRoot: string;
+}
+
+export interface ResolvedFeature extends Omit<FeatureDeclaration, 'topic' | 'table'> {
+  id: FeatureId;
+  topic: string;
+  table: ResolvedTable;
+  valueSchema: string;
+  /** Redis key prefix; a key is `<prefix><entity id>`. */
+  redisPrefix: string;
+  redisSinkGroup?: string;
+}
+
+export interface Catalog {
+  namespace: string;
+  /** Namespaced topic names, by id. */
+  topic: Record<TopicId, string>;
+  /** Every topic to create, dead-letter topics included. */
+  topicSpecs: TopicSpec[];
+  /** The topic's declaration, by namespaced name. */
+  topicByName(name: string): (TopicDeclaration & { name: string }) | undefined;
+  deadLetterTopic(topic: string): string;
+  /** The consumer group (and transactional-id stem) of a job. */
+  group(job: string): string;
+  tables: Record<TableId, ResolvedTable>;
+  features: Record<FeatureId, ResolvedFeature>;
+  /** Object-store roots, namespaced. */
+  roots: typeof roots;
+}
+
+/**
+ * The catalog with every name resolved under `namespace`: topics `<ns>.transactions`, groups
+ * `<ns>.transactions-job-backup`, lake paths `<ns>/transactions`, Redis keys
+ * `<ns>:feat:user:`. The empty namespace is production; tests and parallel environments isolate
+ * themselves with one.
+ */
+export function catalog(namespace = ''): Catalog {
+  const topicName = (name: string) => (namespace ? `${namespace}.${name}` : name);
+  const path = (name: string) => (namespace ? `${namespace}/${name}` : name);
+  const group = topicName;
+  const deadLetter = (topic: string) => `dlq.${topic}`;
+  const topic = Object.fromEntries(Object.entries(topicDeclarations).map(([id, d]) => [id, topicName(d.name)])) as Record<TopicId, string>;
+  const byName = new Map<string, TopicDeclaration & { name: string }>(
+    Object.entries(topicDeclarations).map(([id, d]) => [topic[id as TopicId], { ...(d as TopicDeclaration), name: topic[id as TopicId] }]),
+  );
+  const resolvedRoots = Object.fromEntries(Object.entries(roots).map(([id, root]) => [id, path(root)])) as typeof roots;
+
+  const topicSpecs: TopicSpec[] = [];
+  for (const [id, d] of Object.entries(topicDeclarations) as Array<[TopicId, TopicDeclaration]>) {
+    const { rules: _rules, key: _key, ...spec } = d;
+    topicSpecs.push({ ...spec, name: topic[id] });
+  }
+  for (const [id, d] of Object.entries(topicDeclarations) as Array<[TopicId, TopicDeclaration]>) {
+    topicSpecs.push({
+      ...deadLetterTopic,
+      name: deadLetter(topic[id]),
+      description: `Records of ${d.name} that could not be decoded or validated, with the original bytes and the reason in dlq.* headers.`,
+    });
+  }
+
+  const tables = Object.fromEntries(
+    (Object.entries(tableDeclarations) as Array<[TableId, TableDeclaration]>).map(([id, d]) => [
+      id,
+      {
+        ...d,
+        id,
+        path: path(d.path),
+        topic: topic[d.topic],
+        valueSchema: topicDeclarations[d.topic].valueSchema,
+        group: group(d.sink),
+        sinkStateRoot: `${resolvedRoots.sinkState}/${group(d.sink)}`,
+      } satisfies ResolvedTable,
+    ]),
+  ) as Record<TableId, ResolvedTable>;
+
+  const features = Object.fromEntries(
+    (Object.entries(featureDeclarations) as Array<[FeatureId, FeatureDeclaration]>).map(([id, d]) => [
+      id,
+      {
+        ...d,
+        id,
+        topic: topic[d.topic],
+        table: tables[d.table],
+        valueSchema: topicDeclarations[d.topic].valueSchema,
+        redisPrefix: `${namespace ? `${namespace}:` : ''}feat:${d.entity}:`,
+        ...(d.redisSink ? { redisSinkGroup: group(d.redisSink) } : {}),
+      } satisfies ResolvedFeature,
+    ]),
+  ) as Record<FeatureId, ResolvedFeature>;
+
+  return {
+    namespace,
+    topic,
+    topicSpecs,
+    topicByName: (name) => byName.get(name),
+    deadLetterTopic: deadLetter,
+    group,
+    tables,
+    features,
+    roots: resolvedRoots,
+  };
+}

@@ -1,0 +1,60 @@
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
+import type { Redis } from 'ioredis';
+import { createAvroDecoder, type AvroDecoder } from './avro.ts';
+import { catalog as resolveCatalog, type Catalog } from './catalog.ts';
+import type { Config } from './config.ts';
+import { createLogger, setLogLevel, type Logger } from './log.ts';
+import { createObjectStore, type ObjectStore } from './object-store.ts';
+import { createRedis } from './redis.ts';
+import { createRegistry } from './registry.ts';
+import { createS3 } from './s3.ts';
+
+/**
+ * The clients one process shares among its jobs: one registry client and one schema cache, one
+ * S3 client, one Redis connection, the resolved catalog, and the root logger (its level from the
+ * validated config). S3 and Redis are opened on first use, so a process that needs neither never
+ * connects to them.
+ */
+export interface ClientContext {
+  readonly config: Config;
+  readonly catalog: Catalog;
+  readonly log: Logger;
+  readonly registry: SchemaRegistry;
+  /** Confluent-framed Avro decoding, with the writer schemas cached per process. */
+  readonly decode: AvroDecoder;
+  s3(): S3Client;
+  objectStore(): ObjectStore;
+  redis(): Redis;
+  /** Closes whatever was opened. Idempotent. */
+  close(): Promise<void>;
+}
+
+export function createClientContext(config: Config, options: { namespace?: string; component?: string } = {}): ClientContext {
+  setLogLevel(config.LOG_LEVEL);
+  const registry = createRegistry(config);
+  let s3: S3Client | undefined;
+  let store: ObjectStore | undefined;
+  let redis: Redis | undefined;
+  let closed: Promise<void> | undefined;
+  return {
+    config,
+    catalog: resolveCatalog(options.namespace ?? ''),
+    log: createLogger(options.component ?? 'lakestream'),
+    registry,
+    decode: createAvroDecoder(registry),
+    s3: () => (s3 ??= createS3(config)),
+    objectStore() {
+      store ??= createObjectStore(this.s3(), config.LAKE_BUCKET);
+      return store;
+    },
+    redis: () => (redis ??= createRedis(config)),
+    close() {
+      closed ??= (async () => {
+        s3?.destroy();
+        if (redis) await redis.quit().catch(() => redis!.disconnect());
+      })();
+      return closed;
+    },
+  };
+}

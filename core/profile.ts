@@ -1,0 +1,31 @@
+/**
+ * Two tunings of the same jobs, chosen with LAKESTREAM_PROFILE, instead of one compromise:
+ * - `throughput` fetches in large batches and lets the producers linger, so per-batch costs
+ *   (a Kafka transaction, a Redis round trip, a commit) are shared by many records;
+ * - `latency` returns from a fetch with whatever is there, sends at once and keeps batches
+ *   small, so a record reaches Redis within tens of milliseconds.
+ * docs/decisions/0006-benchmarks.md has the figures of both.
+ */
+export type Profile = 'throughput' | 'latency';
+
+export interface ProfileSettings {
+  /** Most records one batch hands to a handler (and one transaction holds). */
+  maxBatchSize: number;
+  /** How long a poll waits for its first record. */
+  pollTimeoutMs: number;
+  /** How long a broker may hold a fetch to fill it (librdkafka fetch.wait.max.ms). */
+  fetchWaitMaxMs: number;
+  /** Prefetched data per partition (librdkafka queued.max.messages.kbytes). */
+  prefetchKbytes: number;
+  /** Producer linger.ms. */
+  lingerMs: number;
+}
+
+const profiles: Record<Profile, ProfileSettings> = {
+  throughput: { maxBatchSize: 20_000, pollTimeoutMs: 200, fetchWaitMaxMs: 100, prefetchKbytes: 8 * 1024, lingerMs: 5 },
+  latency: { maxBatchSize: 2_000, pollTimeoutMs: 50, fetchWaitMaxMs: 5, prefetchKbytes: 4 * 1024, lingerMs: 0 },
+};
+
+export function profileSettings(profile: Profile): ProfileSettings {
+  return profiles[profile];
+}

@@ -1,0 +1,393 @@
+import kafkaJavascript, { type KafkaConsumer, type Message } from '@confluentinc/kafka-javascript';
+import type { Type } from 'avsc';
+import type { ClientContext } from './context.ts';
+import { createDeadLetters, isPoison } from './dead-letter.ts';
+import { LakestreamError, errorMessage, isRetriable } from './errors.ts';
+import { createBatchProducer, createTransactionalProducer, type BatchProducer, type OutgoingMessage, type TransactionalProducer } from './kafka-producer.ts';
+import type { Logger } from './log.ts';
+import { profileSettings } from './profile.ts';
+import { retry } from './retry.ts';
+
+/**
+ * The one runtime of the platform's stream jobs. It owns the consumer (librdkafka's callback API:
+ * a batch spans every assigned partition), decoding (synchronous once a schema id is known),
+ * the business rules the catalog declares for the topic, poison records and their dead-letter
+ * path, retries of transient failures, rebalances, start/stop and stats. A job is a handler:
+ * what it does with a batch of decoded records, and how its output becomes durable.
+ *
+ * Commit modes, the contract between the runtime and a handler:
+ * - `after-batch`: offsets are committed once `handle` resolved (output durable and idempotent,
+ *   e.g. absolute values in Redis).
+ * - `handler`: the handler commits through `controls.commit` when its output is durable (the lake
+ *   sink, whose buffers span many batches).
+ * - `transaction`: each batch is one Kafka transaction holding the handler's output, the dead
+ *   letters and the consumer offsets (exactly-once consume-transform-produce). On an abort the
+ *   handler is told, so it drops in-memory state that may be ahead of what committed.
+ *
+ * Dead letters of the non-transactional modes are acknowledged by Kafka before the batch reaches
+ * the handler, so no offset is ever committed past a record that is neither handled nor in the
+ * dead-letter topic.
+ */
+export interface StreamRecord {
+  topic: string;
+  partition: number;
+  offset: number;
+  key: Buffer | string | null | undefined;
+  value: Record<string, unknown>;
+  schemaId: number;
+  type: Type;
+  /** Size of the Avro message, for memory accounting. */
+  bytes: number;
+}
+
+export interface PartitionBatch {
+  topic: string;
+  partition: number;
+  /** Decoded, valid records in offset order. */
+  records: StreamRecord[];
+  /** Highest offset the batch covers, dead letters included. */
+  lastOffset: number;
+}
+
+export interface BatchContext {
+  /** `transaction` mode: adds a record to the batch's transaction. */
+  produce(topic: string, message: OutgoingMessage): Promise<void> | void;
+}
+
+export interface StreamHandler {
+  handle(batches: PartitionBatch[], context: BatchContext): Promise<void>;
+  /** Partitions newly assigned to this member. */
+  assigned?(partitions: number[]): Promise<void> | void;
+  /** Partitions about to move to another member: make their output durable and commit first. */
+  revoked?(partitions: number[]): Promise<void>;
+  /** Called between batches every `tickMs` (timed flushes). */
+  tick?(): Promise<void>;
+  /** `transaction` mode: the transaction of a batch of these partitions was aborted. */
+  aborted?(partitions: number[]): void;
+  /** The job is stopping: make everything durable and commit. */
+  close?(): Promise<void>;
+  stats?(): Record<string, unknown>;
+}
+
+export interface StreamJobControls {
+  /** `handler` mode: commits the consumer offset so the next read of `partition` starts at `nextOffset`. */
+  commit(partition: number, nextOffset: number): Promise<void>;
+  readonly log: Logger;
+}
+
+export interface StreamJobOptions {
+  /** Job name: consumer group, client id, dead-letter `dlq.job` header. */
+  name: string;
+  topic: string;
+  commit: 'after-batch' | 'handler' | 'transaction';
+  /** `transaction` mode: stable per process, so a restart fences its predecessor at once. */
+  transactionalId?: string;
+  /** Most records handed to a handler at once (default from the profile). */
+  maxBatchSize?: number;
+  tickMs?: number;
+}
+
+export interface StreamJobStats {
+  recordsIn: number;
+  batches: number;
+  deadLetters: Record<string, number>;
+  assigned: number[];
+  [key: string]: unknown;
+}
+
+export interface StreamJob {
+  readonly name: string;
+  start(): Promise<void>;
+  /** Lets the handler make everything durable, commits, and leaves the group. Idempotent. */
+  stop(): Promise<void>;
+  /** Rejects if the job fails for good (a non-retriable error, or retries exhausted). */
+  readonly failed: Promise<never>;
+  stats(): StreamJobStats;
+}
+
+/** Methods of the binding's consumer that its type declarations leave out. */
+type Consumer = KafkaConsumer & {
+  commitCb(offsets: Array<{ topic: string; partition: number; offset: number }>, cb: (err: unknown) => void): void;
+  setDefaultIsTimeoutOnlyForFirstMessage(only: boolean): void;
+};
+
+const ASSIGN = kafkaJavascript.CODES.ERRORS.ERR__ASSIGN_PARTITIONS;
+const REVOKE = kafkaJavascript.CODES.ERRORS.ERR__REVOKE_PARTITIONS;
+
+export function createStreamJob(
+  options: StreamJobOptions,
+  context: ClientContext,
+  createHandler: (controls: StreamJobControls) => StreamHandler,
+): StreamJob {
+  const { config, catalog } = context;
+  const profile = profileSettings(config.LAKESTREAM_PROFILE);
+  const log = context.log.child({ job: options.name, topic: options.topic });
+  const rules = catalog.topicByName(options.topic)?.rules;
+  const deadLetterTopic = catalog.deadLetterTopic(options.topic);
+  const deadLetters = createDeadLetters(options.name, log);
+  const maxBatchSize = options.maxBatchSize ?? profile.maxBatchSize;
+  const tickMs = options.tickMs ?? 1_000;
+  const stats = { recordsIn: 0, batches: 0 };
+  const assigned = new Set<number>();
+  const pendingRebalances: Array<{ kind: 'assign' | 'revoke'; partitions: number[] }> = [];
+  let consumer: Consumer | undefined;
+  let dlqProducer: BatchProducer | undefined;
+  let txProducer: TransactionalProducer | undefined;
+  let handler: StreamHandler | undefined;
+  let running = false;
+  let leaving = false;
+  let loopDone: Promise<void> | undefined;
+  let stopped: Promise<void> | undefined;
+  let fail: (error: unknown) => void = () => {};
+  const failed = new Promise<never>((_, reject) => (fail = reject));
+  failed.catch(() => {});
+
+  const call = <T>(fn: (cb: (err: unknown, value?: T) => void) => void) =>
+    new Promise<T>((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value as T))));
+
+  const controls: StreamJobControls = {
+    log,
+    commit: (partition, nextOffset) => call<void>((cb) => consumer!.commitCb([{ topic: options.topic, partition, offset: nextOffset }], (err) => cb(err))),
+  };
+
+  function onRebalance(this: KafkaConsumer, err: { code: number }, assignment: Array<{ topic: string; partition: number }>) {
+    const partitions = assignment.map((tp) => tp.partition);
+    if (err.code === ASSIGN) {
+      this.assign(assignment);
+      for (const p of partitions) assigned.add(p);
+      pendingRebalances.push({ kind: 'assign', partitions });
+    } else if (err.code === REVOKE) {
+      if (leaving) {
+        // stop() already let the handler finish every partition
+        this.unassign();
+        assigned.clear();
+      } else {
+        // librdkafka waits for unassign(): the loop first lets the handler finish these partitions
+        pendingRebalances.push({ kind: 'revoke', partitions });
+      }
+    } else {
+      log.error('rebalance error', { code: err.code });
+    }
+  }
+
+  async function applyRebalances(): Promise<void> {
+    while (pendingRebalances.length) {
+      const event = pendingRebalances.shift()!;
+      if (event.kind === 'assign') {
+        log.info('partitions assigned', { partitions: event.partitions });
+        await handler!.assigned?.(event.partitions);
+      } else {
+        log.info('partitions revoked', { partitions: event.partitions });
+        try {
+          await handler!.revoked?.(event.partitions);
+        } catch (error) {
+          // The next owner starts from what is committed; nothing is lost, some work is redone.
+          log.warn('handing over revoked partitions failed', { partitions: event.partitions, error: errorMessage(error) });
+        }
+        consumer!.unassign();
+        for (const p of event.partitions) assigned.delete(p);
+      }
+    }
+  }
+
+  /** Splits a fetch into per-partition batches of decoded valid records, and dead letters. */
+  async function decodeFetch(messages: Message[]): Promise<{ batches: PartitionBatch[]; letters: OutgoingMessage[] }> {
+    const byPartition = new Map<number, PartitionBatch>();
+    const letters: OutgoingMessage[] = [];
+    for (const message of messages) {
+      let batch = byPartition.get(message.partition);
+      if (!batch) {
+        batch = { topic: message.topic, partition: message.partition, records: [], lastOffset: message.offset };
+        byPartition.set(message.partition, batch);
+      }
+      batch.lastOffset = message.offset;
+      try {
+        const pending = context.decode(message.value);
+        const decoded = pending instanceof Promise ? await pending : pending;
+        rules?.(decoded.value);
+        batch.records.push({
+          topic: message.topic,
+          partition: message.partition,
+          offset: message.offset,
+          key: message.key,
+          value: decoded.value,
+          schemaId: decoded.schemaId,
+          type: decoded.type,
+          bytes: message.size,
+        });
+      } catch (error) {
+        if (!isPoison(error)) throw error;
+        letters.push(deadLetters.letter(message, error));
+      }
+    }
+    return { batches: [...byPartition.values()], letters };
+  }
+
+  async function processTransactional(batches: PartitionBatch[], letters: OutgoingMessage[]): Promise<void> {
+    const producer = txProducer!;
+    await producer.begin();
+    try {
+      for (const letter of letters) await producer.produce(deadLetterTopic, letter);
+      await handler!.handle(batches, { produce: (topic, message) => producer.produce(topic, message) });
+      await producer.sendOffsets(
+        batches.map((b) => ({ topic: b.topic, partition: b.partition, offset: b.lastOffset + 1 })),
+        consumer!,
+      );
+      await producer.commit();
+    } catch (error) {
+      await producer.abort().catch((cause) => log.warn('abort failed', { error: errorMessage(cause) }));
+      handler!.aborted?.(batches.map((b) => b.partition));
+      throw error;
+    }
+  }
+
+  async function processFetch(messages: Message[]): Promise<void> {
+    const retrying = { retries: 8, initialDelayMs: 200, maxDelayMs: 15_000, onRetry: (error: unknown, attempt: number, delayMs: number) => log.warn('batch failed; retrying', { attempt, delayMs, error: errorMessage(error) }) };
+    const { batches, letters } = await retry(() => decodeFetch(messages), retrying);
+    if (options.commit === 'transaction') {
+      await retry(() => processTransactional(batches, letters), retrying);
+    } else {
+      if (letters.length) {
+        await retry(async () => {
+          const { failed: undelivered, firstError } = await dlqProducer!.send(deadLetterTopic, letters);
+          if (undelivered) throw new LakestreamError('DELIVERY_FAILED', `${undelivered} dead letters not delivered to ${deadLetterTopic}: ${errorMessage(firstError)}`, { retriable: true });
+        }, retrying);
+      }
+      await retry(() => handler!.handle(batches, { produce: () => { throw new LakestreamError('USAGE', `${options.name}: produce() needs the transaction commit mode`); } }), retrying);
+      if (options.commit === 'after-batch') {
+        await retry(async () => {
+          await call<void>((cb) => consumer!.commitCb(batches.map((b) => ({ topic: b.topic, partition: b.partition, offset: b.lastOffset + 1 })), (err) => cb(err)));
+        }, { ...retrying, shouldRetry: () => true });
+      }
+    }
+    stats.recordsIn += messages.length;
+    stats.batches++;
+  }
+
+  async function loop(): Promise<void> {
+    let lastTick = Date.now();
+    let firstSeen = false;
+    while (running) {
+      const messages = await call<Message[]>((cb) => consumer!.consume(maxBatchSize, cb)).catch((error: unknown) => {
+        if (!isRetriable(error) && (error as { isFatal?: boolean }).isFatal) throw error;
+        log.warn('consume failed; polling again', { error: errorMessage(error) });
+        return [] as Message[];
+      });
+      if (messages.length) {
+        if (!firstSeen) {
+          firstSeen = true;
+          log.info('first records', { at: Date.now() });
+        }
+        await processFetch(messages);
+      }
+      await applyRebalances();
+      if (handler!.tick && Date.now() - lastTick >= tickMs) {
+        lastTick = Date.now();
+        await retry(() => handler!.tick!(), { retries: 8, initialDelayMs: 200, maxDelayMs: 15_000 });
+      }
+    }
+  }
+
+  return {
+    name: options.name,
+    failed,
+    async start() {
+      if (options.commit === 'transaction') {
+        if (!options.transactionalId) throw new LakestreamError('USAGE', `${options.name}: the transaction commit mode needs a transactionalId`);
+        // initialising the transactional id aborts a predecessor's open transaction
+        txProducer = await createTransactionalProducer(config, options.transactionalId, { lingerMs: profile.lingerMs });
+      } else {
+        dlqProducer = await createBatchProducer(config, `${options.name}-dlq`, { lingerMs: profile.lingerMs });
+      }
+      handler = createHandler(controls);
+      consumer = new kafkaJavascript.KafkaConsumer(
+        {
+          'metadata.broker.list': config.KAFKA_BROKERS.join(','),
+          'group.id': options.name,
+          'client.id': options.name,
+          'enable.auto.commit': false,
+          'enable.auto.offset.store': false,
+          'isolation.level': 'read_committed',
+          // bounded prefetch: a paused or slow job holds little memory
+          'queued.max.messages.kbytes': profile.prefetchKbytes,
+          'fetch.wait.max.ms': profile.fetchWaitMaxMs,
+          'fetch.min.bytes': 1,
+          rebalance_cb: onRebalance,
+        },
+        { 'auto.offset.reset': 'earliest' },
+      ) as Consumer;
+      await call((cb) => consumer!.connect({ timeout: 15_000 }, (err) => cb(err)));
+      // wait for the first record only, then take whatever else is already fetched
+      consumer.setDefaultConsumeTimeout(profile.pollTimeoutMs);
+      consumer.setDefaultIsTimeoutOnlyForFirstMessage(true);
+      consumer.subscribe([options.topic]);
+      running = true;
+      loopDone = loop().catch((error: unknown) => {
+        running = false;
+        log.error('job failed', { error: errorMessage(error) });
+        fail(error);
+      });
+      log.info('started', { commit: options.commit, maxBatchSize });
+    },
+    stop() {
+      stopped ??= (async () => {
+        running = false;
+        await loopDone;
+        let closeError: unknown;
+        if (handler) {
+          await applyRebalances().catch(() => {});
+          try {
+            await handler.close?.();
+          } catch (error) {
+            closeError = error;
+          }
+        }
+        leaving = true;
+        if (consumer) await call((cb) => consumer!.disconnect((err) => cb(err))).catch(() => {});
+        await dlqProducer?.close();
+        await txProducer?.close();
+        log.info('stopped', { ...this.stats() });
+        if (closeError) throw closeError;
+      })();
+      return stopped;
+    },
+    stats: () => ({ ...stats, deadLetters: deadLetters.counts(), assigned: [...assigned].sort((a, b) => a - b), ...handler?.stats?.() }),
+  };
+}
+
+/**
+ * Runs jobs in this process until SIGTERM or SIGINT, or until one fails for good: then every job
+ * makes its output durable, commits and leaves its group, and the process exits (0 after a
+ * signal, 1 after a failure or a stop that did not finish within `stopTimeoutMs`).
+ */
+export async function runJobsUntilSignal(jobs: StreamJob[], log: Logger, options: { stopTimeoutMs?: number; statsIntervalMs?: number; onStopped?: () => Promise<void> } = {}): Promise<void> {
+  const stopTimeoutMs = options.stopTimeoutMs ?? 30_000;
+  let stopping = false;
+  const stopAll = async (reason: string, exitCode: number) => {
+    if (stopping) return;
+    stopping = true;
+    log.info('stopping', { reason });
+    const timeout = setTimeout(() => {
+      log.error('jobs did not stop in time; exiting', { timeoutMs: stopTimeoutMs });
+      process.exit(1);
+    }, stopTimeoutMs);
+    const results = await Promise.allSettled(jobs.map((job) => job.stop()));
+    await options.onStopped?.().catch(() => {});
+    clearTimeout(timeout);
+    for (const [index, result] of results.entries()) {
+      if (result.status === 'rejected') log.error('stop failed', { job: jobs[index]!.name, error: errorMessage(result.reason) });
+    }
+    log.info('stopped', { peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024) });
+    process.exit(results.some((result) => result.status === 'rejected') ? 1 : exitCode);
+  };
+  process.on('SIGTERM', () => void stopAll('SIGTERM', 0));
+  process.on('SIGINT', () => void stopAll('SIGINT', 0));
+  for (const job of jobs) {
+    job.failed.catch((error: unknown) => void stopAll(`${job.name} failed: ${errorMessage(error)}`, 1));
+    await job.start();
+    log.info('job started', { job: job.name });
+  }
+  setInterval(() => {
+    for (const job of jobs) log.info('stats', { job: job.name, ...job.stats() });
+  }, options.statsIntervalMs ?? 10_000).unref();
+}

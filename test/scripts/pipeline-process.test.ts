@@ -1,0 +1,51 @@
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { repoRoot } from '../../core/config.ts';
+import { PIPELINE_NODE_ARGS, startPipeline } from '../../scripts/pipeline-process.ts';
+import { onCleanup, waitFor } from '../helpers.ts';
+import { setupPipeline } from '../pipeline/fixture.ts';
+
+test('the demo runs the same command as `pnpm run pipeline`', () => {
+  const scripts = (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
+  assert.equal(scripts.pipeline, ['node', ...PIPELINE_NODE_ARGS].join(' '));
+});
+
+/** Pids of live processes whose command line mentions `text`. */
+function processesMentioning(text: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').includes(text)) pids.push(Number(entry));
+    } catch {
+      // exited while we looked
+    }
+  }
+  return pids;
+}
+
+test('the demo pipeline step stops its pipeline for good: no process left, pipe released, clean exit', { timeout: 90_000 }, async (t) => {
+  const { namespace } = await setupPipeline(t, 'demo-stop');
+  const pipeline = startPipeline(['--namespace', namespace, '--flush-interval-ms', '2000']);
+  onCleanup(t, () => pipeline.stop(5_000));
+  await waitFor(
+    'the four pipeline jobs to start',
+    async () => {
+      if (pipeline.exitCode() !== undefined) throw new Error(`the pipeline exited (${pipeline.exitCode()}): ${pipeline.log().slice(-2_000)}`);
+      return (pipeline.log().match(/"msg":"job started"/g) ?? []).length === 4 ? true : undefined;
+    },
+    45_000,
+    250,
+  );
+  assert.deepEqual(processesMentioning(namespace), [pipeline.pid], 'the pid we signal is the one running the jobs');
+
+  const started = Date.now();
+  const code = await pipeline.stop();
+  assert.equal(code, 0, pipeline.log().slice(-2_000));
+  assert.ok(Date.now() - started < 35_000, `stopped in ${Date.now() - started} ms`);
+  assert.throws(() => process.kill(pipeline.pid, 0), (error: NodeJS.ErrnoException) => error.code === 'ESRCH');
+  assert.deepEqual(processesMentioning(namespace), [], 'nothing of this pipeline is left running');
+  assert.match(pipeline.log(), /"msg":"stopped"/);
+});
