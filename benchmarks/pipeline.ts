@@ -1,8 +1,8 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { cliArgs } from '../core/cli.ts';
+import { packageScriptCommand } from '../scripts/pipeline-process.ts';
 import { loadConfig, repoRoot, type Config } from '../core/config.ts';
 import { runConsumerPerformance } from './kafka-tools.ts';
 import kafkaJavascript, { type Message } from '@confluentinc/kafka-javascript';
@@ -52,9 +52,11 @@ async function caughtUp(group: string, topic: string, end: Map<number, bigint>):
 /** Runs one job in its own process until its group has committed the whole topic. */
 async function runJob(job: string, group: string, topic: string): Promise<{ recordsPerSecond: number; seconds: number; peakRssMb: number }> {
   const end = await endOffsets(topic);
-  // the heap cap of `pnpm run job`: V8 otherwise grows its heap long before it collects
-  const child = spawn(process.execPath, ['--max-old-space-size=384', '--import', 'tsx', join(repoRoot, 'pipeline', 'cli.ts'), job, '--namespace', namespace, '--flush-interval-ms', '1000'], {
+  // exactly as `pnpm run job` runs it (heap cap, allocator arenas)
+  const command = packageScriptCommand('job');
+  const child = spawn(process.execPath, [...command.args, job, '--namespace', namespace, '--flush-interval-ms', '1000'], {
     cwd: repoRoot,
+    env: { ...process.env, ...command.env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let log = '';
@@ -90,6 +92,7 @@ async function rawConsume(topic: string): Promise<{ recordsPerSecond: number; se
       'isolation.level': 'read_committed',
       'queued.max.messages.kbytes': profile.prefetchKbytes,
       'fetch.wait.max.ms': profile.fetchWaitMaxMs,
+      'fetch.min.bytes': profile.fetchMinBytes,
     },
     { 'auto.offset.reset': 'earliest' },
   );

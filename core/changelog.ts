@@ -3,24 +3,28 @@ import type { Config } from './config.ts';
 import { LakestreamError } from './errors.ts';
 
 /**
- * Reads one partition of a (compacted) topic from its start to its last stable offset with
- * read_committed, calling `onMessage` for each record: how a stateful job rebuilds its state
- * from its own changelog. Records of aborted transactions are never seen.
+ * Reads partitions of a (compacted) topic from their start to their last stable offset with
+ * read_committed, calling `onMessage` for each record in offset order per partition: how a
+ * stateful job rebuilds its state from its own changelog. Records of aborted transactions are
+ * never seen. One consumer reads all the partitions at once, so a job that is assigned six
+ * partitions pays one connection, not six. Resolves with the records read per partition.
  */
-export async function readPartitionToEnd(
+export async function readPartitionsToEnd(
   config: Pick<Config, 'KAFKA_BROKERS'>,
   topic: string,
-  partition: number,
+  partitions: number[],
   onMessage: (message: Message) => void | Promise<void>,
-): Promise<number> {
+): Promise<Map<number, number>> {
+  const counts = new Map(partitions.map((p) => [p, 0]));
+  if (!partitions.length) return counts;
   const consumer = new kafkaJavascript.KafkaConsumer(
     {
       'metadata.broker.list': config.KAFKA_BROKERS.join(','),
       'group.id': `lakestream-restore-${topic}`,
       'enable.auto.commit': false,
-      'enable.partition.eof': true,
       'isolation.level': 'read_committed',
       'fetch.max.bytes': 16 * 1024 * 1024,
+      'fetch.wait.max.ms': 10,
     },
     { 'auto.offset.reset': 'earliest' },
   );
@@ -28,33 +32,42 @@ export async function readPartitionToEnd(
     new Promise<T>((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value))));
   await call((cb) => consumer.connect({ timeout: 10_000 }, cb));
   try {
-    const { highOffset } = await call<{ highOffset: number }>((cb) => consumer.queryWatermarkOffsets(topic, partition, 10_000, cb));
-    if (highOffset <= 0) return 0;
-    consumer.assign([{ topic, partition, offset: 0 }]);
+    const ends = new Map<number, number>();
+    for (const partition of partitions) {
+      const { highOffset } = await call<{ highOffset: number }>((cb) => consumer.queryWatermarkOffsets(topic, partition, 10_000, cb));
+      if (highOffset > 0) ends.set(partition, highOffset);
+    }
+    if (!ends.size) return counts;
+    consumer.assign([...ends.keys()].map((partition) => ({ topic, partition, offset: 0 })));
     consumer.setDefaultConsumeTimeout(200);
-    let count = 0;
     let idlePolls = 0;
     const deadline = Date.now() + 120_000;
-    for (;;) {
+    while (ends.size) {
       const messages = await call<Message[]>((cb) => consumer.consume(5_000, cb));
       for (const message of messages) {
         const pending = onMessage(message);
         if (pending) await pending;
-        count++;
+        counts.set(message.partition, (counts.get(message.partition) ?? 0) + 1);
       }
-      const [position] = consumer.position([{ topic, partition }]);
-      if (position?.offset !== undefined && Number(position.offset) >= highOffset) return count;
-      // A trailing transaction marker or aborted batch is never delivered, so the position can
-      // stop short of the high watermark: a second of empty polls means the end was reached.
+      const positions = consumer.position([...ends.keys()].map((partition) => ({ topic, partition })));
+      let allPositioned = true;
+      for (const { partition, offset } of positions) {
+        if (offset === undefined || Number(offset) < 0) allPositioned = false;
+        else if (Number(offset) >= ends.get(partition)!) ends.delete(partition);
+      }
+      // A trailing transaction marker or aborted batch is never delivered, so a position can
+      // stop short of the high watermark: a second of empty polls means the end was reached. A
+      // partition that delivered nothing at all (only aborted records) gets five seconds.
       idlePolls = messages.length ? 0 : idlePolls + 1;
-      if (idlePolls >= 5 && position?.offset !== undefined && Number(position.offset) >= 0) return count;
+      if (idlePolls >= (allPositioned ? 5 : 25)) break;
       if (Date.now() > deadline) {
-        throw new LakestreamError('KAFKA_ERROR', `restoring ${topic}/${partition} did not reach offset ${highOffset} within 120 s`, {
+        throw new LakestreamError('KAFKA_ERROR', `restoring ${topic} partitions ${[...ends.keys()].join(', ')} did not reach their end within 120 s`, {
           retriable: true,
-          context: { topic, partition },
+          context: { topic },
         });
       }
     }
+    return counts;
   } finally {
     await call((cb) => consumer.disconnect(cb)).catch(() => {});
   }

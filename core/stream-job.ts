@@ -278,6 +278,9 @@ export function createStreamJob(
           firstSeen = true;
           log.info('first records', { at: Date.now() });
         }
+        // The assignment came with this fetch: handlers set up (restore) before they see records.
+        // A revocation waits until the batch is handled, while the partitions are still ours.
+        if (!pendingRebalances.some((event) => event.kind === 'revoke')) await applyRebalances();
         await processFetch(messages);
       }
       await applyRebalances();
@@ -311,7 +314,7 @@ export function createStreamJob(
           // bounded prefetch: a paused or slow job holds little memory
           'queued.max.messages.kbytes': profile.prefetchKbytes,
           'fetch.wait.max.ms': profile.fetchWaitMaxMs,
-          'fetch.min.bytes': 1,
+          'fetch.min.bytes': profile.fetchMinBytes,
           rebalance_cb: onRebalance,
         },
         { 'auto.offset.reset': 'earliest' },
@@ -389,5 +392,25 @@ export async function runJobsUntilSignal(jobs: StreamJob[], log: Logger, options
   }
   setInterval(() => {
     for (const job of jobs) log.info('stats', { job: job.name, ...job.stats() });
+    log.info('memory', memoryFigures());
   }, options.statsIntervalMs ?? 10_000).unref();
+}
+
+/**
+ * Where the process's memory is, in MB: the V8 heap (capped by --max-old-space-size), memory
+ * outside it that V8 tracks (Buffers: fetched Kafka messages, Parquet file bodies), and the rest
+ * of the resident set (librdkafka's queues, DuckDB, code).
+ */
+export function memoryFigures(): Record<string, number> {
+  const m = process.memoryUsage();
+  const mb = (bytes: number) => Math.round(bytes / 1024 / 1024);
+  return {
+    rssMb: mb(m.rss),
+    heapUsedMb: mb(m.heapUsed),
+    heapTotalMb: mb(m.heapTotal),
+    externalMb: mb(m.external),
+    arrayBuffersMb: mb(m.arrayBuffers),
+    otherMb: mb(m.rss - m.heapTotal - m.external),
+    peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024),
+  };
 }

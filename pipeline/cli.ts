@@ -19,6 +19,7 @@ Options:
   --flush-rows N        lake sinks: flush a partition at N buffered rows (default 100000)
   --flush-interval-ms T lake sinks: flush a partition whose oldest row is T ms old (default 30000)
   --instance ID         transactional jobs: stable id of this process (default 0)
+  --stats-interval-ms T log each job's stats and the process's memory every T ms (default 10000)
   -h, --help
 
 SIGTERM or SIGINT flushes, commits and exits within ${STOP_TIMEOUT_MS / 1000} s.
@@ -34,6 +35,7 @@ async function main(): Promise<void> {
       'flush-rows': { type: 'string' },
       'flush-interval-ms': { type: 'string' },
       instance: { type: 'string' },
+      'stats-interval-ms': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -62,7 +64,7 @@ async function main(): Promise<void> {
   await runJobsUntilSignal(
     selected.map((name) => factories[name]!()),
     context.log,
-    { stopTimeoutMs: STOP_TIMEOUT_MS, onStopped: () => context.close() },
+    { stopTimeoutMs: STOP_TIMEOUT_MS, statsIntervalMs: number('stats-interval-ms', values['stats-interval-ms']), onStopped: () => context.close() },
   );
 }
 

@@ -1,11 +1,26 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { repoRoot } from '../core/config.ts';
 
 /**
- * What `pnpm run pipeline` runs (package.json), minus the `node`: spawned directly, because pnpm
- * does not forward SIGTERM to its child, which would be left running with our pipes open.
+ * The environment and node arguments of a package.json script of the form
+ * `[VAR=value …] node <args>`, so a process can be spawned exactly as `pnpm run <name>` would
+ * run it, but directly: pnpm does not forward SIGTERM to its child, which would be left running
+ * with our pipes open. package.json stays the one place the jobs' heap cap and allocator
+ * settings are written.
  */
-export const PIPELINE_NODE_ARGS = ['--max-old-space-size=768', '--import', 'tsx', 'pipeline/cli.ts', '--all'];
+export function packageScriptCommand(name: string): { env: Record<string, string>; args: string[] } {
+  const scripts = (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
+  const words = (scripts[name] ?? '').split(/\s+/).filter(Boolean);
+  const env: Record<string, string> = {};
+  while (words[0] && /^[A-Z_][A-Z0-9_]*=/.test(words[0])) {
+    const word = words.shift()!;
+    env[word.slice(0, word.indexOf('='))] = word.slice(word.indexOf('=') + 1);
+  }
+  if (words.shift() !== 'node') throw new Error(`package.json script ${name} is not "[VAR=value …] node …": ${JSON.stringify(scripts[name])}`);
+  return { env, args: words };
+}
 
 export interface PipelineProcess {
   readonly pid: number;
@@ -22,12 +37,13 @@ export interface PipelineProcess {
 
 /** Starts every pipeline job in one child process, with `args` added (--namespace, --flush-…). */
 export function startPipeline(args: string[] = [], options: { env?: NodeJS.ProcessEnv } = {}): PipelineProcess {
-  const child: ChildProcess = spawn(process.execPath, [...PIPELINE_NODE_ARGS, ...args], {
+  const command = packageScriptCommand('pipeline');
+  const child: ChildProcess = spawn(process.execPath, [...command.args, ...args], {
     cwd: repoRoot,
-    env: options.env ?? process.env,
+    env: { ...(options.env ?? process.env), ...command.env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
-  if (child.pid === undefined) throw new Error(`could not start the pipeline: ${process.execPath} ${PIPELINE_NODE_ARGS.join(' ')}`);
+  if (child.pid === undefined) throw new Error(`could not start the pipeline: ${process.execPath} ${command.args.join(' ')}`);
   let log = '';
   child.stderr!.on('data', (chunk: Buffer) => (log = (log + chunk.toString()).slice(-20_000)));
   // 'close', not 'exit': only then has every holder of the pipe let go of it.

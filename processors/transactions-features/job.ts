@@ -1,6 +1,6 @@
 import type { ClientContext } from '../../core/context.ts';
 import { avroCodec, type AvroCodec } from '../../core/avro.ts';
-import { readPartitionToEnd } from '../../core/changelog.ts';
+import { readPartitionsToEnd } from '../../core/changelog.ts';
 import { processorDeclarations } from '../../core/catalog.ts';
 import { createStreamJob, type StreamJob } from '../../core/stream-job.ts';
 import type { Transaction } from '../../schemas/transactions.ts';
@@ -29,10 +29,12 @@ export function createFeaturesJob(context: ClientContext, options: FeaturesJobOp
   const stats = { emitted: 0, restored: 0 };
   let codec: AvroCodec | undefined;
 
-  async function restore(partition: number): Promise<Map<number, number>> {
-    const state = new Map<number, number>();
-    const restoredRecords = await readPartitionToEnd(context.config, output, partition, async (message) => {
+  /** Rebuilds the counts of `partitions` from the changelog (all at once, one consumer). */
+  async function restore(partitions: number[]): Promise<void> {
+    const states = new Map(partitions.map((p) => [p, new Map<number, number>()]));
+    const records = await readPartitionsToEnd(context.config, output, partitions, async (message) => {
       if (!message.key) return;
+      const state = states.get(message.partition)!;
       const userId = Number(message.key.toString());
       if (message.value === null || message.value === undefined) {
         state.delete(userId);
@@ -44,20 +46,19 @@ export function createFeaturesJob(context: ClientContext, options: FeaturesJobOp
       const { value } = pending instanceof Promise ? await pending : pending;
       state.set(userId, Number(value.total_transactions_count));
     });
-    stats.restored += restoredRecords;
-    log.info('restored state', { job: name, partition, users: state.size, records: restoredRecords });
-    return state;
+    for (const [partition, state] of states) {
+      counts.set(partition, state);
+      stats.restored += records.get(partition) ?? 0;
+    }
+    log.info('restored state', { job: name, partitions, users: [...states.values()].reduce((n, s) => n + s.size, 0), records: [...records.values()].reduce((a, b) => a + b, 0) });
   }
 
   return createStreamJob({ name, topic: input, commit: 'transaction', transactionalId }, context, () => ({
     async handle(batches, batchContext) {
       codec ??= await avroCodec(context.registry, await context.registry.getLatestSchemaId(`${output}-value`));
       for (const batch of batches) {
-        let state = counts.get(batch.partition);
-        if (!state) {
-          state = await restore(batch.partition);
-          counts.set(batch.partition, state);
-        }
+        if (!counts.has(batch.partition)) await restore([batch.partition]);
+        const state = counts.get(batch.partition)!;
         // State is updated in place: if the transaction aborts, `aborted` drops it for a restore.
         for (const record of batch.records) {
           const transaction = record.value as unknown as Transaction;
@@ -73,8 +74,9 @@ export function createFeaturesJob(context: ClientContext, options: FeaturesJobOp
         stats.emitted += batch.records.length;
       }
     },
-    // Newly assigned or revoked: either way the next batch of a partition restores it.
-    assigned: (partitions) => partitions.forEach((p) => counts.delete(p)),
+    // State of a newly assigned partition is rebuilt before its first batch; after an abort, the
+    // next batch of the partition rebuilds it.
+    assigned: (partitions) => restore(partitions),
     revoked: async (partitions) => partitions.forEach((p) => counts.delete(p)),
     aborted: (partitions) => partitions.forEach((p) => counts.delete(p)),
     stats: () => ({ ...stats }),

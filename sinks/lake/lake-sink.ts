@@ -175,6 +175,8 @@ function lakeSinkHandler(table: ResolvedTable, options: z.output<typeof lakeSink
       const intent: SinkPartitionState = { committedThrough: buffer.committedThrough, pending: { from: job.from, to: job.to, files } };
       buffer.etag = await store.putJson(key, intent, buffer.etag ? { ifMatch: buffer.etag } : { ifNoneMatch: '*' });
       let bytes = 0;
+      let encodeMs = 0;
+      const startedAt = performance.now();
       // Encoding is serial (one DuckDB connection); uploads of a flush go up to 8 at a time, since
       // a flush spanning many event hours writes one file per hour.
       const uploads = new Set<Promise<void>>();
@@ -182,7 +184,9 @@ function lakeSinkHandler(table: ResolvedTable, options: z.output<typeof lakeSink
       writer ??= ParquetWriter.open();
       const parquet = await writer;
       for (const [index, group] of job.groups.entries()) {
+        const encodeStart = performance.now();
         const body = await parquet.write(group.columns, group.values, group.rows);
+        encodeMs += performance.now() - encodeStart;
         group.values = [];
         bytes += body.length;
         const upload: Promise<void> = store
@@ -201,7 +205,7 @@ function lakeSinkHandler(table: ResolvedTable, options: z.output<typeof lakeSink
       stats.filesWritten += files.length;
       stats.bytesWritten += bytes;
       stats.flushes++;
-      log.debug('flushed', { partition: buffer.partition, from: job.from, to: job.to, rows: job.rows, files: files.length, bytes });
+      log.debug('flushed', { partition: buffer.partition, from: job.from, to: job.to, rows: job.rows, files: files.length, bytes, encodeMs: Math.round(encodeMs), flushMs: Math.round(performance.now() - startedAt) });
     } catch (error) {
       if (!(error instanceof PreconditionFailed)) throw error;
       // Another owner (or our own retried write) moved the state: trust the lake, drop our copy.

@@ -3,13 +3,18 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { repoRoot } from '../../core/config.ts';
-import { PIPELINE_NODE_ARGS, startPipeline } from '../../scripts/pipeline-process.ts';
+import { packageScriptCommand, startPipeline } from '../../scripts/pipeline-process.ts';
 import { onCleanup, waitFor } from '../helpers.ts';
 import { setupPipeline } from '../pipeline/fixture.ts';
 
-test('the demo runs the same command as `pnpm run pipeline`', () => {
+test('the demo and the benchmarks run the jobs with the command of `pnpm run pipeline` / `pnpm run job`', () => {
   const scripts = (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
-  assert.equal(scripts.pipeline, ['node', ...PIPELINE_NODE_ARGS].join(' '));
+  for (const name of ['pipeline', 'job']) {
+    const { env, args } = packageScriptCommand(name);
+    assert.equal([...Object.entries(env).map(([k, v]) => `${k}=${v}`), 'node', ...args].join(' '), scripts[name]);
+    assert.ok(args.includes('pipeline/cli.ts'), `${name} runs the pipeline CLI`);
+  }
+  assert.throws(() => packageScriptCommand('typecheck'), /is not "\[VAR=value …\] node …"/);
 });
 
 /** Pids of live processes whose command line mentions `text`. */
