@@ -6,7 +6,7 @@ import { packageScriptCommand } from '../scripts/pipeline-process.ts';
 import { loadConfig, repoRoot, type Config } from '../core/config.ts';
 import { runConsumerPerformance } from './kafka-tools.ts';
 import kafkaJavascript, { type Message } from '@confluentinc/kafka-javascript';
-import { createAdmin } from '../core/kafka.ts';
+import { createAdmin, librdkafkaBase } from '../core/kafka.ts';
 import { profileSettings } from '../core/profile.ts';
 import { createRegistry, deleteSubject } from '../core/registry.ts';
 import { sleep } from '../core/retry.ts';
@@ -86,7 +86,7 @@ async function rawConsume(topic: string): Promise<{ recordsPerSecond: number; se
   const profile = profileSettings(config.LAKESTREAM_PROFILE);
   const consumer = new kafkaJavascript.KafkaConsumer(
     {
-      'metadata.broker.list': config.KAFKA_BROKERS.join(','),
+      ...librdkafkaBase(config),
       'group.id': `${namespace}-raw-${Math.random().toString(36).slice(2)}`,
       'enable.auto.commit': false,
       'isolation.level': 'read_committed',

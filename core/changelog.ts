@@ -1,4 +1,5 @@
 import kafkaJavascript, { type Message } from '@confluentinc/kafka-javascript';
+import { librdkafkaBase } from './kafka.ts';
 import type { Config } from './config.ts';
 import { LakestreamError } from './errors.ts';
 
@@ -19,7 +20,7 @@ export async function readPartitionsToEnd(
   if (!partitions.length) return counts;
   const consumer = new kafkaJavascript.KafkaConsumer(
     {
-      'metadata.broker.list': config.KAFKA_BROKERS.join(','),
+      ...librdkafkaBase(config),
       'group.id': `lakestream-restore-${topic}`,
       'enable.auto.commit': false,
       'isolation.level': 'read_committed',

@@ -16,6 +16,15 @@ export function createKafka(config: Pick<Config, 'KAFKA_BROKERS'>, clientId = 'l
   });
 }
 
+/**
+ * Settings every librdkafka client of the platform starts from: where the brokers are, and
+ * TCP_NODELAY, which Java clients set and librdkafka does not by default; without it small
+ * requests (transaction steps, offset commits) can wait on Nagle's algorithm.
+ */
+export function librdkafkaBase(config: Pick<Config, 'KAFKA_BROKERS'>): { 'metadata.broker.list': string; 'socket.nagle.disable': boolean } {
+  return { 'metadata.broker.list': config.KAFKA_BROKERS.join(','), 'socket.nagle.disable': true };
+}
+
 export function createAdmin(config: Pick<Config, 'KAFKA_BROKERS'>, clientId = 'lakestream-admin'): Admin {
   return new Admin({ clientId, bootstrapBrokers: config.KAFKA_BROKERS, retries: 3, timeout: 10_000 });
 }

@@ -3,6 +3,7 @@ import type { Type } from 'avsc';
 import type { ClientContext } from './context.ts';
 import { createDeadLetters, isPoison } from './dead-letter.ts';
 import { LakestreamError, errorMessage, isRetriable } from './errors.ts';
+import { librdkafkaBase } from './kafka.ts';
 import { createBatchProducer, createTransactionalProducer, type BatchProducer, type OutgoingMessage, type TransactionalProducer } from './kafka-producer.ts';
 import type { Logger } from './log.ts';
 import { profileSettings } from './profile.ts';
@@ -127,7 +128,7 @@ export function createStreamJob(
   const deadLetters = createDeadLetters(options.name, log);
   const maxBatchSize = options.maxBatchSize ?? profile.maxBatchSize;
   const tickMs = options.tickMs ?? 1_000;
-  const stats = { recordsIn: 0, batches: 0 };
+  const stats = { recordsIn: 0, batches: 0, batchMs: 0, commitMs: 0 };
   const assigned = new Set<number>();
   const pendingRebalances: Array<{ kind: 'assign' | 'revoke'; partitions: number[] }> = [];
   let consumer: Consumer | undefined;
@@ -233,7 +234,9 @@ export function createStreamJob(
         batches.map((b) => ({ topic: b.topic, partition: b.partition, offset: b.lastOffset + 1 })),
         consumer!,
       );
+      const commitStarted = performance.now();
       await producer.commit();
+      stats.commitMs += performance.now() - commitStarted;
     } catch (error) {
       await producer.abort().catch((cause) => log.warn('abort failed', { error: errorMessage(cause) }));
       handler!.aborted?.(batches.map((b) => b.partition));
@@ -242,6 +245,7 @@ export function createStreamJob(
   }
 
   async function processFetch(messages: Message[]): Promise<void> {
+    const startedAt = performance.now();
     const retrying = { retries: 8, initialDelayMs: 200, maxDelayMs: 15_000, onRetry: (error: unknown, attempt: number, delayMs: number) => log.warn('batch failed; retrying', { attempt, delayMs, error: errorMessage(error) }) };
     const { batches, letters } = await retry(() => decodeFetch(messages), retrying);
     if (options.commit === 'transaction') {
@@ -262,6 +266,7 @@ export function createStreamJob(
     }
     stats.recordsIn += messages.length;
     stats.batches++;
+    stats.batchMs += performance.now() - startedAt;
   }
 
   async function loop(): Promise<void> {
@@ -305,7 +310,7 @@ export function createStreamJob(
       handler = createHandler(controls);
       consumer = new kafkaJavascript.KafkaConsumer(
         {
-          'metadata.broker.list': config.KAFKA_BROKERS.join(','),
+          ...librdkafkaBase(config),
           'group.id': options.name,
           'client.id': options.name,
           'enable.auto.commit': false,
@@ -354,7 +359,13 @@ export function createStreamJob(
       })();
       return stopped;
     },
-    stats: () => ({ ...stats, deadLetters: deadLetters.counts(), assigned: [...assigned].sort((a, b) => a - b), ...handler?.stats?.() }),
+    stats: () => ({
+      recordsIn: stats.recordsIn,
+      batches: stats.batches,
+      // means since the start: where a batch's time goes (commit = Kafka transaction commit)
+      meanBatchMs: stats.batches ? Math.round((stats.batchMs / stats.batches) * 10) / 10 : 0,
+      ...(options.commit === 'transaction' ? { meanCommitMs: stats.batches ? Math.round((stats.commitMs / stats.batches) * 10) / 10 : 0 } : {}),
+      deadLetters: deadLetters.counts(), assigned: [...assigned].sort((a, b) => a - b), ...handler?.stats?.() }),
   };
 }
 

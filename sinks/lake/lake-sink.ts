@@ -84,7 +84,9 @@ const HOUR_MS = 3_600_000;
  */
 export function createLakeSink(table: ResolvedTable, optionsInput: LakeSinkOptions, context: ClientContext): StreamJob {
   const options = lakeSinkOptionsSchema.parse(optionsInput);
-  return createStreamJob({ name: table.group, topic: table.topic, commit: 'handler' }, context, (controls) =>
+  // a partition's time-based flush is due within a quarter of the interval, not up to a second late
+  const tickMs = Math.min(1_000, Math.max(50, Math.round(options.flushIntervalMs / 4)));
+  return createStreamJob({ name: table.group, topic: table.topic, commit: 'handler', tickMs }, context, (controls) =>
     lakeSinkHandler(table, options, context.objectStore(), controls),
   );
 }
