@@ -1,0 +1,75 @@
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { catalog, featureDeclarations, tableDeclarations, topicDeclarations } from '../../core/catalog.ts';
+import { repoRoot } from '../../core/config.ts';
+import { columnsOf } from '../../core/lake-layout.ts';
+import { redisFields } from '../../sinks/redis/online-store.ts';
+
+type AvroField = { name: string; type: unknown };
+const schemaOf = (file: string) => JSON.parse(readFileSync(join(repoRoot, 'schemas', file), 'utf8')) as { type: string; fields: AvroField[] };
+
+test('every topic has an Avro schema in schemas/ and a dead-letter topic', () => {
+  const resolved = catalog();
+  for (const declaration of Object.values(topicDeclarations)) {
+    assert.ok(existsSync(join(repoRoot, 'schemas', declaration.valueSchema)), `${declaration.valueSchema} exists`);
+    const fields = schemaOf(declaration.valueSchema).fields.map((f) => f.name);
+    assert.ok(fields.includes(declaration.key), `${declaration.name}: its key field ${declaration.key} is in the schema`);
+    assert.ok(resolved.topicSpecs.some((spec) => spec.name === `dlq.${declaration.name}`), `dlq.${declaration.name} is declared`);
+  }
+  const names = resolved.topicSpecs.map((spec) => spec.name);
+  assert.equal(new Set(names).size, names.length, 'topic names are unique');
+});
+
+test('every lake table partitions by an epoch-millisecond field of its topic, and jobs have unique groups', () => {
+  for (const [id, table] of Object.entries(tableDeclarations)) {
+    const columns = columnsOf(schemaOf(topicDeclarations[table.topic].valueSchema) as Parameters<typeof columnsOf>[0]);
+    const eventTime = columns.find((c) => c.name === table.eventTimeField);
+    assert.equal(eventTime?.sqlType, 'BIGINT', `${id}: ${table.eventTimeField} is a long`);
+  }
+  const resolved = catalog();
+  const groups = [...Object.values(resolved.tables).map((t) => t.group), ...Object.values(resolved.features).map((f) => f.redisSinkGroup)];
+  assert.equal(new Set(groups).size, groups.length, 'consumer groups are unique');
+  const views = Object.values(resolved.tables).map((t) => t.view);
+  assert.equal(new Set(views).size, views.length, 'view names are unique');
+});
+
+test('a feature declaration matches its topic schema, lake table and Redis hash', () => {
+  for (const [id, feature] of Object.entries(featureDeclarations)) {
+    const fields = schemaOf(topicDeclarations[feature.topic].valueSchema).fields;
+    const type = (name: string) => fields.find((f) => f.name === name)?.type;
+    assert.deepEqual(
+      fields.map((f) => f.name).sort(),
+      [feature.entityKey, ...Object.keys(feature.fields), feature.eventTimeField].sort(),
+      `${id}: the Avro record is the entity key, the feature fields and the event time, nothing else`,
+    );
+    for (const [field, avroType] of Object.entries(feature.fields)) assert.equal(type(field), avroType, `${id}.${field} is ${avroType} in Avro`);
+    assert.equal(type(feature.eventTimeField), 'long');
+    assert.ok(field(feature.monotonicField, feature.fields), `${id}: the monotonic field is one of the feature fields`);
+    assert.equal(tableDeclarations[feature.table].topic, feature.topic, `${id}: its lake table archives its topic`);
+    assert.deepEqual(redisFields(catalog().features[id as keyof typeof featureDeclarations]), [...Object.keys(feature.fields), 'updated_at']);
+  }
+});
+
+function field(name: string, fields: Record<string, unknown>): boolean {
+  return Object.hasOwn(fields, name);
+}
+
+test('a namespace isolates every name: topics, groups, lake paths, state roots and Redis keys', () => {
+  const plain = catalog();
+  const ns = catalog('t1');
+  for (const spec of ns.topicSpecs) assert.match(spec.name, /^(dlq\.)?t1\./);
+  for (const table of Object.values(ns.tables)) {
+    assert.ok(table.path.startsWith('t1/'));
+    assert.ok(table.group.startsWith('t1.'));
+    assert.ok(table.sinkStateRoot.startsWith('t1/_lakestream/'));
+    assert.ok(table.topic.startsWith('t1.'));
+  }
+  for (const root of Object.values(ns.roots)) assert.ok(root.startsWith('t1/'));
+  for (const feature of Object.values(ns.features)) assert.ok(feature.redisPrefix.startsWith('t1:feat:'));
+  assert.equal(plain.topic.transactions, 'transactions');
+  assert.equal(plain.deadLetterTopic(ns.topic.transactions), 'dlq.t1.transactions');
+  assert.equal(plain.features.userTransactionCounts.redisPrefix, 'feat:user:');
+  assert.equal(plain.tables.userTransactionCounts.sinkStateRoot, '_lakestream/sinks/user-transaction-counts-lake-sink');
+});
