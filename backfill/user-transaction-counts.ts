@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Catalog } from '../core/catalog.ts';
@@ -108,7 +108,7 @@ export async function openDayBackfiller(config: Config, layout: BackfillLayout, 
     async run(day, options = {}) {
       const { dt } = day;
       await ensureDailyCounts();
-      await db.run(`CREATE OR REPLACE TEMP TABLE day_counts AS
+      const dayCounts = `
         WITH day AS (
           SELECT user_id, transaction_timestamp_millis, hour, file_row_number,
                  ${sinkFile.partition} AS kafka_partition,
@@ -123,27 +123,51 @@ export async function openDayBackfiller(config: Config, layout: BackfillLayout, 
                   ORDER BY transaction_timestamp_millis, kafka_partition, first_offset, filename, file_row_number))::BIGINT AS total_transactions_count,
                transaction_timestamp_millis::BIGINT AS event_timestamp_millis,
                lpad(CAST(day.hour AS VARCHAR), 2, '0') AS hour
-        FROM day LEFT JOIN seed USING (user_id)`);
-      const totals = (await db.runAndReadAll(`SELECT count(*)::BIGINT AS n FROM day_counts`)).getRowObjectsJS()[0] as { n: bigint };
-      const hours = ((await db.runAndReadAll(`SELECT DISTINCT hour FROM day_counts ORDER BY hour`)).getRowObjectsJS() as Array<{ hour: string }>).map((r) => r.hour);
+        FROM day LEFT JOIN seed USING (user_id)`;
       const dayPrefix = `${layout.countsTable}/dt=${dt}/`;
-      const files = hours.map((hour) => `${dayPrefix}hour=${hour}/backfill.parquet`);
+      const fileOf = (hour: string) => `${dayPrefix}hour=${hour}/backfill.parquet`;
       const existing = await store.list(dayPrefix);
+
+      if (options.dryRun) {
+        const [plan] = (await db.runAndReadAll(`SELECT count(*)::BIGINT AS n, list(DISTINCT hour ORDER BY hour) AS hours FROM (${dayCounts})`)).getRowObjectsJS() as Array<{ n: bigint; hours: string[] }>;
+        const files = plan!.hours.map(fileOf);
+        return { dt, filesRead: day.files, rowsRead: Number(plan!.n), rowsWritten: Number(plan!.n), filesWritten: files, filesRemoved: existing.filter((key) => !files.includes(key)) };
+      }
+
+      // One pass writes the day's hour files locally (sorted by user, so row groups prune by
+      // user_id); nothing reaches the lake before the manifest names it.
+      const local = join(work, `dt=${dt}`);
+      rmSync(local, { recursive: true, force: true });
+      await db.run('SET preserve_insertion_order = true');
+      const written = (await db.runAndReadAll(`COPY (SELECT * FROM (${dayCounts}) ORDER BY hour, user_id, total_transactions_count)
+        TO '${local}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880, PARTITION_BY (hour), FILENAME_PATTERN 'backfill')`)).getRowObjectsJS()[0] as { Count: bigint };
+      await db.run('SET preserve_insertion_order = false');
+      const hours = readdirSync(local)
+        .map((name) => /^hour=(\d{2})$/.exec(name)?.[1])
+        .filter((hour): hour is string => !!hour)
+        .sort();
+      const files = hours.map(fileOf);
       const replaces = existing.filter((key) => !files.includes(key));
-      const result: DayResult = { dt, filesRead: day.files, rowsRead: Number(totals.n), rowsWritten: Number(totals.n), filesWritten: files, filesRemoved: replaces };
-      if (options.dryRun) return result;
+      const rows = Number(written.Count);
+      const result: DayResult = { dt, filesRead: day.files, rowsRead: rows, rowsWritten: rows, filesWritten: files, filesRemoved: replaces };
 
       const manifestKey = `${layout.manifestRoot}/${layout.countsTable.split('/').pop()}/dt=${dt}.json`;
       const manifest = (status: Manifest['status']): Manifest => ({ dt, status, files, replaces, rows: result.rowsWritten, at: new Date().toISOString() });
       await store.putJson(manifestKey, manifest('writing'));
-      for (const [index, hour] of hours.entries()) {
-        const local = join(work, `${dt}-${hour}.parquet`);
-        await db.run(`COPY (SELECT user_id, total_transactions_count, event_timestamp_millis FROM day_counts WHERE hour = '${hour}'
-          ORDER BY user_id, total_transactions_count) TO '${local}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)`);
-        await store.put(files[index]!, readFileSync(local));
-        rmSync(local, { force: true });
-        if (index === 0) await options.afterFirstUpload?.();
+      const upload = async (index: number) => {
+        const dir = join(local, `hour=${hours[index]}`);
+        const [name] = readdirSync(dir);
+        await store.put(files[index]!, readFileSync(join(dir, name!)));
+      };
+      if (hours.length) {
+        await upload(0);
+        await options.afterFirstUpload?.();
       }
+      // the rest of the day's hours, 8 uploads at a time
+      for (let index = 1; index < hours.length; index += 8) {
+        await Promise.all(Array.from({ length: Math.min(8, hours.length - index) }, (_, k) => upload(index + k)));
+      }
+      rmSync(local, { recursive: true, force: true });
       await store.delete(replaces);
       await store.putJson(manifestKey, manifest('done'));
       return result;

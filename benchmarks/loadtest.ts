@@ -57,6 +57,11 @@ export async function runLoadtest(config: Pick<Config, 'KAFKA_BROKERS'>, options
   );
   await new Promise<void>((resolve, reject) => producer.connect({}, (err) => (err ? reject(err) : resolve())));
   producer.setPollInterval(5);
+  // Java's send() blocks until the topic's metadata is known and starts its latency clock after;
+  // librdkafka queues records meanwhile, which would count the metadata round trip as latency.
+  await new Promise<void>((resolve, reject) =>
+    producer.getMetadata({ topic: options.topic, timeout: 10_000 }, (err) => (err ? reject(err) : resolve())),
+  );
   const latency = new LatencyRecorder();
   const payloads = options.payloads ?? Array.from({ length: 64 }, () => randomBytes(options.recordSize));
   let delivered = 0;
