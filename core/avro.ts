@@ -9,6 +9,12 @@ export interface AvroCodec {
   schemaId: number;
   type: Type;
   encode(record: unknown): Buffer;
+  /**
+   * The same bytes as `encode`, in a buffer this codec reuses: valid until its next call. For
+   * handing straight to librdkafka's produce(), which copies the payload before it returns;
+   * saves two allocations per record on the hot paths.
+   */
+  encodeTransient(record: unknown): Buffer;
 }
 
 /**
@@ -20,10 +26,22 @@ export async function avroCodec(registry: SchemaRegistry, schemaId: number): Pro
   const header = Buffer.alloc(5);
   header.writeUInt8(MAGIC_BYTE, 0);
   header.writeUInt32BE(schemaId, 1);
+  let scratch = Buffer.alloc(16 * 1024);
+  header.copy(scratch);
   return {
     schemaId,
     type,
     encode: (record) => Buffer.concat([header, type.toBuffer(record)]),
+    encodeTransient(record) {
+      let end = type.encode(record, scratch, 5);
+      while (end < 0) {
+        // avsc reports a short buffer as a negative number: grow and encode again
+        scratch = Buffer.alloc(scratch.length * 4);
+        header.copy(scratch);
+        end = type.encode(record, scratch, 5);
+      }
+      return scratch.subarray(0, end);
+    },
   };
 }
 

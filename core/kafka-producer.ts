@@ -73,7 +73,7 @@ export interface BatchProducer {
    * Produces `messages` and resolves once every one has its delivery report (acknowledged by the
    * in-sync replicas with acks=all), with how many failed and the first error.
    */
-  send(topic: string, messages: OutgoingMessage[]): Promise<{ failed: number; firstError?: Error }>;
+  send(topic: string, messages: Iterable<OutgoingMessage>): Promise<{ sent: number; failed: number; firstError?: Error }>;
   close(): Promise<void>;
 }
 
@@ -103,6 +103,7 @@ export async function createBatchProducer(config: Pick<Config, 'KAFKA_BROKERS'>,
   await connectOrExplain(producer, config.KAFKA_BROKERS, tuning.connectTimeoutMs ?? 10_000);
   producer.setPollInterval(5);
   interface Pending {
+    /** Records produced and not yet reported, plus one while the sending loop runs. */
     outstanding: number;
     failed: number;
     firstError?: Error;
@@ -117,25 +118,32 @@ export async function createBatchProducer(config: Pick<Config, 'KAFKA_BROKERS'>,
     if (--pending.outstanding === 0) pending.done();
   });
   return {
+    // `messages` may be a generator handing out transient buffers: each one is produced (and so
+    // copied by librdkafka) before the next is asked for.
     async send(topic, messages) {
-      if (!messages.length) return { failed: 0 };
       let done: () => void = () => {};
       const finished = new Promise<void>((resolve) => (done = resolve));
-      const pending: Pending = { outstanding: messages.length, failed: 0, done };
-      for (const message of messages) {
+      const pending: Pending = { outstanding: 1, failed: 0, done };
+      let sent = 0;
+      for (let message of messages) {
         for (;;) {
           try {
             producer.produce(topic, message.partition ?? null, message.value, message.key, null, pending, message.headers);
+            pending.outstanding++;
+            sent++;
             break;
           } catch (error) {
-            // librdkafka's local queue is full: wait for delivery reports to drain it
+            // librdkafka's local queue is full: wait for delivery reports to drain it, keeping a
+            // copy of a transient payload that another send could overwrite meanwhile
             if ((error as { code?: number }).code !== kafkaJavascript.CODES.ERRORS.ERR__QUEUE_FULL) throw error;
+            message = ownCopy(message);
             await new Promise((resolve) => setTimeout(resolve, 2));
           }
         }
       }
+      if (--pending.outstanding === 0) pending.done();
       await finished;
-      return { failed: pending.failed, firstError: pending.firstError };
+      return { sent, failed: pending.failed, firstError: pending.firstError };
     },
     close: () =>
       new Promise<void>((resolve) => {
@@ -201,6 +209,7 @@ export async function createTransactionalProducer(
         produceOne(topic, message);
       } catch (error) {
         if ((error as { code?: number }).code !== kafkaJavascript.CODES.ERRORS.ERR__QUEUE_FULL) throw error;
+        message = ownCopy(message);
         return (async () => {
           for (;;) {
             await new Promise((resolve) => setTimeout(resolve, 2));
@@ -219,4 +228,9 @@ export async function createTransactionalProducer(
     abort: () => call((cb) => producer.abortTransaction(30_000, cb)),
     close: () => new Promise<void>((resolve) => producer.disconnect(() => resolve())),
   };
+}
+
+/** A message whose payload no longer shares memory with a reused encoding buffer. */
+function ownCopy(message: OutgoingMessage): OutgoingMessage {
+  return message.value ? { ...message, value: Buffer.from(message.value) } : message;
 }

@@ -2,7 +2,7 @@ import type { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import { avroCodec, type AvroCodec } from '../../core/avro.ts';
 import type { Config } from '../../core/config.ts';
 import { LakestreamError, errorMessage } from '../../core/errors.ts';
-import { createBatchProducer, type ProducerTuning } from '../../core/kafka-producer.ts';
+import { createBatchProducer, type OutgoingMessage, type ProducerTuning } from '../../core/kafka-producer.ts';
 import { createRegistry } from '../../core/registry.ts';
 import { validateTransaction, type Transaction } from '../../schemas/transactions.ts';
 
@@ -55,31 +55,33 @@ export async function createTransactionsProducer(
     schemaId,
     async send(records) {
       const refused: SendOutcome['refused'] = [];
-      const messages: Array<{ key: string; value: Buffer }> = [];
       let bytes = 0;
-      for (const record of records) {
-        let transaction: Transaction;
-        try {
-          transaction = validateTransaction(record);
-        } catch (error) {
-          refused.push({ record, reason: errorMessage(error) });
-          continue;
+      // Validated and encoded one at a time as the producer takes them, into one reused buffer.
+      function* messages(): Generator<OutgoingMessage> {
+        for (const record of records) {
+          let transaction: Transaction;
+          try {
+            transaction = validateTransaction(record);
+          } catch (error) {
+            refused.push({ record, reason: errorMessage(error) });
+            continue;
+          }
+          const value = codec.encodeTransient(transaction);
+          // Keys are the decimal user id, so any client hashing the same bytes agrees on the partition.
+          const key = String(transaction.user_id);
+          bytes += value.length + key.length;
+          yield { key, value };
         }
-        const value = codec.encode(transaction);
-        // Keys are the decimal user id, so any client hashing the same bytes agrees on the partition.
-        const key = String(transaction.user_id);
-        bytes += value.length + key.length;
-        messages.push({ key, value });
       }
-      const { failed, firstError } = await producer.send(topic, messages);
+      const { sent, failed, firstError } = await producer.send(topic, messages());
       if (failed) {
-        throw new LakestreamError('DELIVERY_FAILED', `${failed} of ${messages.length} transactions not delivered to ${topic}: ${errorMessage(firstError)}`, {
+        throw new LakestreamError('DELIVERY_FAILED', `${failed} of ${sent} transactions not delivered to ${topic}: ${errorMessage(firstError)}`, {
           cause: firstError,
           retriable: true,
           context: { topic, records: failed },
         });
       }
-      return { sent: messages.length, bytes, refused };
+      return { sent, bytes, refused };
     },
     close: () => producer.close(),
   };

@@ -67,7 +67,7 @@ export function createFeaturesJob(context: ClientContext, options: FeaturesJobOp
           const produced = batchContext.produce(output, {
             key: String(transaction.user_id),
             partition: batch.partition,
-            value: codec.encode({ user_id: transaction.user_id, total_transactions_count: total, event_timestamp_millis: transaction.transaction_timestamp_millis }),
+            value: codec.encodeTransient({ user_id: transaction.user_id, total_transactions_count: total, event_timestamp_millis: transaction.transaction_timestamp_millis }),
           });
           if (produced) await produced;
         }
