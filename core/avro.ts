@@ -1,6 +1,7 @@
 import type { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import type { Type } from 'avsc';
-import { LakestreamError } from './errors.ts';
+import { LakestreamError, errorMessage } from './errors.ts';
+import { registryUnreachable } from './registry.ts';
 
 /** Confluent wire format: magic byte 0, 4-byte big-endian schema id, Avro binary body. */
 export const MAGIC_BYTE = 0;
@@ -94,9 +95,11 @@ export function createAvroDecoder(registry: SchemaRegistry): AvroDecoder {
     } catch (cause) {
       loading.delete(schemaId);
       const status = (cause as { status?: number }).status;
-      throw new LakestreamError('RECORD_UNDECODABLE', `unknown schema id ${schemaId}${status ? ` (registry answered ${status})` : ''}`, {
+      const unreachable = registryUnreachable(cause);
+      throw new LakestreamError('RECORD_UNDECODABLE', unreachable ? `schema id ${schemaId}: the registry is unreachable: ${errorMessage(cause)}` : `unknown schema id ${schemaId}${status ? ` (registry answered ${status})` : ''}`, {
         cause,
-        retriable: status === undefined || status >= 500,
+        // no answer is no verdict on the record: retry it rather than dead-letter it
+        retriable: unreachable,
         context: { reason: 'unknown-schema', schemaId },
       });
     }

@@ -15,6 +15,10 @@ import { createS3 } from './s3.ts';
  * S3 client, one Redis connection, the resolved catalog, and the root logger (its level from the
  * validated config). S3 and Redis are opened on first use, so a process that needs neither never
  * connects to them.
+ *
+ * One retry layer per resource: S3 calls are retried by the object store (the SDK's retries are
+ * off); registry and Redis calls made by stream jobs are retried by the runtime, batch by batch,
+ * so these clients give up at once (registry) or after one reconnect (Redis).
  */
 export interface ClientContext {
   readonly config: Config;
@@ -32,7 +36,7 @@ export interface ClientContext {
 
 export function createClientContext(config: Config, options: { namespace?: string; component?: string } = {}): ClientContext {
   setLogLevel(config.LOG_LEVEL);
-  const registry = createRegistry(config);
+  const registry = createRegistry(config, { retries: 0 });
   let s3: S3Client | undefined;
   let store: ObjectStore | undefined;
   let redis: Redis | undefined;
@@ -48,7 +52,7 @@ export function createClientContext(config: Config, options: { namespace?: strin
       store ??= createObjectStore(this.s3(), config.LAKE_BUCKET);
       return store;
     },
-    redis: () => (redis ??= createRedis(config)),
+    redis: () => (redis ??= createRedis(config, { maxRetriesPerRequest: 1 })),
     close() {
       closed ??= (async () => {
         s3?.destroy();

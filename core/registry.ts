@@ -1,10 +1,10 @@
 import { COMPATIBILITY, SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
 import type { Config } from './config.ts';
-import { LakestreamError } from './errors.ts';
+import { LakestreamError, errorMessage } from './errors.ts';
 
 /** Registry client with the Confluent wire format (magic byte + 4-byte schema id + Avro body). */
-export function createRegistry(config: Pick<Config, 'SCHEMA_REGISTRY_URL'>): SchemaRegistry {
-  return new SchemaRegistry({ host: config.SCHEMA_REGISTRY_URL.replace(/\/+$/, ''), retry: { retries: 3 } });
+export function createRegistry(config: Pick<Config, 'SCHEMA_REGISTRY_URL'>, options: { retries?: number } = {}): SchemaRegistry {
+  return new SchemaRegistry({ host: config.SCHEMA_REGISTRY_URL.replace(/\/+$/, ''), retry: { retries: options.retries ?? 3 } });
 }
 
 export type CompatibilityLevel =
@@ -69,4 +69,52 @@ export async function deleteSubject(baseUrl: string, subject: string): Promise<v
 export async function registerAvro(registry: SchemaRegistry, subject: string, schema: string): Promise<number> {
   const { id } = await registry.register({ type: SchemaType.AVRO, schema }, { subject, compatibility: COMPATIBILITY.BACKWARD_TRANSITIVE });
   return id;
+}
+
+/**
+ * Only a missing subject is fixed by infra:apply. The registry client rejects every failure with
+ * a `status`: the registry's own answer, or 400 with the socket error as the message when no
+ * answer came (refused, DNS, timeout), which is told apart by that message.
+ */
+export function schemaLookupError(registryUrl: string, subject: string, cause: unknown): LakestreamError {
+  const url = withoutCredentials(registryUrl);
+  const status = (cause as { status?: unknown } | null)?.status;
+  // "Confluent_Schema_Registry - Error, status 400: connect ECONNREFUSED 127.0.0.1:8081"
+  const detail = errorMessage(cause).replace(/^[\w.-]+ - /, '').replace(/\s+/g, ' ').trim();
+  const body = detail.replace(/^Error, status \d+:? ?/, '').slice(0, 300);
+  const context = { subject, registryUrl: url, status: typeof status === 'number' ? status : undefined };
+  if (status === 404) {
+    return new LakestreamError('REGISTRY_ERROR', `no schema registered for ${subject} at ${url}; run \`pnpm run infra:apply\` first`, { cause, context });
+  }
+  const answered5xx = typeof status === 'number' && status >= 500;
+  const noAnswer = !answered5xx && registryUnreachable(cause);
+  if (noAnswer || answered5xx) {
+    const reason = noAnswer ? body || detail : `answered ${status}${body ? `: ${body}` : ''}`;
+    return new LakestreamError('REGISTRY_ERROR', `schema registry at ${url} is unreachable: ${reason}`, { cause, retriable: true, context });
+  }
+  return new LakestreamError('REGISTRY_ERROR', `schema registry at ${url} failed the lookup of ${subject}: ${detail}`, { cause, context });
+}
+
+function withoutCredentials(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (!parsed.username && !parsed.password) return url;
+    parsed.username = '';
+    parsed.password = '';
+    return parsed.toString();
+  } catch {
+    return url;
+  }
+}
+
+/**
+ * Whether a registry client failure means no answer came (refused, DNS, timeout) or the registry
+ * failed (5xx): worth another attempt, unlike an answer such as 404.
+ */
+export function registryUnreachable(cause: unknown): boolean {
+  const status = (cause as { status?: unknown } | null)?.status;
+  if (typeof status !== 'number') return true;
+  if (status >= 500) return true;
+  const body = errorMessage(cause).replace(/^[\w.-]+ - /, '').replace(/\s+/g, ' ').trim().replace(/^Error, status \d+:? ?/, '');
+  return status === 400 && /^(connect|getaddrinfo|read|write) E[A-Z]+\b|^socket hang up|^Timeout \(\d+ms\)/.test(body);
 }

@@ -146,9 +146,19 @@ export function createStreamJob(
   const call = <T>(fn: (cb: (err: unknown, value?: T) => void) => void) =>
     new Promise<T>((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value as T))));
 
+  /**
+   * Offsets are committed after the output is durable and idempotent, so a failed commit (a
+   * rebalance under way, a coordinator moving) only means some records are read again and
+   * skipped or rewritten as no-ops: it is logged, never a reason to fail the job.
+   */
+  const commitOffsets = (offsets: Array<{ topic: string; partition: number; offset: number }>) =>
+    call<void>((cb) => consumer!.commitCb(offsets, (err) => cb(err))).catch((error: unknown) =>
+      log.warn('offset commit failed; the records will be read again and skipped', { offsets: offsets.map((o) => `${o.partition}@${o.offset}`).join(','), error: errorMessage(error) }),
+    );
+
   const controls: StreamJobControls = {
     log,
-    commit: (partition, nextOffset) => call<void>((cb) => consumer!.commitCb([{ topic: options.topic, partition, offset: nextOffset }], (err) => cb(err))),
+    commit: (partition, nextOffset) => commitOffsets([{ topic: options.topic, partition, offset: nextOffset }]),
   };
 
   function onRebalance(this: KafkaConsumer, err: { code: number }, assignment: Array<{ topic: string; partition: number }>) {
@@ -259,9 +269,7 @@ export function createStreamJob(
       }
       await retry(() => handler!.handle(batches, { produce: () => { throw new LakestreamError('USAGE', `${options.name}: produce() needs the transaction commit mode`); } }), retrying);
       if (options.commit === 'after-batch') {
-        await retry(async () => {
-          await call<void>((cb) => consumer!.commitCb(batches.map((b) => ({ topic: b.topic, partition: b.partition, offset: b.lastOffset + 1 })), (err) => cb(err)));
-        }, { ...retrying, shouldRetry: () => true });
+        await commitOffsets(batches.map((b) => ({ topic: b.topic, partition: b.partition, offset: b.lastOffset + 1 })));
       }
     }
     stats.recordsIn += messages.length;

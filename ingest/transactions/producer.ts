@@ -3,7 +3,7 @@ import { avroCodec, type AvroCodec } from '../../core/avro.ts';
 import type { Config } from '../../core/config.ts';
 import { LakestreamError, errorMessage } from '../../core/errors.ts';
 import { createBatchProducer, type OutgoingMessage, type ProducerTuning } from '../../core/kafka-producer.ts';
-import { createRegistry } from '../../core/registry.ts';
+import { createRegistry, schemaLookupError } from '../../core/registry.ts';
 import { validateTransaction, type Transaction } from '../../schemas/transactions.ts';
 
 export interface TransactionsProducerOptions extends ProducerTuning {
@@ -85,39 +85,4 @@ export async function createTransactionsProducer(
     },
     close: () => producer.close(),
   };
-}
-
-/**
- * Only a missing subject is fixed by infra:apply. The registry client rejects every failure with
- * a `status`: the registry's own answer, or 400 with the socket error as the message when no
- * answer came (refused, DNS, timeout), which is told apart by that message.
- */
-export function schemaLookupError(registryUrl: string, subject: string, cause: unknown): LakestreamError {
-  const url = withoutCredentials(registryUrl);
-  const status = (cause as { status?: unknown } | null)?.status;
-  // "Confluent_Schema_Registry - Error, status 400: connect ECONNREFUSED 127.0.0.1:8081"
-  const detail = errorMessage(cause).replace(/^[\w.-]+ - /, '').replace(/\s+/g, ' ').trim();
-  const body = detail.replace(/^Error, status \d+:? ?/, '').slice(0, 300);
-  const context = { subject, registryUrl: url, status: typeof status === 'number' ? status : undefined };
-  if (status === 404) {
-    return new LakestreamError('REGISTRY_ERROR', `no schema registered for ${subject} at ${url}; run \`pnpm run infra:apply\` first`, { cause, context });
-  }
-  const noAnswer = typeof status !== 'number' || (status === 400 && /^(connect|getaddrinfo|read|write) E[A-Z]+\b|^socket hang up|^Timeout \(\d+ms\)/.test(body));
-  if (noAnswer || (status as number) >= 500) {
-    const reason = noAnswer ? body || detail : `answered ${status}${body ? `: ${body}` : ''}`;
-    return new LakestreamError('REGISTRY_ERROR', `schema registry at ${url} is unreachable: ${reason}`, { cause, retriable: true, context });
-  }
-  return new LakestreamError('REGISTRY_ERROR', `schema registry at ${url} failed the lookup of ${subject}: ${detail}`, { cause, context });
-}
-
-function withoutCredentials(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (!parsed.username && !parsed.password) return url;
-    parsed.username = '';
-    parsed.password = '';
-    return parsed.toString();
-  } catch {
-    return url;
-  }
 }
