@@ -73,7 +73,8 @@ async function runJob(job: string, group: string, topic: string): Promise<{ reco
   const seconds = (performance.now() - startedAt) / 1000;
   child.kill('SIGTERM');
   await new Promise((resolve) => child.once('exit', resolve));
-  const peak = /"peakRssMb":(\d+)/.exec(log);
+  // the job's last word: its peak over the whole run
+  const peak = [...log.matchAll(/"peakRssMb":(\d+)/g)].at(-1);
   return { recordsPerSecond: N / seconds, seconds, peakRssMb: Number(peak?.[1] ?? 0) };
 }
 

@@ -1,3 +1,4 @@
+import { validateShopEvent } from '../schemas/shop-events.ts';
 import { validateTransaction } from '../schemas/transactions.ts';
 
 /**
@@ -91,6 +92,18 @@ export const topicDeclarations = {
     valueSchema: 'user-transaction-counts-value.avsc',
     description: 'Per-user running transaction count keyed by user_id, co-partitioned with transactions: the features job changelog.',
   },
+  shopEvents: {
+    name: 'shop-events',
+    key: 'user_session',
+    partitions: 6,
+    replicationFactor: 3,
+    minInsyncReplicas: 2,
+    retentionMs: 7 * DAY,
+    cleanupPolicy: 'delete',
+    valueSchema: 'shop-events-value.avsc',
+    rules: (record) => void validateShopEvent(record),
+    description: 'Click events of the web shop keyed by user_session: all events of a session in one partition, in order.',
+  },
 } satisfies Record<string, TopicDeclaration>;
 
 export type TopicId = keyof typeof topicDeclarations;
@@ -109,6 +122,13 @@ export const tableDeclarations = {
     topic: 'userTransactionCounts',
     eventTimeField: 'event_timestamp_millis',
     sink: 'user-transaction-counts-lake-sink',
+  },
+  shopEvents: {
+    view: 'shop_events',
+    path: 'shop_events',
+    topic: 'shopEvents',
+    eventTimeField: 'event_time',
+    sink: 'shop-events-lake-sink',
   },
 } satisfies Record<string, TableDeclaration>;
 

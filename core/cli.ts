@@ -1,5 +1,5 @@
 import { describeEnv } from './config.ts';
-import { errorMessage } from './errors.ts';
+import { LakestreamError, errorMessage } from './errors.ts';
 
 /**
  * The command's arguments. `pnpm run x -- --flag` forwards the `--` separator itself, and
@@ -8,6 +8,14 @@ import { errorMessage } from './errors.ts';
 export function cliArgs(argv: string[] = process.argv.slice(2)): string[] {
   const separator = argv.indexOf('--');
   return separator === -1 ? argv : [...argv.slice(0, separator), ...argv.slice(separator + 1)];
+}
+
+/** A numeric option that must be a non-negative number, or `fallback` when absent. */
+export function nonNegativeOption(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new LakestreamError('USAGE', `--${name} must be a non-negative number, got ${JSON.stringify(value)}`);
+  return n;
 }
 
 /** A command's `--help` text, closed by the settings every command reads from the environment. */

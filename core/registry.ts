@@ -1,10 +1,17 @@
 import { COMPATIBILITY, SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
+import { exactLong } from './avro-long.ts';
 import type { Config } from './config.ts';
 import { LakestreamError, errorMessage } from './errors.ts';
 
-/** Registry client with the Confluent wire format (magic byte + 4-byte schema id + Avro body). */
+/**
+ * Registry client with the Confluent wire format (magic byte + 4-byte schema id + Avro body).
+ * Its Avro types read `long` exactly (core/avro-long.ts): numbers while safe, bigints beyond.
+ */
 export function createRegistry(config: Pick<Config, 'SCHEMA_REGISTRY_URL'>, options: { retries?: number } = {}): SchemaRegistry {
-  return new SchemaRegistry({ host: config.SCHEMA_REGISTRY_URL.replace(/\/+$/, ''), retry: { retries: options.retries ?? 3 } });
+  return new SchemaRegistry(
+    { host: config.SCHEMA_REGISTRY_URL.replace(/\/+$/, ''), retry: { retries: options.retries ?? 3 } },
+    { [SchemaType.AVRO]: { registry: { long: exactLong } } } as ConstructorParameters<typeof SchemaRegistry>[1],
+  );
 }
 
 export type CompatibilityLevel =

@@ -1,12 +1,14 @@
 import { parseArgs } from 'node:util';
-import { cliArgs, helpText, runCli } from '../core/cli.ts';
+import { cliArgs, helpText, nonNegativeOption, runCli } from '../core/cli.ts';
 import { loadConfig } from '../core/config.ts';
-import { LakestreamError, errorMessage } from '../core/errors.ts';
+import { errorMessage } from '../core/errors.ts';
 import { LatencyRecorder, formatCount } from '../core/stats.ts';
+import { runShopEventsCli } from './shop-events/cli.ts';
 import { createTransactionGenerator } from './transactions/generator.ts';
 import { createTransactionsProducer } from './transactions/producer.ts';
 
 const usage = helpText(`Usage: pnpm run producer -- transactions [options]
+       pnpm run producer -- shop-events [options]   (see pnpm run producer -- shop-events --help)
 
 Generates realistic fake transactions and publishes them as Avro (through the schema registry)
 to Kafka with an idempotent, acks=all producer keyed by user_id.
@@ -23,14 +25,8 @@ Options:
   -h, --help
 `);
 
-function positiveInt(name: string, value: string | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isFinite(n) || n < 0) throw new LakestreamError('USAGE', `--${name} must be a non-negative number, got ${JSON.stringify(value)}`);
-  return n;
-}
-
 async function main(): Promise<void> {
+  if (cliArgs().find((arg) => !arg.startsWith('-')) === 'shop-events') return runShopEventsCli(cliArgs());
   const { values, positionals } = parseArgs({
     args: cliArgs(),
     allowPositionals: true,
@@ -53,16 +49,16 @@ async function main(): Promise<void> {
     process.exitCode = values.help ? 0 : 2;
     return;
   }
-  const durationS = values.duration === undefined ? undefined : positiveInt('duration', values.duration, 0);
-  const count = positiveInt('count', values.count, durationS === undefined ? 10_000 : Number.POSITIVE_INFINITY);
-  const rate = positiveInt('rate', values.rate, 0);
-  const users = Math.max(1, positiveInt('users', values.users, 1000));
-  const seed = positiveInt('seed', values.seed, Math.floor(Math.random() * 2 ** 31));
-  const batch = Math.max(1, positiveInt('batch', values.batch, 2000));
+  const durationS = values.duration === undefined ? undefined : nonNegativeOption('duration', values.duration, 0);
+  const count = nonNegativeOption('count', values.count, durationS === undefined ? 10_000 : Number.POSITIVE_INFINITY);
+  const rate = nonNegativeOption('rate', values.rate, 0);
+  const users = Math.max(1, nonNegativeOption('users', values.users, 1000));
+  const seed = nonNegativeOption('seed', values.seed, Math.floor(Math.random() * 2 ** 31));
+  const batch = Math.max(1, nonNegativeOption('batch', values.batch, 2000));
   const config = loadConfig();
 
   const producer = await createTransactionsProducer(config, { topic: values.topic ?? 'transactions' });
-  const next = createTransactionGenerator({ users, seed, spreadDays: positiveInt('days', values.days, 0) });
+  const next = createTransactionGenerator({ users, seed, spreadDays: nonNegativeOption('days', values.days, 0) });
   console.error(`producer: ${producer.topic} (schema id ${producer.schemaId}), seed ${seed}, ${users} users${rate ? `, ${rate}/s` : ''}`);
 
   const latency = new LatencyRecorder();

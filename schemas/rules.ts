@@ -23,6 +23,15 @@ export const rule = {
     message: 'must be milliseconds since the epoch (a non-negative integer)',
   }),
   finite: (): FieldRule => ({ check: (v) => typeof v === 'number' && Number.isFinite(v), message: 'must be a finite number' }),
+  nonNegative: (): FieldRule => ({ check: (v) => typeof v === 'number' && Number.isFinite(v) && v >= 0, message: 'must be a number >= 0' }),
+  /** An Avro long identifier: a safe integer, or a bigint beyond 2^53 (never a rounded number). */
+  id: (): FieldRule => ({
+    check: (v) => (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) || (typeof v === 'bigint' && v >= 0n && v < 2n ** 63n),
+    message: 'must be a non-negative 64-bit integer (a bigint beyond 2^53)',
+  }),
+  oneOf: (values: readonly string[]): FieldRule => ({ check: (v) => typeof v === 'string' && values.includes(v), message: `must be one of ${values.join(', ')}` }),
+  text: (): FieldRule => ({ check: (v) => typeof v === 'string' && v.length > 0, message: 'must be a non-empty string' }),
+  optionalText: (): FieldRule => ({ check: (v) => v === null || v === undefined || (typeof v === 'string' && v.length > 0), message: 'must be absent (null) or a non-empty string' }),
   matches: (pattern: RegExp, message: string): FieldRule => ({ check: (v) => typeof v === 'string' && pattern.test(v), message }),
 };
 

@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import { repoRoot } from '../../core/config.ts';
 import { packageScriptCommand, startPipeline } from '../../scripts/pipeline-process.ts';
 import { onCleanup, waitFor } from '../helpers.ts';
+import { pipelineJobs } from '../../pipeline/jobs.ts';
 import { setupPipeline } from '../pipeline/fixture.ts';
 
 test('the demo and the benchmarks run the jobs with the command of `pnpm run pipeline` / `pnpm run job`', () => {
@@ -32,14 +33,15 @@ function processesMentioning(text: string): number[] {
 }
 
 test('the demo pipeline step stops its pipeline for good: no process left, pipe released, clean exit', { timeout: 90_000 }, async (t) => {
-  const { namespace } = await setupPipeline(t, 'demo-stop');
+  const { namespace, context } = await setupPipeline(t, 'demo-stop');
+  const jobCount = Object.keys(pipelineJobs(context)).length;
   const pipeline = startPipeline(['--namespace', namespace, '--flush-interval-ms', '2000']);
   onCleanup(t, () => pipeline.stop(5_000));
   await waitFor(
-    'the four pipeline jobs to start',
+    `the ${jobCount} pipeline jobs to start`,
     async () => {
       if (pipeline.exitCode() !== undefined) throw new Error(`the pipeline exited (${pipeline.exitCode()}): ${pipeline.log().slice(-2_000)}`);
-      return (pipeline.log().match(/"msg":"job started"/g) ?? []).length === 4 ? true : undefined;
+      return (pipeline.log().match(/"msg":"job started"/g) ?? []).length === jobCount ? true : undefined;
     },
     45_000,
     250,
