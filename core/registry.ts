@@ -10,8 +10,16 @@ import { LakestreamError, errorMessage } from './errors.ts';
 export function createRegistry(config: Pick<Config, 'SCHEMA_REGISTRY_URL'>, options: { retries?: number } = {}): SchemaRegistry {
   return new SchemaRegistry(
     { host: config.SCHEMA_REGISTRY_URL.replace(/\/+$/, ''), retry: { retries: options.retries ?? 3 } },
-    { [SchemaType.AVRO]: { registry: { long: exactLong } } } as ConstructorParameters<typeof SchemaRegistry>[1],
+    // A type hook, not avsc's `registry` option: that map collects every named type it parses, so
+    // a client sharing one would refuse the second version of a record as a duplicate name.
+    { [SchemaType.AVRO]: { typeHook: (schema: unknown) => (isPlainLong(schema) ? exactLong : undefined) } } as ConstructorParameters<typeof SchemaRegistry>[1],
   );
+}
+
+function isPlainLong(schema: unknown): boolean {
+  if (schema === 'long') return true;
+  const object = schema as { type?: unknown; logicalType?: unknown } | null;
+  return typeof object === 'object' && object !== null && object.type === 'long' && object.logicalType === undefined;
 }
 
 export type CompatibilityLevel =
