@@ -179,28 +179,24 @@ function lakeSinkHandler(table: ResolvedTable, options: z.output<typeof lakeSink
       let bytes = 0;
       let encodeMs = 0;
       const startedAt = performance.now();
-      // Encoding is serial (one DuckDB connection); uploads of a flush go up to 8 at a time, since
-      // a flush spanning many event hours writes one file per hour.
-      const uploads = new Set<Promise<void>>();
-      let uploadFailure: unknown;
+      // One DuckDB statement encodes every file of a schema (a flush spanning many event hours
+      // writes one file per hour); uploads go up to 8 at a time.
       writer ??= ParquetWriter.open();
       const parquet = await writer;
-      for (const [index, group] of job.groups.entries()) {
+      const bySchema = new Map<Column[], number[]>();
+      job.groups.forEach((group, index) => bySchema.set(group.columns, [...(bySchema.get(group.columns) ?? []), index]));
+      const bodies: Buffer[] = [];
+      for (const [columns, indexes] of bySchema) {
         const encodeStart = performance.now();
-        const body = await parquet.write(group.columns, group.values, group.rows);
+        const encoded = await parquet.writeFiles(columns, indexes.map((i) => job.groups[i]!));
         encodeMs += performance.now() - encodeStart;
-        group.values = [];
-        bytes += body.length;
-        const upload: Promise<void> = store
-          .put(files[index]!, body)
-          .catch((error: unknown) => void (uploadFailure ??= error))
-          .finally(() => uploads.delete(upload));
-        uploads.add(upload);
-        if (uploads.size >= 8) await Promise.race(uploads);
-        if (uploadFailure) break;
+        indexes.forEach((i, k) => (bodies[i] = encoded[k]!));
       }
-      await Promise.all(uploads);
-      if (uploadFailure) throw uploadFailure;
+      for (const group of job.groups) group.values = [];
+      for (let i = 0; i < bodies.length; i += 8) {
+        await Promise.all(bodies.slice(i, i + 8).map((body, k) => store.put(files[i + k]!, body)));
+      }
+      bytes = bodies.reduce((sum, body) => sum + body.length, 0);
       buffer.etag = await store.putJson(key, { committedThrough: job.to } satisfies SinkPartitionState, { ifMatch: buffer.etag });
       buffer.committedThrough = job.to;
       stats.rowsWritten += job.rows;

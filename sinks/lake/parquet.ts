@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -57,37 +57,62 @@ export class ParquetWriter {
     return new ParquetWriter(instance, await instance.connect(), mkdtempSync(join(tmpdir(), 'lakestream-parquet-')));
   }
 
-  /** Encodes `rowCount` rows, given as one value array per column, as one Parquet file and returns its bytes. */
-  write(columns: Column[], values: unknown[][], rowCount: number): Promise<Buffer> {
-    const result = this.queue.then(() => this.writeNow(columns, values, rowCount));
+  /**
+   * Encodes each part (rows given as one value array per column, all with `columns`) as one
+   * Parquet file and returns their bytes in order. Several parts are written by one partitioned
+   * COPY: a flush that spans many event hours costs one statement, not one per hour.
+   */
+  writeFiles(columns: Column[], parts: Array<{ values: unknown[][]; rows: number }>): Promise<Buffer[]> {
+    const result = this.queue.then(() => this.writeNow(columns, parts));
     this.queue = result.catch(() => {});
     return result;
   }
 
-  private async writeNow(columns: Column[], values: unknown[][], rowCount: number): Promise<Buffer> {
+  private async writeNow(columns: Column[], parts: Array<{ values: unknown[][]; rows: number }>): Promise<Buffer[]> {
     const table = `buffer_${++this.sequence}`;
-    const file = join(this.dir, `${table}.parquet`);
-    await this.connection.run(`CREATE TABLE ${table} (${columns.map((c) => `${quote(c.name)} ${c.sqlType}${c.nullable ? '' : ' NOT NULL'}`).join(', ')})`);
+    const target = join(this.dir, table);
+    const several = parts.length > 1;
+    const declared = columns.map((c) => `${quote(c.name)} ${c.sqlType}${c.nullable ? '' : ' NOT NULL'}`);
+    await this.connection.run(`CREATE TABLE ${table} (${[...declared, ...(several ? ['"__part" INTEGER NOT NULL'] : [])].join(', ')})`);
     try {
       const appender = await this.connection.createAppender(table);
-      const types = columns.map((c) => duckdbTypes[c.sqlType]);
-      for (let start = 0; start < rowCount; start += CHUNK_ROWS) {
-        const rows = Math.min(CHUNK_ROWS, rowCount - start);
-        const chunk = DuckDBDataChunk.create(types, rows);
-        for (const [index, column] of columns.entries()) {
-          const vector = chunk.getColumnVector(index);
-          const source = values[index]!;
-          for (let row = 0; row < rows; row++) vector.setItem(row, vectorValue(column, source[start + row]) as never);
-          vector.flush();
+      const types = [...columns.map((c) => duckdbTypes[c.sqlType]), ...(several ? [INTEGER] : [])];
+      for (const [part, { values, rows: rowCount }] of parts.entries()) {
+        for (let start = 0; start < rowCount; start += CHUNK_ROWS) {
+          const rows = Math.min(CHUNK_ROWS, rowCount - start);
+          const chunk = DuckDBDataChunk.create(types, rows);
+          for (const [index, column] of columns.entries()) {
+            const vector = chunk.getColumnVector(index);
+            const source = values[index]!;
+            for (let row = 0; row < rows; row++) vector.setItem(row, vectorValue(column, source[start + row]) as never);
+            vector.flush();
+          }
+          if (several) {
+            const vector = chunk.getColumnVector(columns.length);
+            for (let row = 0; row < rows; row++) vector.setItem(row, part as never);
+            vector.flush();
+          }
+          appender.appendDataChunk(chunk);
         }
-        appender.appendDataChunk(chunk);
       }
       appender.closeSync();
-      await this.connection.run(`COPY ${table} TO '${file}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)`);
-      return readFileSync(file);
+      const options = 'FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880';
+      if (!several) {
+        await this.connection.run(`COPY ${table} TO '${target}.parquet' (${options})`);
+        return [readFileSync(`${target}.parquet`)];
+      }
+      // PARTITION_BY leaves the partition column out of the files: each holds exactly the columns
+      await this.connection.run(`COPY ${table} TO '${target}' (${options}, PARTITION_BY ("__part"))`);
+      return parts.map((_, part) => {
+        const dir = join(target, `__part=${part}`);
+        const names = readdirSync(dir);
+        if (names.length !== 1) throw new Error(`DuckDB wrote ${names.length} files for one part in ${dir}`);
+        return readFileSync(join(dir, names[0]!));
+      });
     } finally {
       await this.connection.run(`DROP TABLE IF EXISTS ${table}`);
-      rmSync(file, { force: true });
+      rmSync(target, { recursive: true, force: true });
+      rmSync(`${target}.parquet`, { force: true });
     }
   }
 
