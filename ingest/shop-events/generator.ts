@@ -80,23 +80,25 @@ export function createShop(options: ShopOptions): { catalogue: Product[]; nextSe
       const user_id = 400_000_000 + Math.floor(random() * users) * 13;
       const user_session = sessionId();
       let time = Math.floor(now - random() * spreadMs);
-      const step = () => (time += 5_000 + Math.floor(-Math.log(1 - random()) * 40_000));
+      // a shopper who means to buy reads product pages longer and stays within a category
+      const step = () => (time += 5_000 + Math.floor(-Math.log(1 - random()) * 40_000 * (0.4 + intent)));
       const favourite = byCategory.get(pick(categories).category_id) ?? catalogue;
+      const loyalty = 0.3 + 0.6 * intent;
       const event = (event_type: ShopEvent['event_type'], product: Product): ShopEvent => ({ event_time: step(), event_type, ...product, user_id, user_session });
 
       const browse: ShopEvent[] = [];
       const cart: Product[] = [];
       const views = 1 + Math.floor(-Math.log(1 - random()) * (2 + 8 * intent));
       for (let v = 0; v < views; v++) {
-        const product = random() < 0.7 ? pick(favourite) : pick(catalogue);
+        const product = random() < loyalty ? pick(favourite) : pick(catalogue);
         browse.push(event('view', product));
-        if (random() < 0.04 + 0.45 * intent) {
+        if (random() < 0.02 + 0.6 * intent) {
           browse.push(event('cart', product));
           cart.push(product);
         }
         if (cart.length && random() < 0.25 * (1 - intent)) browse.push(event('remove_from_cart', cart.splice(Math.floor(random() * cart.length), 1)[0]!));
       }
-      const buys = cart.length > 0 && random() < 0.05 + 0.9 * intent ** 1.3;
+      const buys = cart.length > 0 && random() < 0.05 + 0.9 * intent;
       return { user_session, intent, browse, purchases: buys ? cart.map((product) => event('purchase', product)) : [] };
     },
   };
