@@ -163,6 +163,8 @@ const roots = {
   backfillManifests: '_lakestream/backfill',
   compactionManifests: '_lakestream/compaction',
   locks: '_lakestream/locks',
+  /** Versioned model artifacts: `<models>/<name>/v<N>/`. */
+  models: 'models',
 };
 
 /** A topic as infra:apply creates it. */

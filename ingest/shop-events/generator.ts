@@ -81,24 +81,25 @@ export function createShop(options: ShopOptions): { catalogue: Product[]; nextSe
       const user_session = sessionId();
       let time = Math.floor(now - random() * spreadMs);
       // a shopper who means to buy reads product pages longer and stays within a category
-      const step = () => (time += 5_000 + Math.floor(-Math.log(1 - random()) * 40_000 * (0.4 + intent)));
+      const step = () => (time += 5_000 + Math.floor(-Math.log(1 - random()) * 40_000 * (0.3 + 1.4 * intent)));
       const favourite = byCategory.get(pick(categories).category_id) ?? catalogue;
-      const loyalty = 0.3 + 0.6 * intent;
+      const loyalty = 0.2 + 0.75 * intent;
       const event = (event_type: ShopEvent['event_type'], product: Product): ShopEvent => ({ event_time: step(), event_type, ...product, user_id, user_session });
 
       const browse: ShopEvent[] = [];
       const cart: Product[] = [];
-      const views = 1 + Math.floor(-Math.log(1 - random()) * (2 + 8 * intent));
+      const views = 1 + Math.floor(-Math.log(1 - random()) * (1.5 + 10 * intent));
       for (let v = 0; v < views; v++) {
         const product = random() < loyalty ? pick(favourite) : pick(catalogue);
         browse.push(event('view', product));
-        if (random() < 0.02 + 0.6 * intent) {
+        if (random() < 0.01 + 0.7 * intent) {
           browse.push(event('cart', product));
           cart.push(product);
         }
-        if (cart.length && random() < 0.25 * (1 - intent)) browse.push(event('remove_from_cart', cart.splice(Math.floor(random() * cart.length), 1)[0]!));
+        if (cart.length && random() < 0.4 * (1 - intent)) browse.push(event('remove_from_cart', cart.splice(Math.floor(random() * cart.length), 1)[0]!));
       }
-      const buys = cart.length > 0 && random() < 0.05 + 0.9 * intent;
+      // decided shoppers almost always check out, browsers almost never
+      const buys = cart.length > 0 && random() < 1 / (1 + Math.exp(-12 * (intent - 0.5)));
       return { user_session, intent, browse, purchases: buys ? cart.map((product) => event('purchase', product)) : [] };
     },
   };
