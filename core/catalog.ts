@@ -66,6 +66,8 @@ export interface FeatureDeclaration {
   table: TableId;
   /** The Redis sink job (and consumer group), if the feature is served online. */
   redisSink?: string;
+  /** Redis keeps an entity's hash this long after its last update (none: for ever). */
+  ttlSeconds?: number;
 }
 
 export const topicDeclarations = {
@@ -104,6 +106,28 @@ export const topicDeclarations = {
     rules: (record) => void validateShopEvent(record),
     description: 'Click events of the web shop keyed by user_session: all events of a session in one partition, in order.',
   },
+  sessionPredictions: {
+    name: 'session-predictions',
+    key: 'user_session',
+    partitions: 6,
+    replicationFactor: 3,
+    minInsyncReplicas: 2,
+    retentionMs: 7 * DAY,
+    cleanupPolicy: 'delete',
+    valueSchema: 'session-predictions-value.avsc',
+    description: 'Purchase probabilities of shop sessions as of their events, and their purchases, co-partitioned with shop-events.',
+  },
+  sessionState: {
+    name: 'session-scorer-state',
+    key: 'user_session',
+    partitions: 6,
+    replicationFactor: 3,
+    minInsyncReplicas: 2,
+    retentionMs: -1,
+    cleanupPolicy: 'compact',
+    valueSchema: 'session-state-value.avsc',
+    description: "The session scorer's per-session state, co-partitioned with shop-events: its changelog.",
+  },
 } satisfies Record<string, TopicDeclaration>;
 
 export type TopicId = keyof typeof topicDeclarations;
@@ -130,6 +154,13 @@ export const tableDeclarations = {
     eventTimeField: 'event_time',
     sink: 'shop-events-lake-sink',
   },
+  sessionPredictions: {
+    view: 'session_predictions',
+    path: 'predictions',
+    topic: 'sessionPredictions',
+    eventTimeField: 'event_time',
+    sink: 'session-predictions-lake-sink',
+  },
 } satisfies Record<string, TableDeclaration>;
 
 export type TableId = keyof typeof tableDeclarations;
@@ -145,6 +176,17 @@ export const featureDeclarations = {
     table: 'userTransactionCounts',
     redisSink: 'user-transaction-counts-redis-sink',
   },
+  sessionScores: {
+    entity: 'session',
+    entityKey: 'user_session',
+    fields: { purchase_probability: 'double', model_version: 'int', events: 'int', views: 'int', carts: 'int', cart_value: 'double' },
+    eventTimeField: 'event_time',
+    monotonicField: 'events',
+    topic: 'sessionPredictions',
+    table: 'sessionPredictions',
+    redisSink: 'session-scores-redis-sink',
+    ttlSeconds: 2 * 60 * 60,
+  },
 } satisfies Record<string, FeatureDeclaration>;
 
 export type FeatureId = keyof typeof featureDeclarations;
@@ -152,7 +194,8 @@ export type FeatureId = keyof typeof featureDeclarations;
 /** Stream jobs that are not derived from a table or a feature, with what they read and write. */
 export const processorDeclarations = {
   transactionsFeatures: { name: 'transactions-ml-features-job', input: 'transactions', output: 'userTransactionCounts' },
-} satisfies Record<string, { name: string; input: TopicId; output: TopicId }>;
+  sessionScorer: { name: 'session-scorer', input: 'shopEvents', output: 'sessionPredictions', state: 'sessionState' },
+} satisfies Record<string, { name: string; input: TopicId; output: TopicId; state?: TopicId }>;
 
 /** A dead-letter topic's settings; one exists for every declared topic. */
 const deadLetterTopic = { partitions: 1, replicationFactor: 3, minInsyncReplicas: 2, retentionMs: 14 * DAY, cleanupPolicy: 'delete' } as const;

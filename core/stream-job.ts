@@ -67,6 +67,8 @@ export interface StreamHandler {
   aborted?(partitions: number[]): void;
   /** The job is stopping: make everything durable and commit. */
   close?(): Promise<void>;
+  /** SIGHUP: reload what the handler loaded at start (a model). */
+  reload?(): Promise<void>;
   stats?(): Record<string, unknown>;
 }
 
@@ -103,6 +105,8 @@ export interface StreamJob {
   stop(): Promise<void>;
   /** Rejects if the job fails for good (a non-retriable error, or retries exhausted). */
   readonly failed: Promise<never>;
+  /** Asks the handler to reload what it loaded at start; a no-op for most jobs. */
+  reload(): Promise<void>;
   stats(): StreamJobStats;
 }
 
@@ -307,6 +311,9 @@ export function createStreamJob(
   return {
     name: options.name,
     failed,
+    reload: async () => {
+      await handler?.reload?.();
+    },
     async start() {
       if (options.commit === 'transaction') {
         if (!options.transactionalId) throw new LakestreamError('USAGE', `${options.name}: the transaction commit mode needs a transactionalId`);
@@ -404,6 +411,10 @@ export async function runJobsUntilSignal(jobs: StreamJob[], log: Logger, options
   };
   process.on('SIGTERM', () => void stopAll('SIGTERM', 0));
   process.on('SIGINT', () => void stopAll('SIGINT', 0));
+  process.on('SIGHUP', () => {
+    log.info('reloading', { signal: 'SIGHUP' });
+    for (const job of jobs) job.reload().catch((error: unknown) => log.warn('reload failed', { job: job.name, error: errorMessage(error) }));
+  });
   for (const job of jobs) {
     job.failed.catch((error: unknown) => void stopAll(`${job.name} failed: ${errorMessage(error)}`, 1));
     await job.start();

@@ -10,6 +10,7 @@ import { formatCount } from '../core/stats.ts';
 import { SESSION_FEATURES } from '../processors/session-scorer/features.ts';
 import { auc, calibration, logLoss } from './metrics.ts';
 import { predict, trainBoostedTrees, trainLogistic, type PurchaseModel } from './purchase-model.ts';
+import { latestModel } from './model-store.ts';
 import { buildTrainingSet } from './training-set.ts';
 
 const usage = helpText(`Usage: pnpm run train [-- options]
@@ -103,8 +104,7 @@ async function main(): Promise<void> {
   try {
     const store = createObjectStore(s3, config.LAKE_BUCKET);
     const root = `${names.roots.models}/purchase`;
-    const versions = (await store.list(`${root}/`)).map((key) => Number(/\/v(\d+)\/model\.json$/.exec(key)?.[1] ?? 0));
-    const version = Math.max(0, ...versions) + 1;
+    const version = ((await latestModel(store, root))?.version ?? 0) + 1;
     const metrics = {
       version,
       trainedAt: new Date().toISOString(),

@@ -22,7 +22,7 @@ Options:
   --stats-interval-ms T log each job's stats and the process's memory every T ms (default 10000)
   -h, --help
 
-SIGTERM or SIGINT flushes, commits and exits within ${STOP_TIMEOUT_MS / 1000} s.
+SIGTERM or SIGINT flushes, commits and exits within ${STOP_TIMEOUT_MS / 1000} s. SIGHUP reloads models (session-scorer).
 `);
 
 async function main(): Promise<void> {

@@ -92,6 +92,16 @@ export function applyEvent(state: SessionState, event: ShopEvent): void {
   }
 }
 
+/** Events applied so far. */
+export function eventCount(state: SessionState): number {
+  return state.views + state.carts + state.removes + state.purchases;
+}
+
+/** The scorer's policy: score on every cart add and removal, and after every `every` events. */
+export function isScoringPoint(state: SessionState, event: ShopEvent, every: number): boolean {
+  return event.event_type === 'cart' || event.event_type === 'remove_from_cart' || (event.event_type !== 'purchase' && eventCount(state) % every === 0);
+}
+
 /** The model's input, in SESSION_FEATURES order. */
 export function sessionFeatures(state: SessionState): number[] {
   let cartValue = 0;

@@ -10,14 +10,17 @@ import { catalog, type ResolvedFeature } from '../../core/catalog.ts';
  * if the feature's monotonic field (for transaction counts, the count itself) is greater than the
  * stored one, compared inside Redis atomically by a Lua script, so a replayed or reordered older
  * update never overwrites a newer one. A batch is one pipelined round trip. `readFeatures` reads
- * any number of entities in one round trip; an entity with no features comes back as null.
+ * any number of entities in one round trip; an entity with no features comes back as null. A
+ * feature with a TTL (sessions) expires that long after its entity's last applied update.
  */
 export type FeatureRow = Record<string, number | string | null>;
 
+// ARGV: monotonic field, its new value, TTL in seconds (0: none), then field/value pairs
 const setIfNewer = `
 local current = redis.call('HGET', KEYS[1], ARGV[1])
 if current and tonumber(current) >= tonumber(ARGV[2]) then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+if tonumber(ARGV[3]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
 return 1`;
 
 type GuardedPipeline = { setFeatureIfNewer(key: string, ...args: string[]): void; exec(): Promise<Array<[Error | null, unknown]> | null> };
@@ -38,7 +41,8 @@ export async function writeFeatures(redis: Redis, feature: ResolvedFeature, reco
   const pipeline = guardedPipeline(redis);
   const fields = Object.keys(feature.fields);
   for (const record of records) {
-    const args = [feature.monotonicField, String(record[feature.monotonicField])];
+    // a TTL counts from this write, not from the event time, so replayed history is not expired at once
+    const args = [feature.monotonicField, String(record[feature.monotonicField]), String(feature.ttlSeconds ?? 0)];
     for (const field of fields) args.push(field, String(record[field]));
     args.push('updated_at', String(record[feature.eventTimeField]));
     pipeline.setFeatureIfNewer(`${prefix}${record[feature.entityKey]}`, ...args);

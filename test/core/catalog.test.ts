@@ -39,11 +39,9 @@ test('a feature declaration matches its topic schema, lake table and Redis hash'
   for (const [id, feature] of Object.entries(featureDeclarations)) {
     const fields = schemaOf(topicDeclarations[feature.topic].valueSchema).fields;
     const type = (name: string) => fields.find((f) => f.name === name)?.type;
-    assert.deepEqual(
-      fields.map((f) => f.name).sort(),
-      [feature.entityKey, ...Object.keys(feature.fields), feature.eventTimeField].sort(),
-      `${id}: the Avro record is the entity key, the feature fields and the event time, nothing else`,
-    );
+    for (const name of [feature.entityKey, ...Object.keys(feature.fields), feature.eventTimeField]) {
+      assert.ok(fields.some((f) => f.name === name), `${id}: ${name} is a field of the ${feature.topic} record`);
+    }
     for (const [field, avroType] of Object.entries(feature.fields)) assert.equal(type(field), avroType, `${id}.${field} is ${avroType} in Avro`);
     assert.equal(type(feature.eventTimeField), 'long');
     assert.ok(field(feature.monotonicField, feature.fields), `${id}: the monotonic field is one of the feature fields`);
