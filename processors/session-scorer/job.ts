@@ -16,6 +16,12 @@ export interface SessionScorerOptions {
   scoreEvery?: number;
   /** Without a model, look for one this often (default 60 s). */
   modelCheckMs?: number;
+  /**
+   * A session that got no event for this long is forgotten, so state stays bounded (default: the
+   * Redis TTL of session features). Wall-clock time, like that TTL: event times of a replay or of
+   * a synthetic shop spread over days say nothing about whether a session is still going.
+   */
+  sessionIdleMs?: number;
 }
 
 /** What the scorer keeps of a session, as its changelog record holds it. */
@@ -23,6 +29,8 @@ interface Scored {
   state: SessionState;
   lastProbability: number;
   ended: boolean;
+  /** When this process last saw an event of the session (or restored it); not in the changelog. */
+  touchedAt: number;
 }
 
 /** SessionState as JSON: sets and maps as arrays, 64-bit ids as strings. */
@@ -49,7 +57,7 @@ function deserialise(json: string): Scored {
     products: new Set(raw.products as string[]),
     categories: new Set(raw.categories as string[]),
   };
-  return { state, lastProbability: Number(raw.lastProbability), ended: Boolean(raw.ended) };
+  return { state, lastProbability: Number(raw.lastProbability), ended: Boolean(raw.ended), touchedAt: Date.now() };
 }
 
 const CART_VALUE = SESSION_FEATURES.indexOf('cart_value');
@@ -74,8 +82,10 @@ export function createSessionScorer(context: ClientContext, options: SessionScor
   const scoreEvery = options.scoreEvery ?? 3;
   const modelCheckMs = options.modelCheckMs ?? 60_000;
   const modelRoot = `${catalog.roots.models}/purchase`;
+  const sessionIdleMs = options.sessionIdleMs ?? (catalog.features.sessionScores.ttlSeconds ?? 7_200) * 1000;
+  let sweptAt = Date.now();
   const sessions = new Map<number, Map<string, Scored>>();
-  const stats = { scored: 0, purchases: 0, modelVersion: 0, restoredSessions: 0 };
+  const stats = { scored: 0, purchases: 0, modelVersion: 0, restoredSessions: 0, evictedSessions: 0 };
   let codecs: { prediction: AvroCodec; state: AvroCodec } | undefined;
   let model: VersionedModel | undefined;
   let modelCheckedAt = 0;
@@ -119,6 +129,7 @@ export function createSessionScorer(context: ClientContext, options: SessionScor
         state: await avroCodec(context.registry, await context.registry.getLatestSchemaId(`${stateTopic}-value`)),
       };
       await refreshModel().catch((error) => log.warn('looking for a model failed', { job: name, error: errorMessage(error) }));
+      const sweep = Date.now() - sweptAt >= sessionIdleMs / 4;
       for (const batch of batches) {
         if (!sessions.has(batch.partition)) await restore([batch.partition]);
         const map = sessions.get(batch.partition)!;
@@ -127,9 +138,10 @@ export function createSessionScorer(context: ClientContext, options: SessionScor
           const event = record.value as unknown as ShopEvent;
           let scored = map.get(event.user_session);
           if (!scored) {
-            scored = { state: emptySession(event), lastProbability: 0, ended: false };
+            scored = { state: emptySession(event), lastProbability: 0, ended: false, touchedAt: 0 };
             map.set(event.user_session, scored);
           }
+          scored.touchedAt = Date.now();
           // a purchase ended the session's scoring; later events change nothing
           if (scored.ended) continue;
           applyEvent(scored.state, event);
@@ -174,10 +186,26 @@ export function createSessionScorer(context: ClientContext, options: SessionScor
           if (produced) await produced;
         }
       }
+      // Forget sessions idle for longer than sessionIdleMs, in every assigned partition: a
+      // tombstone in the same transaction removes them from the changelog too. Swept every
+      // quarter of that period, when records come (without records, state does not grow).
+      if (sweep) {
+        for (const [partition, map] of sessions) {
+          for (const [session, scored] of map) {
+            if (Date.now() - scored.touchedAt <= sessionIdleMs) continue;
+            map.delete(session);
+            stats.evictedSessions++;
+            const produced = batchContext.produce(stateTopic, { key: session, partition, value: null });
+            if (produced) await produced;
+          }
+        }
+        sweptAt = Date.now();
+      }
     },
     assigned: (partitions) => restore(partitions),
     revoked: async (partitions) => partitions.forEach((p) => sessions.delete(p)),
-    aborted: (partitions) => partitions.forEach((p) => sessions.delete(p)),
+    // a sweep may have touched every partition's state, not only the batch's: rebuild them all
+    aborted: () => sessions.clear(),
     reload: () => refreshModel(true),
     stats: () => ({ ...stats }),
   }));

@@ -2,11 +2,15 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { topicDeclarations } from '../../core/catalog.ts';
+import { readPartitionsToEnd } from '../../core/changelog.ts';
 import { repoRoot } from '../../core/config.ts';
 import { createObjectStore } from '../../core/object-store.ts';
 import { createShop } from '../../ingest/shop-events/generator.ts';
+import { createTopicProducer } from '../../ingest/topic-producer.ts';
 import { predict, trainLogistic } from '../../ml/purchase-model.ts';
 import { applyEvent, emptySession, eventCount, isScoringPoint, SESSION_FEATURES, sessionFeatures, type SessionState } from '../../processors/session-scorer/features.ts';
+import { createSessionScorer } from '../../processors/session-scorer/job.ts';
 import type { ShopEvent } from '../../schemas/shop-events.ts';
 import { readFeatures } from '../../sinks/redis/online-store.ts';
 import { config, spawnJobs, testS3, waitFor } from '../helpers.ts';
@@ -96,4 +100,29 @@ test('session scorer: every scoring point scored once with the newest model thro
   assert.equal(online.length, sample.length);
   const ttl = await redis.ttl(`${feature.redisPrefix}${sample.find((s) => latest.has(s))}`);
   assert.ok(ttl > 0 && ttl <= feature.ttlSeconds!, `a TTL (${ttl} s)`);
+});
+
+test('session scorer: sessions idle longer than their TTL are forgotten, in memory and in the changelog', { timeout: 200_000 }, async (t) => {
+  const { names, context } = await setupPipeline(t, 'scorer-idle');
+  const scorer = createSessionScorer(context, { sessionIdleMs: 300 });
+  t.after(() => scorer.stop());
+  await scorer.start();
+  const producer = await createTopicProducer(config, { ...topicDeclarations.shopEvents, name: names.topic.shopEvents });
+  t.after(() => producer.close());
+  const shop = createShop({ seed: 4 });
+  const first = Array.from({ length: 20 }, () => shop.nextSession());
+  await producer.send(first.flatMap((s) => s.browse));
+  await waitFor('the first sessions in the scorer', async () => ((scorer.stats() as unknown as { recordsIn: number }).recordsIn > 0 ? true : undefined));
+  await new Promise((resolve) => setTimeout(resolve, 1_000));
+  // one more session: its batch sweeps the idle ones
+  await producer.send(shop.nextSession().browse);
+  const evicted = await waitFor('idle sessions evicted', async () => {
+    const n = (scorer.stats() as unknown as { evictedSessions: number }).evictedSessions;
+    return n >= 20 ? n : undefined;
+  });
+  assert.ok(evicted >= 20);
+  // the changelog's last word on each first-round session is a tombstone
+  const last = new Map<string, boolean>();
+  await readPartitionsToEnd(config, names.topic.sessionState, [0, 1, 2, 3, 4, 5], (message) => void last.set(message.key!.toString(), message.value === null || message.value === undefined));
+  for (const session of first) assert.equal(last.get(session.user_session), true, `${session.user_session} is tombstoned`);
 });
