@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
@@ -144,4 +145,42 @@ export function cleanupRedisPrefix(t: TestContext, redis: Redis, prefix: string)
       cursor = next;
     } while (cursor !== '0');
   });
+}
+
+/** A port nothing listens on: bound by the OS for us, then released. */
+export async function unusedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/**
+ * Runs one of the project's CLIs as `node --import tsx <file> …` (no pnpm in between), with `env`
+ * on top of ours; killed after `timeoutMs`. Resolves with its exit status, output and duration.
+ */
+export function runCliFile(
+  file: string,
+  args: string[],
+  env: Record<string, string> = {},
+  timeoutMs = 60_000,
+): Promise<{ status: number | null; stdout: string; stderr: string; ms: number }> {
+  const started = Date.now();
+  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, file), ...args], {
+    cwd: repoRoot,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk));
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk));
+  const killer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  return new Promise((resolve) =>
+    child.once('close', (status) => {
+      clearTimeout(killer);
+      resolve({ status, stdout, stderr, ms: Date.now() - started });
+    }),
+  );
 }

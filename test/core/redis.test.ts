@@ -2,15 +2,7 @@ import assert from 'node:assert/strict';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { createRedis, redactedUrl, redisFailure } from '../../core/redis.ts';
-import { config } from '../helpers.ts';
-
-async function unusedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+import { config, unusedPort } from '../helpers.ts';
 
 test('a client of createRedis prints nothing while Redis is unreachable, yet its callers see every error', { timeout: 30_000 }, async () => {
   const url = `redis://127.0.0.1:${await unusedPort()}`;

@@ -1,43 +1,15 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import { test } from 'node:test';
 import { repoRoot } from '../../core/config.ts';
 import { createRegistry, deleteSubject, registerAvro } from '../../core/registry.ts';
-import { config, onCleanup, uniqueName } from '../helpers.ts';
+import { config, onCleanup, runCliFile, uniqueName, unusedPort } from '../helpers.ts';
 
-/** A port nothing listens on: bound by the OS for us, then released. */
-async function unusedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-/** Runs `pnpm run producer -- …` as node itself (no pnpm in between), with `env` on top of ours. */
-function producer(args: string[], env: Record<string, string>): Promise<{ status: number | null; stdout: string; stderr: string; ms: number }> {
-  const started = Date.now();
-  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'ingest', 'cli.ts'), 'transactions', ...args], {
-    cwd: repoRoot,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
-  const killer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  return new Promise((resolve) =>
-    child.once('close', (status) => {
-      clearTimeout(killer);
-      resolve({ status, stdout, stderr, ms: Date.now() - started });
-    }),
-  );
-}
+/** Runs `pnpm run producer -- transactions …` as node itself, with `env` on top of ours. */
+const producer = (args: string[], env: Record<string, string>) => runCliFile('ingest/cli.ts', ['transactions', ...args], env);
 
 test('the producer names an unreachable schema registry instead of asking for infra:apply', { timeout: 90_000 }, async () => {
   const port = await unusedPort();
