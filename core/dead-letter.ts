@@ -20,7 +20,7 @@ export function isPoison(error: unknown): boolean {
   return error instanceof LakestreamError && !error.retriable && (error.code === 'RECORD_UNDECODABLE' || error.code === 'RECORD_INVALID');
 }
 
-export function reasonOf(error: unknown): string {
+function reasonOf(error: unknown): string {
   if (error instanceof LakestreamError) return String(error.context.reason ?? error.code).toLowerCase();
   return 'error';
 }

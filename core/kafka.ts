@@ -30,21 +30,14 @@ export function createAdmin(config: Pick<Config, 'KAFKA_BROKERS'>, clientId = 'l
 }
 
 /**
- * A group consumer for the platform's jobs: offsets are committed by the job itself (after its
- * output is durable, or inside its transaction), only committed data is read, batches are up to
- * `maxBatchSize` records (the client's default of 32 makes per-batch work, such as a Kafka
- * transaction, dominate), and prefetch is bounded so a paused job holds little memory.
+ * A KafkaJS-style group consumer reading committed data from the beginning, for tools and tests
+ * that inspect a topic (dead letters, outputs). Stream jobs do not use it: they run on the
+ * runtime in core/stream-job.ts.
  */
-export function createConsumer(
-  config: Pick<Config, 'KAFKA_BROKERS'>,
-  groupId: string,
-  options: { maxBatchSize?: number; rebalance?: (event: { code: number }, assignment: Array<{ topic: string; partition: number }>) => Promise<void> } = {},
-): KafkaJS.Consumer {
+export function createConsumer(config: Pick<Config, 'KAFKA_BROKERS'>, groupId: string): KafkaJS.Consumer {
   return createKafka(config, groupId).consumer({
     kafkaJS: { groupId, fromBeginning: true, autoCommit: false },
     'isolation.level': 'read_committed',
-    'js.consumer.max.batch.size': options.maxBatchSize ?? 2_000,
     'queued.max.messages.kbytes': 4 * 1024,
-    ...(options.rebalance ? { rebalance_cb: options.rebalance } : {}),
   } as KafkaJS.ConsumerConstructorConfig);
 }
