@@ -1,5 +1,6 @@
 import kafkaJavascript, { type Message } from '@confluentinc/kafka-javascript';
 import { librdkafkaBase } from './kafka.ts';
+import type { AvroDecoder } from './avro.ts';
 import type { Config } from './config.ts';
 import { LakestreamError } from './errors.ts';
 
@@ -72,4 +73,32 @@ export async function readPartitionsToEnd(
   } finally {
     await call((cb) => consumer.disconnect(cb)).catch(() => {});
   }
+}
+
+/**
+ * A stateful job's state, rebuilt from its compacted changelog: per partition, the last value of
+ * every key (a tombstone removes the key). Values are decoded with the registry, by the schema id
+ * each record carries, so records written with an older or newer schema version restore as what
+ * they are.
+ */
+export async function restoreKeyedState<K, V>(
+  context: { config: Pick<Config, 'KAFKA_BROKERS'>; decode: AvroDecoder },
+  topic: string,
+  partitions: number[],
+  read: { key(text: string): K; value(record: Record<string, unknown>): V },
+): Promise<{ states: Map<number, Map<K, V>>; records: number }> {
+  const states = new Map(partitions.map((p) => [p, new Map<K, V>()]));
+  const records = await readPartitionsToEnd(context.config, topic, partitions, async (message) => {
+    if (!message.key) return;
+    const state = states.get(message.partition)!;
+    const key = read.key(message.key.toString());
+    if (message.value === null || message.value === undefined) {
+      state.delete(key);
+      return;
+    }
+    const pending = context.decode(message.value);
+    const { value } = pending instanceof Promise ? await pending : pending;
+    state.set(key, read.value(value));
+  });
+  return { states, records: [...records.values()].reduce((a, b) => a + b, 0) };
 }

@@ -1,6 +1,6 @@
 import { avroCodec, type AvroCodec } from '../../core/avro.ts';
 import { processorDeclarations } from '../../core/catalog.ts';
-import { readPartitionsToEnd } from '../../core/changelog.ts';
+import { restoreKeyedState } from '../../core/changelog.ts';
 import type { ClientContext } from '../../core/context.ts';
 import { errorMessage } from '../../core/errors.ts';
 import { createStreamJob, type StreamJob } from '../../core/stream-job.ts';
@@ -104,19 +104,11 @@ export function createSessionScorer(context: ClientContext, options: SessionScor
   }
 
   async function restore(partitions: number[]): Promise<void> {
-    const restored = new Map(partitions.map((p) => [p, new Map<string, Scored>()]));
-    await readPartitionsToEnd(context.config, stateTopic, partitions, async (message) => {
-      if (!message.key) return;
-      const session = message.key.toString();
-      if (!message.value) {
-        restored.get(message.partition)!.delete(session);
-        return;
-      }
-      const pending = context.decode(message.value);
-      const { value } = pending instanceof Promise ? await pending : pending;
-      restored.get(message.partition)!.set(session, deserialise(String(value.state)));
+    const { states } = await restoreKeyedState(context, stateTopic, partitions, {
+      key: String,
+      value: (record) => deserialise(String(record.state)),
     });
-    for (const [partition, map] of restored) {
+    for (const [partition, map] of states) {
       sessions.set(partition, map);
       stats.restoredSessions += map.size;
     }

@@ -1,6 +1,6 @@
 import type { ClientContext } from '../../core/context.ts';
 import { avroCodec, type AvroCodec } from '../../core/avro.ts';
-import { readPartitionsToEnd } from '../../core/changelog.ts';
+import { restoreKeyedState } from '../../core/changelog.ts';
 import { processorDeclarations } from '../../core/catalog.ts';
 import { createStreamJob, type StreamJob } from '../../core/stream-job.ts';
 import type { Transaction } from '../../schemas/transactions.ts';
@@ -31,26 +31,13 @@ export function createFeaturesJob(context: ClientContext, options: FeaturesJobOp
 
   /** Rebuilds the counts of `partitions` from the changelog (all at once, one consumer). */
   async function restore(partitions: number[]): Promise<void> {
-    const states = new Map(partitions.map((p) => [p, new Map<number, number>()]));
-    const records = await readPartitionsToEnd(context.config, output, partitions, async (message) => {
-      if (!message.key) return;
-      const state = states.get(message.partition)!;
-      const userId = Number(message.key.toString());
-      if (message.value === null || message.value === undefined) {
-        state.delete(userId);
-        return;
-      }
-      // The registry's decoder, not the current writer schema: records written with an older or
-      // newer schema version restore as what they are.
-      const pending = context.decode(message.value);
-      const { value } = pending instanceof Promise ? await pending : pending;
-      state.set(userId, Number(value.total_transactions_count));
+    const { states, records } = await restoreKeyedState(context, output, partitions, {
+      key: Number,
+      value: (record) => Number(record.total_transactions_count),
     });
-    for (const [partition, state] of states) {
-      counts.set(partition, state);
-      stats.restored += records.get(partition) ?? 0;
-    }
-    log.info('restored state', { job: name, partitions, users: [...states.values()].reduce((n, s) => n + s.size, 0), records: [...records.values()].reduce((a, b) => a + b, 0) });
+    for (const [partition, state] of states) counts.set(partition, state);
+    stats.restored += records;
+    log.info('restored state', { job: name, partitions, users: [...states.values()].reduce((n, s) => n + s.size, 0), records });
   }
 
   return createStreamJob({ name, topic: input, commit: 'transaction', transactionalId }, context, () => ({
