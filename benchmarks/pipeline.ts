@@ -7,7 +7,7 @@ import { loadConfig, repoRoot, type Config } from '../core/config.ts';
 import { runConsumerPerformance } from './kafka-tools.ts';
 import kafkaJavascript, { type Message } from '@confluentinc/kafka-javascript';
 import { createAdmin, librdkafkaBase } from '../core/kafka.ts';
-import { profileSettings } from '../core/profile.ts';
+import { consumerFetchSettings, profileSettings } from '../core/profile.ts';
 import { createRegistry, deleteSubject } from '../core/registry.ts';
 import { sleep } from '../core/retry.ts';
 import { formatCount } from '../core/stats.ts';
@@ -90,10 +90,7 @@ async function rawConsume(topic: string): Promise<{ recordsPerSecond: number; se
       ...librdkafkaBase(config),
       'group.id': `${namespace}-raw-${Math.random().toString(36).slice(2)}`,
       'enable.auto.commit': false,
-      'isolation.level': 'read_committed',
-      'queued.max.messages.kbytes': profile.prefetchKbytes,
-      'fetch.wait.max.ms': profile.fetchWaitMaxMs,
-      'fetch.min.bytes': profile.fetchMinBytes,
+      ...consumerFetchSettings(profile),
     },
     { 'auto.offset.reset': 'earliest' },
   );

@@ -31,3 +31,14 @@ const profiles: Record<Profile, ProfileSettings> = {
 export function profileSettings(profile: Profile): ProfileSettings {
   return profiles[profile];
 }
+
+/** The fetch settings of a stream job's consumer under `profile`: the jobs' and their benchmark's. */
+export function consumerFetchSettings(settings: ProfileSettings): Record<string, string | number> {
+  return {
+    'isolation.level': 'read_committed',
+    // bounded prefetch: a paused or slow job holds little memory
+    'queued.max.messages.kbytes': settings.prefetchKbytes,
+    'fetch.wait.max.ms': settings.fetchWaitMaxMs,
+    'fetch.min.bytes': settings.fetchMinBytes,
+  };
+}

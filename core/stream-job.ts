@@ -6,7 +6,7 @@ import { LakestreamError, errorMessage, isRetriable } from './errors.ts';
 import { librdkafkaBase } from './kafka.ts';
 import { createBatchProducer, createTransactionalProducer, type BatchProducer, type OutgoingMessage, type TransactionalProducer } from './kafka-producer.ts';
 import type { Logger } from './log.ts';
-import { profileSettings } from './profile.ts';
+import { consumerFetchSettings, profileSettings } from './profile.ts';
 import { retry } from './retry.ts';
 
 /**
@@ -330,11 +330,7 @@ export function createStreamJob(
           'client.id': options.name,
           'enable.auto.commit': false,
           'enable.auto.offset.store': false,
-          'isolation.level': 'read_committed',
-          // bounded prefetch: a paused or slow job holds little memory
-          'queued.max.messages.kbytes': profile.prefetchKbytes,
-          'fetch.wait.max.ms': profile.fetchWaitMaxMs,
-          'fetch.min.bytes': profile.fetchMinBytes,
+          ...consumerFetchSettings(profile),
           rebalance_cb: onRebalance,
         },
         { 'auto.offset.reset': 'earliest' },
