@@ -128,6 +128,39 @@ export const topicDeclarations = {
     valueSchema: 'session-state-value.avsc',
     description: "The session scorer's per-session state, co-partitioned with shop-events: its changelog.",
   },
+  promoActions: {
+    name: 'promo-actions',
+    key: 'user_session',
+    partitions: 6,
+    replicationFactor: 3,
+    minInsyncReplicas: 2,
+    retentionMs: 7 * DAY,
+    cleanupPolicy: 'delete',
+    valueSchema: 'promo-actions-value.avsc',
+    description: 'Discount offers to undecided shop sessions and the purchases of scored sessions with their money, co-partitioned with session-predictions.',
+  },
+  promoEconomics: {
+    name: 'promo-economics',
+    key: 'shard',
+    partitions: 6,
+    replicationFactor: 3,
+    minInsyncReplicas: 2,
+    retentionMs: -1,
+    cleanupPolicy: 'compact',
+    valueSchema: 'promo-economics-value.avsc',
+    description: "The promo job's running totals per partition of session-predictions (key p<partition>, in that partition): its changelog and the online summary.",
+  },
+  promoState: {
+    name: 'promo-state',
+    key: 'user_session',
+    partitions: 6,
+    replicationFactor: 3,
+    minInsyncReplicas: 2,
+    retentionMs: -1,
+    cleanupPolicy: 'compact',
+    valueSchema: 'promo-state-value.avsc',
+    description: "The promo job's per-session state (offered, converted), co-partitioned with session-predictions: its changelog.",
+  },
 } satisfies Record<string, TopicDeclaration>;
 
 export type TopicId = keyof typeof topicDeclarations;
@@ -161,6 +194,20 @@ export const tableDeclarations = {
     eventTimeField: 'event_time',
     sink: 'session-predictions-lake-sink',
   },
+  promoActions: {
+    view: 'promo_actions',
+    path: 'promo_actions',
+    topic: 'promoActions',
+    eventTimeField: 'event_time',
+    sink: 'promo-actions-lake-sink',
+  },
+  promoEconomics: {
+    view: 'promo_economics',
+    path: 'promo_economics',
+    topic: 'promoEconomics',
+    eventTimeField: 'event_time',
+    sink: 'promo-economics-lake-sink',
+  },
 } satisfies Record<string, TableDeclaration>;
 
 export type TableId = keyof typeof tableDeclarations;
@@ -187,6 +234,27 @@ export const featureDeclarations = {
     redisSink: 'session-scores-redis-sink',
     ttlSeconds: 2 * 60 * 60,
   },
+  /** The promo's running economics, one hash per shard; the summary is their sum (`readPromoSummary`). */
+  promoEconomics: {
+    entity: 'promo',
+    entityKey: 'shard',
+    fields: {
+      actions: 'long',
+      offers: 'long',
+      promo_conversions: 'long',
+      simulated_conversions: 'long',
+      organic_conversions: 'long',
+      revenue_cents: 'long',
+      promo_revenue_cents: 'long',
+      discount_cents: 'long',
+      margin_cents: 'long',
+    },
+    eventTimeField: 'event_time',
+    monotonicField: 'actions',
+    topic: 'promoEconomics',
+    table: 'promoEconomics',
+    redisSink: 'promo-economics-redis-sink',
+  },
 } satisfies Record<string, FeatureDeclaration>;
 
 export type FeatureId = keyof typeof featureDeclarations;
@@ -195,7 +263,8 @@ export type FeatureId = keyof typeof featureDeclarations;
 export const processorDeclarations = {
   transactionsFeatures: { name: 'transactions-ml-features-job', input: 'transactions', output: 'userTransactionCounts' },
   sessionScorer: { name: 'session-scorer', input: 'shopEvents', output: 'sessionPredictions', state: 'sessionState' },
-} satisfies Record<string, { name: string; input: TopicId; output: TopicId; state?: TopicId }>;
+  promo: { name: 'promo', input: 'sessionPredictions', output: 'promoActions', state: 'promoState', totals: 'promoEconomics' },
+} satisfies Record<string, { name: string; input: TopicId; output: TopicId; state?: TopicId; totals?: TopicId }>;
 
 /** A dead-letter topic's settings; one exists for every declared topic. */
 const deadLetterTopic = { partitions: 1, replicationFactor: 3, minInsyncReplicas: 2, retentionMs: 14 * DAY, cleanupPolicy: 'delete' } as const;

@@ -18,6 +18,8 @@ const url = (protocols: string[]) =>
     .url()
     .refine((value) => protocols.includes(new URL(value).protocol), `expected a ${protocols.join(' or ')} URL`);
 
+const share = z.coerce.number().min(0, 'expected a share from 0 to 1').max(1, 'expected a share from 0 to 1');
+
 /**
  * Every setting the platform reads from the environment. The defaults point at the local stack
  * (`pnpm run stack:up`); set the variables to use your own Kafka, registry, S3 or Redis instead.
@@ -68,6 +70,22 @@ export const envSchema = z
       .enum(['throughput', 'latency'])
       .default('throughput')
       .describe('Stream-job tuning: throughput (large batches) or latency (small batches, no linger).'),
+    PROMO_BAND: z
+      .string()
+      .default('0.40-0.70')
+      .transform((value) => value.split('-').map((bound) => Number(bound.trim())))
+      .pipe(
+        z
+          .tuple([z.number().min(0).max(1), z.number().min(0).max(1)], 'expected low-high, e.g. 0.40-0.70')
+          .refine(([low, high]) => low <= high, 'expected low <= high'),
+      )
+      .describe('Purchase probabilities (inclusive low-high) of the sessions the promo job offers a discount.'),
+    PROMO_DISCOUNT_RATE: share.default(0.1).describe('The discount the promo job offers (0.1 = 10% off the cart).'),
+    PROMO_UPLIFT: share
+      .default(0.1)
+      .describe("How much an offer raises a session's purchase probability in the promo's simulated customer response (0.1 = +10 points)."),
+    PROMO_MARGIN_RATE: share.default(0.4).describe('Gross margin on list prices, for the promo economics (the discount comes out of it).'),
+    PROMO_SEED: z.coerce.number().int().default(1).describe("Seed of the promo's simulated customer responses: the same seed, the same responses."),
     LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info').describe('Minimum level of the JSON logs.'),
   })
   .strict();

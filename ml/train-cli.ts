@@ -3,6 +3,7 @@ import { catalog } from '../core/catalog.ts';
 import { cliArgs, helpText, nonNegativeOption, runCli } from '../core/cli.ts';
 import { loadConfig } from '../core/config.ts';
 import { LakestreamError } from '../core/errors.ts';
+import { hash32 } from '../core/hash.ts';
 import { openLake } from '../core/lake.ts';
 import { createObjectStore } from '../core/object-store.ts';
 import { createS3 } from '../core/s3.ts';
@@ -30,12 +31,8 @@ Options:
   -h, --help
 `);
 
-/** FNV-1a: a stable split of sessions into training and held-out sets. */
-function bucket(text: string): number {
-  let hash = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193);
-  return (hash >>> 0) % 1000;
-}
+/** A stable split of sessions into training and held-out sets. */
+const bucket = (session: string) => hash32(session) % 1000;
 
 async function main(): Promise<void> {
   const { values } = parseArgs({

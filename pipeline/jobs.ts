@@ -1,6 +1,7 @@
 import { processorDeclarations } from '../core/catalog.ts';
 import type { ClientContext } from '../core/context.ts';
 import type { StreamJob } from '../core/stream-job.ts';
+import { createPromoJob } from '../processors/promo/job.ts';
 import { createSessionScorer } from '../processors/session-scorer/job.ts';
 import { createFeaturesJob } from '../processors/transactions-features/job.ts';
 import { createLakeSink, type LakeSinkOptions } from '../sinks/lake/lake-sink.ts';
@@ -27,6 +28,7 @@ export function pipelineJobs(context: ClientContext, settings: JobSettings = {})
   for (const table of Object.values(catalog.tables)) jobs[table.sink] = () => createLakeSink(table, flush, context);
   jobs[processorDeclarations.transactionsFeatures.name] = () => createFeaturesJob(context, { instance: settings.instance });
   jobs[processorDeclarations.sessionScorer.name] = () => createSessionScorer(context, { instance: settings.instance });
+  jobs[processorDeclarations.promo.name] = () => createPromoJob(context, { instance: settings.instance });
   for (const feature of Object.values(catalog.features)) {
     if (feature.redisSink) jobs[feature.redisSink] = () => createRedisSink(feature, context);
   }

@@ -106,10 +106,10 @@ export interface JobProcess {
 }
 
 /** Runs pipeline jobs as a separate process (`pnpm run job -- …`), so a test can kill -9 it. */
-export function spawnJobs(t: TestContext, jobs: string[], args: string[]): JobProcess {
+export function spawnJobs(t: TestContext, jobs: string[], args: string[], env: NodeJS.ProcessEnv = {}): JobProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'pipeline', 'cli.ts'), ...jobs, ...args], {
     cwd: repoRoot,
-    env: { ...process.env, LOG_LEVEL: 'info' },
+    env: { ...process.env, LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

@@ -4,12 +4,17 @@ import { loadConfig } from '../../core/config.ts';
 import { LakestreamError } from '../../core/errors.ts';
 import { createRedis, redisFailure } from '../../core/redis.ts';
 import { catalog } from '../../core/catalog.ts';
-import { getUserFeatures } from './online-store.ts';
+import { readPromoSummary } from '../../processors/promo/summary.ts';
+import { readFeatures } from './online-store.ts';
 
 const usage = helpText(`Usage: pnpm run features -- user <user_id> [<user_id> …] [--namespace NS]
+       pnpm run features -- session <user_session> [<user_session> …] [--namespace NS]
+       pnpm run features -- promo [--namespace NS]
 
-Prints the online features of the given users as JSON, read from Redis in one round trip
-(null for a user with none).
+Prints online features as JSON, read from Redis in one round trip: a user's transaction count,
+a shop session's latest purchase probability and features (null for an id with none), or the
+promo's running economics (offers, conversions with and without the discount, revenue, discount
+cost and margin, money in cents).
 `);
 
 async function main(): Promise<void> {
@@ -19,25 +24,34 @@ async function main(): Promise<void> {
     options: { namespace: { type: 'string', default: '' }, help: { type: 'boolean', short: 'h', default: false } },
   });
   const [entity, ...ids] = positionals;
-  if (values.help || entity !== 'user' || !ids.length) {
+  const known = (entity === 'user' || entity === 'session') && ids.length > 0 || (entity === 'promo' && !ids.length);
+  if (values.help || !known) {
     console.log(usage);
     process.exitCode = values.help ? 0 : 2;
     return;
   }
-  const userIds = ids.map((id) => {
-    const n = Number(id);
-    if (!Number.isInteger(n) || n < 0) throw new LakestreamError('USAGE', `user ids are non-negative integers, got ${JSON.stringify(id)}`);
-    return n;
-  });
+  if (entity === 'user') {
+    for (const id of ids) {
+      const n = Number(id);
+      if (!Number.isInteger(n) || n < 0) throw new LakestreamError('USAGE', `user ids are non-negative integers, got ${JSON.stringify(id)}`);
+    }
+  }
   const config = loadConfig();
   // Someone is waiting at a prompt: give up after one reconnect and a short connect timeout
   // instead of the sinks' patient defaults.
   const redis = createRedis(config, { maxRetriesPerRequest: 1, connectTimeout: 3_000 });
   try {
-    const features = await getUserFeatures(redis, userIds, catalog(values.namespace ?? '').features.userTransactionCounts.redisPrefix).catch((error: unknown) => {
+    const { features } = catalog(values.namespace ?? '');
+    const read = async (): Promise<unknown> => {
+      if (entity === 'promo') return readPromoSummary(redis, features.promoEconomics);
+      const feature = entity === 'user' ? features.userTransactionCounts : features.sessionScores;
+      const rows = await readFeatures(redis, feature, entity === 'user' ? ids.map(Number) : ids);
+      return Object.fromEntries(ids.map((id, i) => [id, rows[i]]));
+    };
+    const result = await read().catch((error: unknown) => {
       throw redisFailure(redis, config.REDIS_URL, error);
     });
-    console.log(JSON.stringify(Object.fromEntries(userIds.map((id, i) => [id, features[i]])), null, 2));
+    console.log(JSON.stringify(result, null, 2));
   } finally {
     // without a connection there is nothing to flush, only a reconnect loop to end
     if (redis.status === 'ready') await redis.quit();

@@ -106,3 +106,17 @@ export function writeUserFeatures(redis: Redis, updates: UserFeatures[], prefix 
     prefix,
   );
 }
+
+/** Every entity of a feature in Redis, found with SCAN (for small features such as per-shard totals). */
+export async function readAllFeatures(redis: Redis, feature: ResolvedFeature, prefix = feature.redisPrefix): Promise<FeatureRow[]> {
+  const pattern = `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`;
+  const ids = new Set<string>();
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+    for (const key of keys) ids.add(key.slice(prefix.length));
+    cursor = next;
+  } while (cursor !== '0');
+  const rows = await readFeatures(redis, feature, [...ids].sort(), prefix);
+  return rows.filter((row): row is FeatureRow => row !== null);
+}

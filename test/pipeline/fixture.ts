@@ -24,7 +24,7 @@ export async function setupPipeline(t: TestContext, label: string) {
   cleanupPrefix(t, testS3(t), `${namespace}/`);
   const redis = createRedis(config);
   onCleanup(t, () => redis.quit());
-  cleanupRedisPrefix(t, redis, names.features.userTransactionCounts.redisPrefix);
+  cleanupRedisPrefix(t, redis, `${namespace}:`);
   const context = createClientContext(config, { namespace });
   onCleanup(t, () => context.close());
   /** The pipeline's jobs by name, built in this process; each stops after the test. */
