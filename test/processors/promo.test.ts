@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { topicDeclarations } from '../../core/catalog.ts';
+import { repoRoot } from '../../core/config.ts';
 import { uniformDraw } from '../../core/hash.ts';
 import { createTopicProducer } from '../../ingest/topic-producer.ts';
 import { addToTotals, emptyTotals, respond, type Prediction, type PromoPolicy, type PromoSession } from '../../processors/promo/economics.ts';
@@ -41,7 +44,7 @@ const asRecord = (p: Prediction) => ({ ...p, events: 1, views: 1, carts: 0, remo
 test('promo job: one offer per in-band session and none outside, purchases priced once, through two kill -9; Redis economics = SQL over the lake', { timeout: 400_000 }, async (t) => {
   const { namespace, names, redis, query } = await setupPipeline(t, 'promo');
   const args = ['--namespace', namespace, '--flush-interval-ms', '500'];
-  spawnJobs(t, ['promo-actions-lake-sink', 'promo-economics-lake-sink', 'promo-economics-redis-sink'], args);
+  spawnJobs(t, ['promo-actions-lake-sink', 'promo-economics-lake-sink', 'promo-economics-redis-sink', 'session-predictions-lake-sink'], args);
   const promo = () => spawnJobs(t, ['promo'], [...args, '--instance', '0'], policyEnv);
   const producer = await createTopicProducer(config, { ...topicDeclarations.sessionPredictions, name: names.topic.sessionPredictions });
   t.after(() => producer.close());
@@ -139,4 +142,25 @@ test('promo job: one offer per in-band session and none outside, purchases price
     const [offers, margin] = await latestTotals();
     return offers === totals.offers && margin === totals.margin_cents ? true : undefined;
   });
+
+  // the shipped queries over the same lake
+  const shipped = (file: string) => query<Record<string, string | number>>(readFileSync(join(repoRoot, 'sql', file), 'utf8'));
+  const roi = (await shipped('promo-roi.sql')).find((row) => row.dt === 'total')!;
+  assert.deepEqual(
+    [roi.offers, roi.promo_purchases, roi.simulated_purchases, roi.discount_cents, roi.promo_margin_cents, roi.organic_purchases].map(Number),
+    [totals.offers, totals.promo_conversions, totals.simulated_conversions, totals.discount_cents, [...expected.values()].filter((a) => a.action === 'purchase' && a.promo).reduce((cents, a) => cents + a.margin_cents, 0), totals.organic_conversions],
+  );
+  const scoredSessions = new Set(stream.filter((p) => p.kind === 'score').map((p) => p.user_session));
+  const purchased = new Set([...archived.filter((row) => row.action === 'purchase').map((row) => row.user_session)].filter((session) => scoredSessions.has(session)));
+  await waitFor('every prediction in the lake', async () => {
+    const [row] = await query<{ n: string }>('SELECT count(*) AS n FROM session_predictions');
+    return Number(row!.n) === stream.length ? true : undefined;
+  });
+  const bands = await shipped('conversion-by-band.sql');
+  const sum = (field: string) => bands.reduce((total, row) => total + Number(row[field]), 0);
+  assert.deepEqual([sum('sessions'), sum('purchased'), sum('offered')], [scoredSessions.size, purchased.size, offered.size]);
+  for (const row of bands) {
+    const [low, high] = String(row.band).split('-').map(Number);
+    assert.ok(Number(row.mean_probability) >= low! && Number(row.mean_probability) <= high!, `band ${row.band}: mean ${row.mean_probability}`);
+  }
 });
