@@ -33,6 +33,8 @@ export interface PipelineProcess {
    * the process has exited and its output pipe is released, with its exit code (null if killed).
    */
   stop(timeoutMs?: number): Promise<number | null>;
+  /** SIGHUP: every job reloads what it loaded at start (the scorer, its model). */
+  reload(): void;
 }
 
 /** Starts every pipeline job in one child process, with `args` added (--namespace, --flush-…). */
@@ -53,6 +55,7 @@ export function startPipeline(args: string[] = [], options: { env?: NodeJS.Proce
     pid: child.pid,
     log: () => log,
     exitCode: state,
+    reload: () => void child.kill('SIGHUP'),
     async stop(timeoutMs = 45_000) {
       if (state() === undefined) {
         child.kill('SIGTERM');

@@ -37,19 +37,20 @@ promo AS (
   FROM per_session
   GROUP BY GROUPING SETS ((dt), ())
 )
-SELECT coalesce(CAST(promo.dt AS VARCHAR), 'total') AS dt,
-       offers,
-       promo_purchases,
-       simulated_purchases,
-       expected_without_promo,
-       round(promo_purchases - expected_without_promo, 1) AS incremental_purchases,
-       promo_revenue_cents,
-       discount_cents,
-       promo_margin_cents,
-       margin_without_promo_cents,
-       promo_margin_cents - margin_without_promo_cents AS net_gain_cents,
+SELECT CASE WHEN promo.offers IS NULL OR organic.organic_purchases IS NULL THEN CAST(coalesce(promo.dt, organic.dt) AS VARCHAR)
+            ELSE coalesce(CAST(promo.dt AS VARCHAR), 'total') END AS dt,
+       coalesce(offers, 0) AS offers,
+       coalesce(promo_purchases, 0) AS promo_purchases,
+       coalesce(simulated_purchases, 0) AS simulated_purchases,
+       coalesce(expected_without_promo, 0) AS expected_without_promo,
+       round(coalesce(promo_purchases - expected_without_promo, 0), 1) AS incremental_purchases,
+       coalesce(promo_revenue_cents, 0) AS promo_revenue_cents,
+       coalesce(discount_cents, 0) AS discount_cents,
+       coalesce(promo_margin_cents, 0) AS promo_margin_cents,
+       coalesce(margin_without_promo_cents, 0) AS margin_without_promo_cents,
+       coalesce(promo_margin_cents - margin_without_promo_cents, 0) AS net_gain_cents,
        round((promo_margin_cents - margin_without_promo_cents) / nullif(discount_cents, 0), 2) AS roi,
        coalesce(organic_purchases, 0) AS organic_purchases,
        coalesce(organic_revenue_cents, 0) AS organic_revenue_cents
-FROM promo LEFT JOIN organic ON promo.dt IS NOT DISTINCT FROM organic.dt
-ORDER BY promo.dt NULLS LAST;
+FROM promo FULL JOIN organic ON promo.dt IS NOT DISTINCT FROM organic.dt
+ORDER BY coalesce(promo.dt, organic.dt) NULLS LAST;
