@@ -22,8 +22,9 @@ import { benchBackfill } from './backfill.ts';
 import { runProducerPerformance } from './kafka-tools.ts';
 import { runLoadtest, type LoadtestResult } from './loadtest.ts';
 import { benchPipeline } from './pipeline.ts';
+import { benchScorer } from './scorer.ts';
 
-const SECTIONS = ['producer', 'pipeline', 'backfill', 'redis', 'freshness'] as const;
+const SECTIONS = ['producer', 'pipeline', 'backfill', 'redis', 'freshness', 'scorer'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const usage = helpText(`Usage: pnpm run bench [-- --quick] [-- --only ${SECTIONS.join(',')}]
@@ -347,6 +348,30 @@ if (want('freshness')) {
       met: profile === 'latency' ? verdict(f.p50 < 100 && f.p99 < 500) : '',
     });
   }
+}
+
+// 7. The session scorer, two instances sharing the partitions.
+if (want('scorer')) {
+  const s = await benchScorer(config, { namespace, quick, log });
+  results.scorer = s;
+  rows.push({
+    name: `session scorer, ${s.instances} instances: shop events through (${formatCount(s.events)} events, ${formatCount(s.predictions)} predictions, exactly once)`,
+    value: `${formatCount(s.eventsPerSecond)} events/s`,
+    spread: '',
+    reference: '',
+    ratio: '',
+    target: '',
+    met: '',
+  });
+  rows.push({
+    name: `session scorer, ${s.instances} instances: event → prediction readable at ${formatCount(s.latency.rate)} events/s, LAKESTREAM_PROFILE=latency (${s.latency.count} predictions)`,
+    value: `p50 ${s.latency.p50.toFixed(0)} ms, p99 ${s.latency.p99.toFixed(0)} ms`,
+    spread: `max ${s.latency.max.toFixed(0)} ms`,
+    reference: '',
+    ratio: '',
+    target: '',
+    met: '',
+  });
 }
 
 console.log(`\n## lakestream benchmarks (${quick ? 'quick, 1 sample' : `${samples} samples, median`}; ${config.KAFKA_BROKERS.length} brokers)\n`);
