@@ -11,8 +11,8 @@ import { createS3 } from '../core/s3.ts';
 import { LatencyRecorder } from '../core/stats.ts';
 import { createShop, type Session } from '../ingest/shop-events/generator.ts';
 import { createTopicProducer } from '../ingest/topic-producer.ts';
-import { SESSION_FEATURES, applyEvent, emptySession, isScoringPoint, sessionFeatures } from '../processors/session-scorer/features.ts';
-import { trainLogistic } from '../ml/purchase-model.ts';
+import { trainOnSyntheticShop } from '../ml/synthetic-model.ts';
+import { applyEvent, emptySession, isScoringPoint } from '../processors/session-scorer/features.ts';
 import type { ShopEvent } from '../schemas/shop-events.ts';
 import { packageScriptCommand } from '../scripts/pipeline-process.ts';
 
@@ -36,7 +36,7 @@ function predictionPoints(sessions: Session[]): Set<string> {
     const state = emptySession(events[0]!);
     for (const [i, event] of events.entries()) {
       applyEvent(state, event);
-      if (event.event_type === 'purchase' || isScoringPoint(state, event, 3)) points.add(`${event.user_session}#${i + 1}`);
+      if (event.event_type === 'purchase' || isScoringPoint(state, event)) points.add(`${event.user_session}#${i + 1}`);
       if (event.event_type === 'purchase') break;
     }
   }
@@ -52,24 +52,9 @@ export async function benchScorer(config: Config, options: { namespace: string; 
   const { log } = options;
   const names = catalog(options.namespace);
   const instances = 2;
-  const training = createShop({ seed: 99 });
-  const X: number[][] = [];
-  const y: number[] = [];
-  for (let s = 0; s < 1_500; s++) {
-    const session = training.nextSession();
-    const state = emptySession(session.browse[0]!);
-    for (const event of session.browse) {
-      applyEvent(state, event);
-      X.push(sessionFeatures(state));
-      y.push(session.purchases.length ? 1 : 0);
-    }
-  }
   const store = createObjectStore(createS3(config), config.LAKE_BUCKET);
   const modelKey = `${names.roots.models}/purchase/v1/model.json`;
-  await store.putJson(modelKey, {
-    version: 1,
-    ...trainLogistic([...SESSION_FEATURES], X, y, { epochs: 100 }),
-  });
+  await store.putJson(modelKey, { version: 1, ...trainOnSyntheticShop({ seed: 99, sessions: 1_500, epochs: 100 }) });
 
   const registry = createRegistry(config);
   const decode = createAvroDecoder(registry);

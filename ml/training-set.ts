@@ -1,9 +1,9 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { ShopEvent } from '../schemas/shop-events.ts';
-import { applyEvent, emptySession, sessionFeatures } from '../processors/session-scorer/features.ts';
+import { applyEvent, emptySession, isScoringPoint, sessionFeatures } from '../processors/session-scorer/features.ts';
 
 export interface TrainingSet {
-  /** One row per scoring point: the session's features as of that event. */
+  /** One row per scoring point (the scorer's, `isScoringPoint`): the session's features as of that event. */
   X: number[][];
   /** 1 if the session purchased after that point. */
   y: number[];
@@ -16,10 +16,11 @@ export interface TrainingSet {
 
 /**
  * Reads the archived shop events session by session in time order (DuckDB streams them from the
- * lake, chunk by chunk) and replays each session through the scorer's own feature code. A
- * scoring point follows every event before the session's first purchase (a purchase ends
- * scoring); its label is whether a purchase came later. Features are as of the point only, so
- * nothing from the future leaks in.
+ * lake, chunk by chunk) and replays each session through the scorer's own feature code. The
+ * scoring points are the scorer's own (`isScoringPoint`) before the session's first purchase (a
+ * purchase ends scoring), so the model learns from the moments it will be asked about; a label is
+ * whether a purchase came later. Features are as of the point only, so nothing from the future
+ * leaks in.
  */
 export async function buildTrainingSet(db: DuckDBConnection, view = 'shop_events'): Promise<TrainingSet> {
   const set: TrainingSet = { X: [], y: [], sessions: [], sessionCount: 0, firstEventTime: Number.POSITIVE_INFINITY, lastEventTime: 0 };
@@ -35,6 +36,7 @@ export async function buildTrainingSet(db: DuckDBConnection, view = 'shop_events
     const state = emptySession(events[0]!);
     for (const event of scored) {
       applyEvent(state, event);
+      if (!isScoringPoint(state, event)) continue;
       set.X.push(sessionFeatures(state));
       set.y.push(label);
       set.sessions.push(session!);

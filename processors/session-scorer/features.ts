@@ -97,8 +97,11 @@ export function eventCount(state: SessionState): number {
   return state.views + state.carts + state.removes + state.purchases;
 }
 
+/** How many events apart the scorer scores a session besides its cart adds and removals. */
+export const SCORE_EVERY = 3;
+
 /** The scorer's policy: score on every cart add and removal, and after every `every` events. */
-export function isScoringPoint(state: SessionState, event: ShopEvent, every: number): boolean {
+export function isScoringPoint(state: SessionState, event: ShopEvent, every = SCORE_EVERY): boolean {
   return event.event_type === 'cart' || event.event_type === 'remove_from_cart' || (event.event_type !== 'purchase' && eventCount(state) % every === 0);
 }
 

@@ -7,12 +7,12 @@ import { createStreamJob, type StreamJob } from '../../core/stream-job.ts';
 import { latestModel, type VersionedModel } from '../../ml/model-store.ts';
 import { predict } from '../../ml/purchase-model.ts';
 import type { ShopEvent } from '../../schemas/shop-events.ts';
-import { applyEvent, emptySession, eventCount, isScoringPoint, SESSION_FEATURES, sessionFeatures, type SessionState } from './features.ts';
+import { applyEvent, emptySession, eventCount, isScoringPoint, SCORE_EVERY, SESSION_FEATURES, sessionFeatures, type SessionState } from './features.ts';
 
 export interface SessionScorerOptions {
   /** Stable id of this process among the scorer's processes (its transactional id). */
   instance?: string;
-  /** Score after every this many events of a session, besides every cart and removal (default 3). */
+  /** Score after every this many events of a session, besides every cart and removal (default SCORE_EVERY, as the model was trained). */
   scoreEvery?: number;
   /** Without a model, look for one this often (default 60 s). */
   modelCheckMs?: number;
@@ -79,7 +79,7 @@ export function createSessionScorer(context: ClientContext, options: SessionScor
   const name = catalog.group(declaration.name);
   const output = catalog.topic[declaration.output];
   const stateTopic = catalog.topic[declaration.state];
-  const scoreEvery = options.scoreEvery ?? 3;
+  const scoreEvery = options.scoreEvery ?? SCORE_EVERY;
   const modelCheckMs = options.modelCheckMs ?? 60_000;
   const modelRoot = `${catalog.roots.models}/purchase`;
   const sessionIdleMs = options.sessionIdleMs ?? (catalog.features.sessionScores.ttlSeconds ?? 7_200) * 1000;

@@ -8,8 +8,9 @@ import { repoRoot } from '../../core/config.ts';
 import { createObjectStore } from '../../core/object-store.ts';
 import { createShop } from '../../ingest/shop-events/generator.ts';
 import { createTopicProducer } from '../../ingest/topic-producer.ts';
-import { predict, trainLogistic } from '../../ml/purchase-model.ts';
-import { applyEvent, emptySession, eventCount, isScoringPoint, SESSION_FEATURES, sessionFeatures, type SessionState } from '../../processors/session-scorer/features.ts';
+import { predict } from '../../ml/purchase-model.ts';
+import { trainOnSyntheticShop } from '../../ml/synthetic-model.ts';
+import { applyEvent, emptySession, eventCount, isScoringPoint, sessionFeatures, type SessionState } from '../../processors/session-scorer/features.ts';
 import { createSessionScorer } from '../../processors/session-scorer/job.ts';
 import type { ShopEvent } from '../../schemas/shop-events.ts';
 import { readFeatures } from '../../sinks/redis/online-store.ts';
@@ -25,19 +26,7 @@ import { setupPipeline } from '../pipeline/fixture.ts';
 async function scorerFixture(t: TestContext, label: string) {
   const pipeline = await setupPipeline(t, label);
   const { namespace, names, query } = pipeline;
-  const training = createShop({ seed: 99, now: Date.UTC(2026, 10, 20) });
-  const X: number[][] = [];
-  const y: number[] = [];
-  for (let s = 0; s < 1_500; s++) {
-    const session = training.nextSession();
-    const state = emptySession(session.browse[0]!);
-    for (const event of session.browse) {
-      applyEvent(state, event);
-      X.push(sessionFeatures(state));
-      y.push(session.purchases.length ? 1 : 0);
-    }
-  }
-  const model = { version: 1, ...trainLogistic([...SESSION_FEATURES], X, y, { epochs: 150 }) };
+  const model = { version: 1, ...trainOnSyntheticShop({ seed: 99, sessions: 1_500, epochs: 150, now: Date.UTC(2026, 10, 20) }) };
   await createObjectStore(testS3(t), config.LAKE_BUCKET).putJson(`${names.roots.models}/purchase/v1/model.json`, model);
 
   const args = ['--namespace', namespace, '--flush-interval-ms', '500'];
