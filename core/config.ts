@@ -86,6 +86,12 @@ export const envSchema = z
       .describe("How much an offer raises a session's purchase probability in the promo's simulated customer response (0.1 = +10 points)."),
     PROMO_MARGIN_RATE: share.default(0.4).describe('Gross margin on list prices, for the promo economics (the discount comes out of it).'),
     PROMO_SEED: z.coerce.number().int().default(1).describe("Seed of the promo's simulated customer responses: the same seed, the same responses."),
+    JOB_OUTAGE_TIMEOUT_S: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .default(600)
+      .describe('How long a stream job waits out an unreachable Kafka, S3, Redis or registry, retrying with back-off, before it fails (0: for ever).'),
     LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info').describe('Minimum level of the JSON logs.'),
   })
   .strict();

@@ -11,6 +11,10 @@ export interface ProducerTuning {
   transactionalId?: string;
   /** How long connecting may wait for a broker to answer before failing (default 10 s). */
   connectTimeoutMs?: number;
+  /** How long a record may wait for its acknowledgement, retries included, before it fails (librdkafka's default: 300 s). */
+  deliveryTimeoutMs?: number;
+  /** librdkafka's statistics every second (JSON parsed), e.g. for retry counts. */
+  onStatistics?: (statistics: Record<string, unknown>) => void;
 }
 
 /**
@@ -97,9 +101,15 @@ export async function createBatchProducer(config: Pick<Config, 'KAFKA_BROKERS'>,
       'queue.buffering.max.kbytes': 64 * 1024,
       partitioner: 'murmur2_random',
       dr_cb: true,
+      ...(tuning.deliveryTimeoutMs ? { 'message.timeout.ms': tuning.deliveryTimeoutMs } : {}),
+      ...(tuning.onStatistics ? { 'statistics.interval.ms': 1_000 } : {}),
     },
     {},
   );
+  if (tuning.onStatistics) {
+    const onStatistics = tuning.onStatistics;
+    producer.on('event.stats', (event: { message: string }) => onStatistics(JSON.parse(event.message) as Record<string, unknown>));
+  }
   await connectOrExplain(producer, config.KAFKA_BROKERS, tuning.connectTimeoutMs ?? 10_000);
   producer.setPollInterval(5);
   interface Pending {

@@ -3,6 +3,8 @@ import { isRetriable } from './errors.ts';
 export interface RetryOptions {
   /** Attempts after the first one. */
   retries?: number;
+  /** Give up once this long has passed since the first attempt (0 or absent: only `retries` limits). */
+  timeoutMs?: number;
   initialDelayMs?: number;
   maxDelayMs?: number;
   /** Decides whether an error is worth another attempt; defaults to the error's own `retriable` flag. */
@@ -29,6 +31,7 @@ export async function retry<T>(task: (control: RetryControl) => Promise<T>, opti
   const initial = options.initialDelayMs ?? 100;
   const max = options.maxDelayMs ?? 5_000;
   const shouldRetry = options.shouldRetry ?? isRetriable;
+  const deadline = options.timeoutMs ? Date.now() + options.timeoutMs : Number.POSITIVE_INFINITY;
   for (let attempt = 0; ; attempt++) {
     try {
       return await task({
@@ -39,8 +42,8 @@ export async function retry<T>(task: (control: RetryControl) => Promise<T>, opti
       });
     } catch (error) {
       if (error instanceof Bail) throw error.error;
-      if (attempt >= retries || !shouldRetry(error)) throw error;
-      const delayMs = Math.round(Math.random() * Math.min(max, initial * 2 ** attempt));
+      if (attempt >= retries || !shouldRetry(error) || Date.now() >= deadline) throw error;
+      const delayMs = Math.min(Math.round(Math.random() * Math.min(max, initial * 2 ** attempt)), Math.max(0, deadline - Date.now()));
       options.onRetry?.(error, attempt + 1, delayMs);
       await new Promise((resolve) => setTimeout(resolve, delayMs));
     }

@@ -238,9 +238,51 @@ export function createStreamJob(
     return { batches: [...byPartition.values()], letters };
   }
 
+  /**
+   * A failed transaction is aborted and the batch retried, unless librdkafka calls the error
+   * fatal (fenced by a newer instance, or the producer unusable): a lost coordinator or a broker
+   * transport failure only means the transaction did not happen. An abort that itself failed is
+   * retried before the next transaction begins.
+   */
+  const newTransactionalProducer = () => createTransactionalProducer(config, options.transactionalId!, { lingerMs: profile.lingerMs });
+  let abortPending = false;
+  /**
+   * A fatal error that is not a fence (the coordinator lost the transaction's state while
+   * brokers were down) leaves the producer unusable: a new one with the same transactional id
+   * aborts whatever was open and the batch is retried. A fence means a newer instance with our
+   * id took over: that one is not retried.
+   */
+  let producerBroken = false;
+  const fencedCodes: number[] = [kafkaJavascript.CODES.ERRORS.ERR__FENCED, kafkaJavascript.CODES.ERRORS.ERR_PRODUCER_FENCED, kafkaJavascript.CODES.ERRORS.ERR_INVALID_PRODUCER_EPOCH];
+  const retriableUnlessFatal = (error: unknown) => {
+    const kafkaError = error as { code?: unknown; isFatal?: boolean } | null;
+    // only librdkafka's own errors (numeric codes); a handler's bug stays what it is
+    if (!kafkaError || typeof kafkaError.code !== 'number') return error;
+    if (fencedCodes.includes(kafkaError.code)) return error;
+    if (kafkaError.isFatal) producerBroken = true;
+    return new LakestreamError('KAFKA_ERROR', `transaction aborted: ${errorMessage(error)}`, { cause: error, retriable: true });
+  };
+
   async function processTransactional(batches: PartitionBatch[], letters: OutgoingMessage[]): Promise<void> {
+    if (producerBroken) {
+      await txProducer!.close().catch(() => {});
+      log.warn('transactional producer unusable after a fatal error; starting a new one', { transactionalId: options.transactionalId });
+      txProducer = await newTransactionalProducer().catch((error: unknown) => {
+        throw new LakestreamError('KAFKA_ERROR', `could not start a new transactional producer: ${errorMessage(error)}`, { cause: error, retriable: true });
+      });
+      producerBroken = false;
+      abortPending = false;
+    }
     const producer = txProducer!;
-    await producer.begin();
+    if (abortPending) {
+      await producer.abort().catch((error: unknown) => {
+        throw retriableUnlessFatal(error);
+      });
+      abortPending = false;
+    }
+    await producer.begin().catch((error: unknown) => {
+      throw retriableUnlessFatal(error);
+    });
     try {
       for (const letter of letters) await producer.produce(deadLetterTopic, letter);
       await handler!.handle(batches, { produce: (topic, message) => producer.produce(topic, message) });
@@ -252,15 +294,35 @@ export function createStreamJob(
       await producer.commit();
       stats.commitMs += performance.now() - commitStarted;
     } catch (error) {
-      await producer.abort().catch((cause) => log.warn('abort failed', { error: errorMessage(cause) }));
+      await producer.abort().catch((cause: unknown) => {
+        abortPending = true;
+        log.warn('abort failed; retrying it before the next transaction', { error: errorMessage(cause) });
+      });
       handler!.aborted?.(batches.map((b) => b.partition));
-      throw error;
+      throw retriableUnlessFatal(error);
     }
+  }
+
+  /**
+   * How a batch waits out an outage: a retriable failure (a server unreachable, a timeout) is
+   * retried with back-off up to 15 s, logged each time, until JOB_OUTAGE_TIMEOUT_S has passed;
+   * meanwhile nothing is consumed, so memory stays at what was fetched. Other errors fail at once.
+   */
+  function outageRetry(what: string) {
+    const since = Date.now();
+    return {
+      retries: Number.POSITIVE_INFINITY,
+      timeoutMs: context.config.JOB_OUTAGE_TIMEOUT_S * 1000,
+      initialDelayMs: 200,
+      maxDelayMs: 15_000,
+      onRetry: (error: unknown, attempt: number, delayMs: number) =>
+        log.warn(`${what} failed; retrying`, { attempt, delayMs, waitedMs: Date.now() - since, error: errorMessage(error) }),
+    };
   }
 
   async function processFetch(messages: Message[]): Promise<void> {
     const startedAt = performance.now();
-    const retrying = { retries: 8, initialDelayMs: 200, maxDelayMs: 15_000, onRetry: (error: unknown, attempt: number, delayMs: number) => log.warn('batch failed; retrying', { attempt, delayMs, error: errorMessage(error) }) };
+    const retrying = outageRetry('batch');
     const { batches, letters } = await retry(() => decodeFetch(messages), retrying);
     if (options.commit === 'transaction') {
       await retry(() => processTransactional(batches, letters), retrying);
@@ -303,7 +365,7 @@ export function createStreamJob(
       await applyRebalances();
       if (handler!.tick && Date.now() - lastTick >= tickMs) {
         lastTick = Date.now();
-        await retry(() => handler!.tick!(), { retries: 8, initialDelayMs: 200, maxDelayMs: 15_000 });
+        await retry(() => handler!.tick!(), outageRetry('tick'));
       }
     }
   }
@@ -318,7 +380,7 @@ export function createStreamJob(
       if (options.commit === 'transaction') {
         if (!options.transactionalId) throw new LakestreamError('USAGE', `${options.name}: the transaction commit mode needs a transactionalId`);
         // initialising the transactional id aborts a predecessor's open transaction
-        txProducer = await createTransactionalProducer(config, options.transactionalId, { lingerMs: profile.lingerMs });
+        txProducer = await newTransactionalProducer();
       } else {
         dlqProducer = await createBatchProducer(config, `${options.name}-dlq`, { lingerMs: profile.lingerMs });
       }
@@ -331,6 +393,8 @@ export function createStreamJob(
           'enable.auto.commit': false,
           'enable.auto.offset.store': false,
           ...consumerFetchSettings(profile),
+          // a batch waiting out an outage does not poll: stay in the group for as long as it may wait
+          'max.poll.interval.ms': config.JOB_OUTAGE_TIMEOUT_S ? Math.min(Math.max(300_000, (config.JOB_OUTAGE_TIMEOUT_S + 60) * 1000), 86_400_000) : 86_400_000,
           rebalance_cb: onRebalance,
         },
         { 'auto.offset.reset': 'earliest' },

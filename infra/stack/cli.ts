@@ -1,13 +1,14 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { Admin } from '@platformatic/kafka';
 import { cliArgs, helpText, runCli } from '../../core/cli.ts';
 import { loadConfig } from '../../core/config.ts';
 import { LakestreamError, errorMessage } from '../../core/errors.ts';
 import { sleep } from '../../core/retry.ts';
 import type { StackContext, StackService } from './context.ts';
 import { duckdbHttpfs } from './duckdb.ts';
-import { kafka } from './kafka.ts';
+import { brokerAddresses, kafka } from './kafka.ts';
 import { minio } from './minio.ts';
 import { logPath, residentKib, runningPid, stopDaemon } from './processes.ts';
 import { redis } from './redis.ts';
@@ -24,6 +25,8 @@ LAKESTREAM_STACK_DIR.
 
   up        install what is missing, start what is not running, wait until all are healthy
             --brokers N   1 or 3 Kafka nodes (default 3)
+            --node N      start only Kafka node N (repeatable), for bringing a killed broker back
+                          one at a time; the other servers are left as they are
   down      stop the servers this stack started (by pid file)
             --wipe        also delete the stack directory (all data)
   status    show each server's pid, health and memory
@@ -51,6 +54,29 @@ async function waitHealthy(ctx: StackContext, service: StackService): Promise<vo
     `${service.name} was not healthy after ${service.startTimeoutMs / 1000}s (${errorMessage(lastError)}); see ${logs.join(', ') || 'its install output above'}`,
     { context: { service: service.name, log: logs.join(',') } },
   );
+}
+
+/** Starts the given Kafka nodes alone and waits until each answers (the others may be down). */
+async function upNodes(ctx: StackContext, nodes: number[]): Promise<void> {
+  const started = Date.now();
+  await kafka.start({ ...ctx, nodes });
+  const addresses = brokerAddresses(ctx);
+  for (const node of nodes) {
+    const deadline = Date.now() + kafka.startTimeoutMs;
+    for (;;) {
+      const admin = new Admin({ clientId: 'lakestream-stack', bootstrapBrokers: [addresses[node - 1]!], retries: 0, timeout: 3_000 });
+      try {
+        await admin.metadata({ topics: [] });
+        break;
+      } catch (error) {
+        if (Date.now() > deadline) throw new LakestreamError('STACK_START_TIMEOUT', `kafka-${node} did not answer within ${kafka.startTimeoutMs / 1000}s (${errorMessage(error)}); see ${logPath(ctx.stackDir, `kafka-${node}`)}`);
+        await sleep(500);
+      } finally {
+        await admin.close().catch(() => {});
+      }
+    }
+  }
+  console.log(`stack: kafka node${nodes.length > 1 ? 's' : ''} ${nodes.join(', ')} up in ${((Date.now() - started) / 1000).toFixed(1)}s`);
 }
 
 async function up(ctx: StackContext): Promise<void> {
@@ -127,7 +153,7 @@ async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
     args: cliArgs(),
     allowPositionals: true,
-    options: { brokers: { type: 'string' }, wipe: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } },
+    options: { brokers: { type: 'string' }, node: { type: 'string', multiple: true }, wipe: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } },
   });
   const command = positionals[0];
   if (values.help || !command || !['up', 'down', 'status'].includes(command)) {
@@ -139,7 +165,11 @@ async function main(): Promise<void> {
   const brokers = Number(values.brokers ?? builtBrokers(config.LAKESTREAM_STACK_DIR));
   if (brokers !== 1 && brokers !== 3) throw new LakestreamError('USAGE', `--brokers must be 1 or 3, got ${values.brokers}`);
   const ctx: StackContext = { config, brokers, stackDir: config.LAKESTREAM_STACK_DIR, cacheDir: config.LAKESTREAM_CACHE_DIR, progress };
-  if (command === 'up') await up(ctx);
+  const nodes = (values.node ?? []).map(Number);
+  const badNode = (values.node ?? []).find((node) => !(Number(node) >= 1 && Number(node) <= brokers && Number.isInteger(Number(node))));
+  if (badNode !== undefined) throw new LakestreamError('USAGE', `--node must be a Kafka node from 1 to ${brokers}, got ${badNode}`);
+  if (command === 'up' && nodes.length) await upNodes(ctx, nodes);
+  else if (command === 'up') await up(ctx);
   else if (command === 'down') await down(ctx, values.wipe ?? false);
   else if (!(await status(ctx))) process.exitCode = 1;
 }

@@ -5,6 +5,8 @@ export interface StackContext {
   config: Config;
   /** 3 combined broker+controller nodes by default; 1 for light runs. */
   brokers: number;
+  /** Start only these Kafka nodes (1-based), leaving the other servers as they are: `stack:up -- --node N`. */
+  nodes?: number[];
   stackDir: string;
   cacheDir: string;
   progress: Progress;

@@ -13,7 +13,7 @@ export const KAFKA_VERSION = '4.1.1';
 export const kafkaLibDir = (ctx: Pick<StackContext, 'cacheDir'>) => join(ctx.cacheDir, 'kafka', KAFKA_VERSION, 'lib');
 const nodeDir = (ctx: StackContext, nodeId: number) => join(ctx.stackDir, `kafka-${nodeId}`);
 
-function brokerAddresses(ctx: StackContext): string[] {
+export function brokerAddresses(ctx: Pick<StackContext, 'config' | 'brokers'>): string[] {
   const addresses = ctx.config.KAFKA_BROKERS.slice(0, ctx.brokers);
   if (addresses.length < ctx.brokers) {
     throw new LakestreamError('CONFIG_INVALID', `KAFKA_BROKERS lists ${addresses.length} brokers but the stack starts ${ctx.brokers}`, {
@@ -82,7 +82,7 @@ logger.kafkaserver.name = kafka.server.KafkaRaftServer
 logger.kafkaserver.level = INFO
 `;
 
-function java(ctx: StackContext, mainClass: string, args: string[], heap: string[]): { command: string; args: string[] } {
+export function java(ctx: Pick<StackContext, 'cacheDir' | 'stackDir'>, mainClass: string, args: string[], heap: string[]): { command: string; args: string[] } {
   return {
     command: 'java',
     args: [
@@ -144,6 +144,7 @@ export const kafka: StackService = {
     }
     writeFileSync(shapeFile, JSON.stringify({ brokers: ctx.brokers, clusterId }) + '\n');
     for (let nodeId = 1; nodeId <= ctx.brokers; nodeId++) {
+      if (ctx.nodes && !ctx.nodes.includes(nodeId)) continue;
       const launch = java(ctx, 'kafka.Kafka', [join(nodeDir(ctx, nodeId), 'server.properties')], ['-Xms256m', '-Xmx512m']);
       startDaemon(ctx.stackDir, { name: `kafka-${nodeId}`, ...launch });
     }

@@ -1,9 +1,10 @@
 import { z } from 'zod';
 import type { ResolvedTable } from '../../core/catalog.ts';
 import type { ClientContext } from '../../core/context.ts';
-import { LakestreamError, errorMessage } from '../../core/errors.ts';
+import { LakestreamError, errorMessage, isRetriable } from '../../core/errors.ts';
 import { columnsOf, eventTimePartition, parseSinkPartitionState, sinkFileKey, sinkStateKey, type SinkPartitionState } from '../../core/lake-layout.ts';
 import { PreconditionFailed, type ObjectStore } from '../../core/object-store.ts';
+import { retry } from '../../core/retry.ts';
 import { createStreamJob, type PartitionBatch, type StreamHandler, type StreamJob, type StreamJobControls, type StreamRecord } from '../../core/stream-job.ts';
 import { ParquetWriter, type Column } from './parquet.ts';
 
@@ -87,11 +88,17 @@ export function createLakeSink(table: ResolvedTable, optionsInput: LakeSinkOptio
   // a partition's time-based flush is due within a quarter of the interval, not up to a second late
   const tickMs = Math.min(1_000, Math.max(50, Math.round(options.flushIntervalMs / 4)));
   return createStreamJob({ name: table.group, topic: table.topic, commit: 'handler', tickMs }, context, (controls) =>
-    lakeSinkHandler(table, options, context.objectStore(), controls),
+    lakeSinkHandler(table, options, context.objectStore(), controls, context.config.JOB_OUTAGE_TIMEOUT_S * 1000),
   );
 }
 
-function lakeSinkHandler(table: ResolvedTable, options: z.output<typeof lakeSinkOptionsSchema>, store: ObjectStore, controls: StreamJobControls): StreamHandler {
+function lakeSinkHandler(
+  table: ResolvedTable,
+  options: z.output<typeof lakeSinkOptionsSchema>,
+  store: ObjectStore,
+  controls: StreamJobControls,
+  outageTimeoutMs: number,
+): StreamHandler {
   const { log } = controls;
   const partitions = new Map<number, PartitionBuffer>();
   const columnsBySchema = new Map<number, Column[]>();
@@ -159,7 +166,9 @@ function lakeSinkHandler(table: ResolvedTable, options: z.output<typeof lakeSink
     buffer.oldestAt = undefined;
     inFlightBytes += job.bytes;
     bufferedBytes -= job.bytes;
-    const run = buffer.flushing.then(() => (buffer.fenced ? undefined : writeFlush(buffer, job)));
+    // After a failed flush nothing more is written: a later flush would commit past the failed
+    // range and skip its rows. The job fails and its successor re-reads from the lake's offset.
+    const run = buffer.flushing.then(() => (buffer.fenced || failure !== undefined ? undefined : writeFlush(buffer, job)));
     buffer.flushing = run
       .catch((error: unknown) => void (failure ??= error))
       .finally(() => {
@@ -170,49 +179,91 @@ function lakeSinkHandler(table: ResolvedTable, options: z.output<typeof lakeSink
     return buffer.flushing;
   }
 
+  /**
+   * After a conditional write of the partition state failed, was it our own write that landed
+   * (the store took it, the answer was lost)? Then its ETag is ours and the flush goes on.
+   */
+  async function ownWriteLanded(buffer: PartitionBuffer, key: string, written: SinkPartitionState): Promise<boolean> {
+    const current = await store.getJson<SinkPartitionState>(key);
+    if (!current || JSON.stringify(current.value) !== JSON.stringify(written)) return false;
+    buffer.etag = current.etag;
+    return true;
+  }
+
   async function writeFlush(buffer: PartitionBuffer, job: Flush): Promise<void> {
     const key = sinkStateKey(table.sinkStateRoot, buffer.partition);
     const files = job.groups.map((group) => sinkFileKey(table.path, group.dt, group.hour, { partition: buffer.partition, first: group.first, last: group.last }));
+    const startedAt = performance.now();
+    // Encoded once, before anything is written: a retried flush uploads the same bytes. One
+    // DuckDB statement encodes every file of a schema (a flush spanning many event hours writes
+    // one file per hour).
+    writer ??= ParquetWriter.open();
+    const parquet = await writer;
+    const bySchema = new Map<Column[], number[]>();
+    job.groups.forEach((group, index) => bySchema.set(group.columns, [...(bySchema.get(group.columns) ?? []), index]));
+    const bodies: Buffer[] = [];
+    for (const [columns, indexes] of bySchema) {
+      const encoded = await parquet.writeFiles(columns, indexes.map((i) => job.groups[i]!));
+      indexes.forEach((i, k) => (bodies[i] = encoded[k]!));
+    }
+    const encodeMs = performance.now() - startedAt;
+    for (const group of job.groups) group.values = [];
+    const bytes = bodies.reduce((sum, body) => sum + body.length, 0);
+    const intent: SinkPartitionState = { committedThrough: buffer.committedThrough, pending: { from: job.from, to: job.to, files } };
+    const committed: SinkPartitionState = { committedThrough: job.to };
+    // intent, uploads, commit; an outage of the store is waited out step by step (the consumer
+    // stops once the bounded buffers are full) instead of failing the job
+    let step: 'intent' | 'upload' | 'commit' = 'intent';
+    const since = Date.now();
     try {
-      const intent: SinkPartitionState = { committedThrough: buffer.committedThrough, pending: { from: job.from, to: job.to, files } };
-      buffer.etag = await store.putJson(key, intent, buffer.etag ? { ifMatch: buffer.etag } : { ifNoneMatch: '*' });
-      let bytes = 0;
-      let encodeMs = 0;
-      const startedAt = performance.now();
-      // One DuckDB statement encodes every file of a schema (a flush spanning many event hours
-      // writes one file per hour); uploads go up to 8 at a time.
-      writer ??= ParquetWriter.open();
-      const parquet = await writer;
-      const bySchema = new Map<Column[], number[]>();
-      job.groups.forEach((group, index) => bySchema.set(group.columns, [...(bySchema.get(group.columns) ?? []), index]));
-      const bodies: Buffer[] = [];
-      for (const [columns, indexes] of bySchema) {
-        const encodeStart = performance.now();
-        const encoded = await parquet.writeFiles(columns, indexes.map((i) => job.groups[i]!));
-        encodeMs += performance.now() - encodeStart;
-        indexes.forEach((i, k) => (bodies[i] = encoded[k]!));
-      }
-      for (const group of job.groups) group.values = [];
-      for (let i = 0; i < bodies.length; i += 8) {
-        await Promise.all(bodies.slice(i, i + 8).map((body, k) => store.put(files[i + k]!, body)));
-      }
-      bytes = bodies.reduce((sum, body) => sum + body.length, 0);
-      buffer.etag = await store.putJson(key, { committedThrough: job.to } satisfies SinkPartitionState, { ifMatch: buffer.etag });
-      buffer.committedThrough = job.to;
-      stats.rowsWritten += job.rows;
-      stats.filesWritten += files.length;
-      stats.bytesWritten += bytes;
-      stats.flushes++;
-      log.debug('flushed', { partition: buffer.partition, from: job.from, to: job.to, rows: job.rows, files: files.length, bytes, encodeMs: Math.round(encodeMs), flushMs: Math.round(performance.now() - startedAt) });
+      await retry(
+        async () => {
+          if (step === 'intent') {
+            try {
+              buffer.etag = await store.putJson(key, intent, buffer.etag ? { ifMatch: buffer.etag } : { ifNoneMatch: '*' });
+            } catch (error) {
+              if (!(error instanceof PreconditionFailed && (await ownWriteLanded(buffer, key, intent)))) throw error;
+            }
+            step = 'upload';
+          }
+          if (step === 'upload') {
+            // uploads go up to 8 at a time; names come from content, so a repeat overwrites the same bytes
+            for (let i = 0; i < bodies.length; i += 8) {
+              await Promise.all(bodies.slice(i, i + 8).map((body, k) => store.put(files[i + k]!, body)));
+            }
+            step = 'commit';
+          }
+          try {
+            buffer.etag = await store.putJson(key, committed, { ifMatch: buffer.etag });
+          } catch (error) {
+            if (!(error instanceof PreconditionFailed && (await ownWriteLanded(buffer, key, committed)))) throw error;
+          }
+        },
+        {
+          retries: Number.POSITIVE_INFINITY,
+          timeoutMs: outageTimeoutMs,
+          initialDelayMs: 500,
+          maxDelayMs: 15_000,
+          shouldRetry: (error) => !(error instanceof PreconditionFailed) && isRetriable(error),
+          onRetry: (error, attempt, delayMs) =>
+            log.warn('lake unavailable; flush waiting', { partition: buffer.partition, step, attempt, delayMs, waitedMs: Date.now() - since, error: errorMessage(error) }),
+        },
+      );
     } catch (error) {
       if (!(error instanceof PreconditionFailed)) throw error;
-      // Another owner (or our own retried write) moved the state: trust the lake, drop our copy.
+      // Another owner moved the state: trust the lake, drop our copy.
       log.warn('fenced: partition state changed under us; dropping its buffer', { partition: buffer.partition });
       buffer.fenced = true;
       if (partitions.get(buffer.partition) === buffer) partitions.delete(buffer.partition);
       bufferedBytes -= buffer.bytes;
       return;
     }
+    buffer.committedThrough = job.to;
+    stats.rowsWritten += job.rows;
+    stats.filesWritten += files.length;
+    stats.bytesWritten += bytes;
+    stats.flushes++;
+    log.debug('flushed', { partition: buffer.partition, from: job.from, to: job.to, rows: job.rows, files: files.length, bytes, encodeMs: Math.round(encodeMs), flushMs: Math.round(performance.now() - startedAt) });
     await controls.commit(buffer.partition, job.to + 1);
   }
 

@@ -1,0 +1,184 @@
+import { sleep } from '../../core/retry.ts';
+import type { Scenario, ScenarioContext } from './harness.ts';
+
+const failures = (ctx: ScenarioContext) => [...ctx.producer().failed.values()].reduce((a, b) => a + b, 0);
+
+/** Leaders of a topic's partitions, from fresh metadata. */
+async function leaders(ctx: ScenarioContext, topic: string): Promise<number[]> {
+  const metadata = await ctx.admin.metadata({ topics: [topic], forceUpdate: true });
+  return metadata.topics.get(topic)!.partitions.map((partition) => partition.leader);
+}
+
+async function killAndRestart(ctx: ScenarioContext, job: string): Promise<void> {
+  const running = ctx.jobs.get(job)!;
+  // mid-flush: right after the job logged a flush or a commit, with the next batch under way
+  const marks = () => (running.output().match(/"msg":"(flushed|committed|batch)/g) ?? []).length;
+  const before = marks();
+  const deadline = Date.now() + 10_000;
+  while (marks() === before && Date.now() < deadline) await sleep(50);
+  await sleep(Math.floor(Math.random() * 400));
+  await running.kill9();
+  ctx.note(`killed ${job}`);
+  await sleep(2_000);
+  ctx.startJob(job);
+  await sleep(4_000);
+}
+
+/** A server of the stack killed for 30 s, then started again by the stack's own command. */
+function serverDown(daemon: string, server: string, expected: string): Scenario {
+  return {
+    id: daemon,
+    name: `${server} down for 30 s`,
+    expected,
+    async run(ctx) {
+      ctx.faults.kill(daemon);
+      ctx.note(`${daemon} killed`);
+      await sleep(30_000);
+      await ctx.faults.heal();
+    },
+  };
+}
+
+export const scenarios: Scenario[] = [
+  {
+    id: 'broker',
+    name: 'kill -9 one broker (RF 3, minISR 2, acks=all)',
+    expected: 'flow continues; 0 lost, 0 duplicates',
+    async run(ctx) {
+      // the broker leading most of the input's partitions, so leadership really moves
+      const counts = new Map<number, number>();
+      for (const leader of await leaders(ctx, ctx.names.topic.transactions)) counts.set(leader, (counts.get(leader) ?? 0) + 1);
+      const victim = [...counts].sort((a, b) => b[1] - a[1])[0]![0];
+      ctx.faults.kill(`kafka-${victim}`);
+      ctx.note(`killed kafka-${victim} (leader of ${counts.get(victim)} of 6 partitions)`);
+      const acked = ctx.producer().acknowledged;
+      await sleep(15_000);
+      const during = ctx.producer().acknowledged - acked;
+      ctx.note(`${during} records acknowledged while it was down`);
+      await ctx.faults.heal();
+    },
+    check: (row) => (row.notes.some((note) => /^0 records acknowledged while/.test(note)) ? 'the flow stopped' : undefined),
+  },
+  {
+    id: 'controller',
+    name: 'kill the active controller',
+    expected: 'a new controller is elected; 0 lost, 0 duplicates',
+    async run(ctx) {
+      const controller = ctx.faults.activeController();
+      ctx.faults.kill(`kafka-${controller}`);
+      await sleep(5_000);
+      const elected = ctx.faults.activeController();
+      ctx.note(`controller ${controller} killed, ${elected} elected`);
+      await sleep(8_000);
+      await ctx.faults.heal();
+    },
+    check: (row) => {
+      const match = row.notes.map((note) => /^controller (\d+) killed, (\d+) elected/.exec(note)).find(Boolean);
+      return match && match[1] !== match[2] ? undefined : 'no new controller';
+    },
+  },
+  {
+    id: 'two-brokers',
+    name: 'kill 2 of 3 brokers, restore one, then the other',
+    expected: 'writes stop with visible errors, nothing acknowledged is lost; resumes by itself; 0 lost, 0 duplicates',
+    async run(ctx) {
+      const [first, second] = ctx.faults.nodes.filter((node) => node !== 1);
+      ctx.faults.kill(`kafka-${first}`);
+      ctx.faults.kill(`kafka-${second}`);
+      ctx.note(`killed kafka-${first} and kafka-${second}`);
+      const failedBefore = failures(ctx);
+      await sleep(30_000);
+      ctx.note(`${failures(ctx) - failedBefore} sends failed while 2 were down`);
+      await ctx.faults.heal([first!]);
+      ctx.note(`kafka-${first} back`);
+      await sleep(10_000);
+      await ctx.faults.heal([second!]);
+    },
+    check: (row) => ([...row.producer.failed.values()].reduce((a, b) => a + b, 0) > 0 || row.producer.blockedSeconds > 5 ? undefined : 'the outage was not visible to the producer'),
+  },
+  {
+    id: 'rf1',
+    name: "RF 1 topic, kill its leader's broker",
+    expected: 'loss of availability of that topic, reported with its offline partitions; the RF 3 pipeline unaffected',
+    async run(ctx) {
+      const topic = `${ctx.names.namespace}.rf1`;
+      ctx.extraTopics.push(topic);
+      await ctx.admin.createTopics({ topics: [topic], partitions: 3, replicas: 1 });
+      await sleep(2_000);
+      const before = await leaders(ctx, topic);
+      const victim = before[0]!;
+      ctx.faults.kill(`kafka-${victim}`);
+      await sleep(8_000);
+      const after = await leaders(ctx, topic);
+      const offline = after.flatMap((leader, partition) => (leader < 0 || leader === victim ? [partition] : []));
+      ctx.note(`kafka-${victim} killed: ${topic} partitions [${offline.join(', ')}] offline (leaders before: ${before.join(', ')}; after: ${after.join(', ')})`);
+      await sleep(5_000);
+      await ctx.faults.heal();
+      await sleep(3_000);
+      const healed = await leaders(ctx, topic);
+      ctx.note(`after restart: leaders ${healed.join(', ')}`);
+    },
+    check: (row) => (row.notes.some((note) => /partitions \[\d[\d, ]*\] offline/.test(note)) ? undefined : 'no offline partition reported'),
+  },
+  serverDown('minio', 'MinIO', 'the sink backs off and pauses; no loss, no duplicates, memory bounded'),
+  serverDown('redis', 'Redis', 'the feature sink backs off; counts exact after recovery'),
+  {
+    id: 'jobs',
+    name: 'kill -9 each job mid-flush',
+    expected: 'exactly-once holds',
+    async run(ctx) {
+      for (const job of ['transactions-job-backup', 'transactions-ml-features-job', 'user-transaction-counts-redis-sink']) await killAndRestart(ctx, job);
+    },
+  },
+  {
+    id: 'rebalance',
+    name: 'a second backup-job instance joins and leaves while flushing',
+    expected: '0 lost, 0 duplicates',
+    async run(ctx) {
+      const second = ctx.startJob('transactions-job-backup', '1');
+      await sleep(12_000);
+      const code = await second.terminate();
+      ctx.note(`second instance joined and left (exit ${code})`);
+      const third = ctx.startJob('transactions-job-backup', '2');
+      await sleep(8_000);
+      await third.kill9();
+      ctx.note('a third joined and was killed -9');
+      await sleep(3_000);
+    },
+  },
+];
+
+/**
+ * The seeds' experiment: the same broker kill under other replication settings of the
+ * pipeline's topics, reporting what stayed available (records acknowledged, sends failed and
+ * partitions without a leader while the broker was down) and what was lost.
+ */
+export function replicationExperiment(factor: number, minInsync: number): Scenario {
+  const expected =
+    factor === 1
+      ? 'partitions on the killed broker offline until it returns; 0 lost'
+      : minInsync >= factor
+        ? 'writes refused (not enough replicas) until it returns; 0 lost'
+        : 'flow continues; 0 lost';
+  return {
+    id: `rf${factor}-isr${minInsync}`,
+    name: `kill -9 one broker, RF ${factor} / min ISR ${minInsync}`,
+    expected,
+    async run(ctx) {
+      const topic = ctx.names.topic.transactions;
+      const counts = new Map<number, number>();
+      for (const leader of await leaders(ctx, topic)) counts.set(leader, (counts.get(leader) ?? 0) + 1);
+      const victim = [...counts].sort((a, b) => b[1] - a[1])[0]![0];
+      const acked = ctx.producer().acknowledged;
+      const failedBefore = failures(ctx);
+      ctx.faults.kill(`kafka-${victim}`);
+      await sleep(12_000);
+      const offline = (await leaders(ctx, topic)).flatMap((leader, partition) => (leader < 0 || leader === victim ? [partition] : []));
+      await sleep(8_000);
+      ctx.note(
+        `kafka-${victim} down 20 s: ${ctx.producer().acknowledged - acked} acknowledged, ${failures(ctx) - failedBefore} failed, partitions without a leader: [${offline.join(', ')}]`,
+      );
+      await ctx.faults.heal();
+    },
+  };
+}

@@ -1,0 +1,56 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import type { Config } from '../../core/config.ts';
+import { repoRoot } from '../../core/config.ts';
+import { LakestreamError } from '../../core/errors.ts';
+import { brokerAddresses, java } from '../stack/kafka.ts';
+import { portOf } from '../stack/context.ts';
+import { runningPid } from '../stack/processes.ts';
+
+/**
+ * Faults on the local stack's servers, by their pid files, and the stack's own command to heal
+ * them: what an operator would do by hand, done by a script so that a scenario can count records.
+ */
+export interface StackFaults {
+  /** kill -9 a daemon of the stack (`kafka-2`, `minio`, `redis`); returns its pid. */
+  kill(daemon: string): number;
+  /** `pnpm run stack:up`, or with `nodes` only those Kafka nodes (`--node N`). */
+  heal(nodes?: number[]): Promise<void>;
+  /** The node id of the active KRaft controller (the metadata quorum's leader). */
+  activeController(): number;
+  /** The Kafka node ids of the stack. */
+  nodes: number[];
+}
+
+export function stackFaults(config: Config): StackFaults {
+  const stackDir = config.LAKESTREAM_STACK_DIR;
+  const brokers = config.KAFKA_BROKERS.length >= 3 ? 3 : 1;
+  const controllers = brokerAddresses({ config, brokers })
+    .map((address) => `${address.slice(0, address.lastIndexOf(':'))}:${portOf(address) + 1}`)
+    .join(',');
+  return {
+    nodes: Array.from({ length: brokers }, (_, i) => i + 1),
+    kill(daemon) {
+      const pid = runningPid(stackDir, daemon);
+      if (pid === undefined) throw new LakestreamError('USAGE', `${daemon} of the stack in ${stackDir} is not running`);
+      process.kill(pid, 'SIGKILL');
+      return pid;
+    },
+    async heal(nodes = []) {
+      const args = ['--import', 'tsx', join(repoRoot, 'infra', 'stack', 'cli.ts'), 'up', ...nodes.flatMap((node) => ['--node', String(node)])];
+      const child = spawn(process.execPath, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+      let output = '';
+      child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+      if (code !== 0) throw new LakestreamError('STACK_START_TIMEOUT', `stack:up ${nodes.length ? `--node ${nodes.join(',')} ` : ''}failed (exit ${code}): ${output.slice(-2_000)}`);
+    },
+    activeController() {
+      const tool = java({ cacheDir: config.LAKESTREAM_CACHE_DIR, stackDir }, 'org.apache.kafka.tools.MetadataQuorumCommand', ['--bootstrap-controller', controllers, 'describe', '--status'], ['-Xmx128m']);
+      const result = spawnSync(tool.command, tool.args, { encoding: 'utf8', timeout: 60_000 });
+      const leader = /LeaderId:\s+(\d+)/.exec(result.stdout ?? '');
+      if (!leader) throw new LakestreamError('KAFKA_ERROR', `could not read the metadata quorum's leader: ${(result.stderr || result.stdout || '').slice(-1_000)}`);
+      return Number(leader[1]);
+    },
+  };
+}

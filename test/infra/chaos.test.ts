@@ -1,0 +1,24 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { runScenario } from '../../infra/chaos/harness.ts';
+import { formatChaosTable } from '../../infra/chaos/report.ts';
+import { scenarios } from '../../infra/chaos/scenarios.ts';
+import { stackFaults } from '../../infra/chaos/stack-faults.ts';
+import { config } from '../helpers.ts';
+
+/**
+ * `pnpm run chaos`, scenario by scenario, against the real 3-broker stack: every record
+ * acknowledged is in the lake once and counted once in Redis. Whatever happens, the stack is
+ * healed afterwards so the tests that follow find it whole.
+ */
+for (const scenario of scenarios) {
+  test(`chaos: ${scenario.name} -> ${scenario.expected}`, { timeout: 420_000 }, async (t) => {
+    t.after(() => stackFaults(config).heal());
+    const row = await runScenario(config, scenario, { rate: 200, log: (message) => t.diagnostic(message) });
+    t.diagnostic(formatChaosTable([row]));
+    assert.ok(row.producer.acknowledged > 1_000, `the producer kept going (${row.producer.acknowledged} acknowledged)`);
+    assert.deepEqual(row.missed, [], formatChaosTable([row]));
+    assert.equal(row.inLake - row.storedUnacknowledged, row.producer.acknowledged);
+    assert.equal(row.inFeatures, row.inLake, 'Redis counts every stored record once');
+  });
+}
