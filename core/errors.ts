@@ -40,10 +40,11 @@ export class LakestreamError extends Error {
 
 export function isRetriable(error: unknown): boolean {
   if (error instanceof LakestreamError) return error.retriable;
-  // Errors from the Kafka client carry `retriable`; S3 SDK errors carry `$retryable`.
-  const e = error as { retriable?: unknown; $retryable?: unknown; code?: unknown } | null;
+  // Errors from the Kafka clients carry `retriable` or `isRetriable`; S3 SDK errors carry `$retryable`.
+  const e = error as { retriable?: unknown; isRetriable?: unknown; $retryable?: unknown; code?: unknown } | null;
   if (e && typeof e === 'object') {
-    if (e.retriable === true || e.$retryable) return true;
+    // librdkafka's errors say `isRetriable`
+    if (e.retriable === true || e.isRetriable === true || e.$retryable) return true;
     if (typeof e.code === 'string' && ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE'].includes(e.code)) return true;
   }
   return false;

@@ -209,7 +209,19 @@ export async function createTransactionalProducer(
     new Promise<void>((resolve, reject) => fn((err) => (err ? reject(err) : resolve())));
   await call((cb) => producer.connect({}, (err) => cb(err)));
   producer.setPollInterval(5);
-  await call((cb) => producer.initTransactions(30_000, cb));
+  // While a cluster recovers, its transaction coordinator may not answer for a while: librdkafka
+  // asks for initTransactions to be called again to resume, for up to five minutes here.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await call((cb) => producer.initTransactions(30_000, cb));
+      break;
+    } catch (error) {
+      if ((error as { code?: number }).code !== kafkaJavascript.CODES.ERRORS.ERR__TIMED_OUT || attempt >= 10) {
+        await new Promise<void>((resolve) => producer.disconnect(() => resolve()));
+        throw error;
+      }
+    }
+  }
   const produceOne = (topic: string, message: OutgoingMessage) =>
     producer.produce(topic, message.partition ?? null, message.value, message.key, null, undefined, message.headers);
   return {

@@ -247,19 +247,31 @@ export function createStreamJob(
   const newTransactionalProducer = () => createTransactionalProducer(config, options.transactionalId!, { lingerMs: profile.lingerMs });
   let abortPending = false;
   /**
-   * A fatal error that is not a fence (the coordinator lost the transaction's state while
-   * brokers were down) leaves the producer unusable: a new one with the same transactional id
-   * aborts whatever was open and the batch is retried. A fence means a newer instance with our
-   * id took over: that one is not retried.
+   * A fatal error leaves the producer unusable: a new one with the same transactional id aborts
+   * whatever was open and the batch is retried. That includes a fence: the coordinator also
+   * bumps the producer's epoch when it times out a transaction that an outage held open longer
+   * than transaction.timeout.ms. A zombie cannot commit through a new producer either, because
+   * offsets go into the transaction with the consumer's group generation (KIP-447), which the
+   * broker checks. Fenced three times in five minutes means another live process shares our
+   * transactional id (two instances with one `--instance`): that fails the job.
    */
   let producerBroken = false;
+  const fences: number[] = [];
   const fencedCodes: number[] = [kafkaJavascript.CODES.ERRORS.ERR__FENCED, kafkaJavascript.CODES.ERRORS.ERR_PRODUCER_FENCED, kafkaJavascript.CODES.ERRORS.ERR_INVALID_PRODUCER_EPOCH];
   const retriableUnlessFatal = (error: unknown) => {
     const kafkaError = error as { code?: unknown; isFatal?: boolean } | null;
     // only librdkafka's own errors (numeric codes); a handler's bug stays what it is
     if (!kafkaError || typeof kafkaError.code !== 'number') return error;
-    if (fencedCodes.includes(kafkaError.code)) return error;
-    if (kafkaError.isFatal) producerBroken = true;
+    if (fencedCodes.includes(kafkaError.code)) {
+      fences.push(Date.now());
+      while (fences[0]! < Date.now() - 5 * 60_000) fences.shift();
+      if (fences.length >= 3) {
+        return new LakestreamError('KAFKA_ERROR', `fenced ${fences.length} times in 5 minutes: another process runs with transactional id ${options.transactionalId} (${errorMessage(error)})`, { cause: error });
+      }
+      producerBroken = true;
+    } else if (kafkaError.isFatal) {
+      producerBroken = true;
+    }
     return new LakestreamError('KAFKA_ERROR', `transaction aborted: ${errorMessage(error)}`, { cause: error, retriable: true });
   };
 
