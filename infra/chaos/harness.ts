@@ -249,7 +249,12 @@ export async function runScenario(config: Config, scenario: Scenario, options: C
 
     ctx.log(`warming up at ${rate} records/s`);
     await sleep((options.warmupSeconds ?? 8) * 1000);
-    await scenario.run(ctx);
+    // a scenario that breaks down still heals the stack and is reported, not thrown
+    let scenarioError: string | undefined;
+    await scenario.run(ctx).catch(async (error: unknown) => {
+      scenarioError = errorMessage(error);
+      await ctx.faults.heal();
+    });
     ctx.healed();
     // recovery: every record acknowledged by the time of healing is in the lake
     const snapshot = [...acknowledged];
@@ -328,6 +333,7 @@ export async function runScenario(config: Config, scenario: Scenario, options: C
     if (!featuresExact) row.missed.push('features differ from the lake');
     if (recoverSeconds === undefined) row.missed.push('did not recover');
     if (notes.some((text) => / exited \(/.test(text))) row.missed.push('a job died');
+    if (scenarioError) row.missed.push(`the scenario failed: ${scenarioError}`);
     const own = scenario.check?.(row);
     if (own) row.missed.push(own);
     row.met = !row.missed.length;

@@ -1,12 +1,25 @@
-import { sleep } from '../../core/retry.ts';
+import kafkaJavascript from '@confluentinc/kafka-javascript';
+import { librdkafkaBase } from '../../core/kafka.ts';
+import { retry, sleep } from '../../core/retry.ts';
 import type { Scenario, ScenarioContext } from './harness.ts';
 
 const failures = (ctx: ScenarioContext) => [...ctx.producer().failed.values()].reduce((a, b) => a + b, 0);
 
-/** Leaders of a topic's partitions, from fresh metadata. */
+/**
+ * Leaders of a topic's partitions (-1: none), from librdkafka's metadata: it asks any broker
+ * that answers, where a client bootstrapped on the broker just killed would give up.
+ */
 async function leaders(ctx: ScenarioContext, topic: string): Promise<number[]> {
-  const metadata = await ctx.admin.metadata({ topics: [topic], forceUpdate: true });
-  return metadata.topics.get(topic)!.partitions.map((partition) => partition.leader);
+  const client = new kafkaJavascript.Producer({ ...librdkafkaBase(ctx.config), 'client.id': 'lakestream-chaos-metadata' }, {});
+  const call = <T>(fn: (cb: (err: unknown, value: T) => void) => void) => new Promise<T>((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value))));
+  await call((cb) => client.connect({ timeout: 10_000 }, cb));
+  try {
+    const metadata = await retry(() => call<kafkaJavascript.Metadata>((cb) => client.getMetadata({ topic, timeout: 5_000 }, cb)), { retries: 5, initialDelayMs: 500, shouldRetry: () => true });
+    const partitions = metadata.topics.find((t) => t.name === topic)?.partitions ?? [];
+    return [...partitions].sort((a, b) => a.id - b.id).map((partition) => partition.leader);
+  } finally {
+    await new Promise<void>((resolve) => client.disconnect(() => resolve()));
+  }
 }
 
 async function killAndRestart(ctx: ScenarioContext, job: string): Promise<void> {
@@ -108,7 +121,8 @@ export const scenarios: Scenario[] = [
       const before = await leaders(ctx, topic);
       const victim = before[0]!;
       ctx.faults.kill(`kafka-${victim}`);
-      await sleep(8_000);
+      // past broker.session.timeout.ms (9 s): the controller has fenced the broker by then
+      await sleep(12_000);
       const after = await leaders(ctx, topic);
       const offline = after.flatMap((leader, partition) => (leader < 0 || leader === victim ? [partition] : []));
       ctx.note(`kafka-${victim} killed: ${topic} partitions [${offline.join(', ')}] offline (leaders before: ${before.join(', ')}; after: ${after.join(', ')})`);
