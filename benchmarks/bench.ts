@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -9,14 +9,17 @@ import { loadConfig, repoRoot } from '../core/config.ts';
 import { createAdmin } from '../core/kafka.ts';
 import type { Profile } from '../core/profile.ts';
 import { createRedis } from '../core/redis.ts';
-import { createRegistry, deleteSubject } from '../core/registry.ts';
+import { createObjectStore } from '../core/object-store.ts';
+import { createRegistry } from '../core/registry.ts';
+import { createS3 } from '../core/s3.ts';
 import { sleep } from '../core/retry.ts';
 import { LatencyRecorder, formatCount } from '../core/stats.ts';
 import { applyInfra } from '../infra/apply.ts';
+import { dropNamespace } from '../infra/namespace.ts';
 import { topicsFor } from '../infra/topics.ts';
 import { createTransactionGenerator } from '../ingest/transactions/generator.ts';
 import { createTransactionsProducer } from '../ingest/transactions/producer.ts';
-import { packageScriptCommand } from '../scripts/pipeline-process.ts';
+import { startJobProcess } from '../scripts/pipeline-process.ts';
 import { getUserFeatures, writeUserFeatures } from '../sinks/redis/online-store.ts';
 import { benchBackfill } from './backfill.ts';
 import { runProducerPerformance } from './kafka-tools.ts';
@@ -282,12 +285,7 @@ async function freshness(profile: Profile): Promise<{ p50: number; p99: number; 
   const freshNames = catalog(freshNamespace);
   await applyInfra(topicsFor(freshNamespace), { admin, registry, registryUrl: config.SCHEMA_REGISTRY_URL });
   log(`freshness (${profile} profile): starting the features job and the Redis sink`);
-  const command = packageScriptCommand('job');
-  const jobs = spawn(process.execPath, [...command.args, 'transactions-ml-features-job', 'user-transaction-counts-redis-sink', '--namespace', freshNamespace], {
-    cwd: repoRoot,
-    env: { ...process.env, ...command.env, LAKESTREAM_PROFILE: profile },
-    stdio: ['ignore', 'ignore', 'ignore'],
-  });
+  const jobs = startJobProcess(['transactions-ml-features-job', 'user-transaction-counts-redis-sink'], ['--namespace', freshNamespace], { LAKESTREAM_PROFILE: profile });
   const producer = await createTransactionsProducer(config, { topic: freshNames.topic.transactions, lingerMs: profile === 'latency' ? 0 : 5 });
   const fresh = new LatencyRecorder();
   const pending = new Map<number, number>();
@@ -328,8 +326,7 @@ async function freshness(profile: Profile): Promise<{ p50: number; p99: number; 
   streaming = false;
   await watcher;
   await producer.close();
-  jobs.kill('SIGTERM');
-  await new Promise((resolve) => jobs.once('exit', resolve));
+  await jobs.terminate();
   return { ...fresh.summary(), count: fresh.count };
 }
 
@@ -384,9 +381,8 @@ const file = join(dir, `bench-${new Date().toISOString().replaceAll(':', '-')}.j
 writeFileSync(file, JSON.stringify({ rows, results }, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2));
 console.log(`\nresults: ${file}`);
 
+const objectStore = createObjectStore(createS3(config), config.LAKE_BUCKET);
+for (const ns of createdNamespaces) await dropNamespace(config, ns, { admin, objectStore, redis }, ns === namespace ? [perfTopic] : []);
 await redis.quit();
-const created = createdNamespaces.flatMap((ns) => topicsFor(ns));
-await admin.deleteTopics({ topics: created.map((spec) => spec.name).concat(perfTopic) });
-for (const spec of created) await deleteSubject(config.SCHEMA_REGISTRY_URL, `${spec.name}-value`);
 await admin.close();
 process.exit(0);

@@ -1,7 +1,6 @@
-import { spawn } from 'node:child_process';
 import { createAvroDecoder } from '../core/avro.ts';
 import { catalog, topicDeclarations } from '../core/catalog.ts';
-import { repoRoot, type Config } from '../core/config.ts';
+import type { Config } from '../core/config.ts';
 import { createConsumer } from '../core/kafka.ts';
 import { createObjectStore } from '../core/object-store.ts';
 import type { Profile } from '../core/profile.ts';
@@ -14,7 +13,7 @@ import { createTopicProducer } from '../ingest/topic-producer.ts';
 import { trainOnSyntheticShop } from '../ml/synthetic-model.ts';
 import { applyEvent, emptySession, isScoringPoint } from '../processors/session-scorer/features.ts';
 import type { ShopEvent } from '../schemas/shop-events.ts';
-import { packageScriptCommand } from '../scripts/pipeline-process.ts';
+import { startJobProcess } from '../scripts/pipeline-process.ts';
 
 export interface ScorerBench {
   instances: number;
@@ -75,18 +74,9 @@ export async function benchScorer(config: Config, options: { namespace: string; 
   });
 
   const startScorers = async (profile: Profile) => {
-    const command = packageScriptCommand('job');
-    const processes = Array.from({ length: instances }, (_, i) => {
-      let output = '';
-      const child = spawn(process.execPath, [...command.args, 'session-scorer', '--namespace', options.namespace, '--instance', String(i)], {
-        cwd: repoRoot,
-        env: { ...process.env, ...command.env, LAKESTREAM_PROFILE: profile, LOG_LEVEL: 'info' },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-      child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-      return { child, output: () => output };
-    });
+    const processes = Array.from({ length: instances }, (_, i) =>
+      startJobProcess(['session-scorer'], ['--namespace', options.namespace, '--instance', String(i)], { LAKESTREAM_PROFILE: profile }),
+    );
     // ready once each owns partitions and the group has settled
     const deadline = Date.now() + 60_000;
     while (!processes.every((p) => p.output().includes('partitions assigned')) && Date.now() < deadline) await sleep(200);
@@ -94,8 +84,7 @@ export async function benchScorer(config: Config, options: { namespace: string; 
     return async () => {
       // where each instance's time went (the runtime's mean batch and commit times)
       for (const p of processes) log(`scorer ${profile}: ${[...p.output().matchAll(/"msg":"stats".*/g)].at(-1)?.[0] ?? 'no stats yet'}`);
-      for (const p of processes) p.child.kill('SIGTERM');
-      await Promise.all(processes.map((p) => new Promise((resolve) => (p.child.exitCode !== null ? resolve(null) : p.child.once('exit', resolve)))));
+      await Promise.all(processes.map((p) => p.terminate()));
     };
   };
   const shop = createShop({ seed: 5 });

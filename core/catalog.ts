@@ -70,13 +70,14 @@ export interface FeatureDeclaration {
   ttlSeconds?: number;
 }
 
+/** Six partitions (keys spread over up to six consumers), three replicas, two of them in sync for a write. */
+const sixPartitionsReplicated = { partitions: 6, replicationFactor: 3, minInsyncReplicas: 2 } as const;
+
 export const topicDeclarations = {
   transactions: {
     name: 'transactions',
     key: 'user_id',
-    partitions: 6,
-    replicationFactor: 3,
-    minInsyncReplicas: 2,
+    ...sixPartitionsReplicated,
     retentionMs: 1 * DAY,
     cleanupPolicy: 'delete',
     valueSchema: 'transactions-value.avsc',
@@ -86,9 +87,7 @@ export const topicDeclarations = {
   userTransactionCounts: {
     name: 'user-transaction-counts',
     key: 'user_id',
-    partitions: 6,
-    replicationFactor: 3,
-    minInsyncReplicas: 2,
+    ...sixPartitionsReplicated,
     retentionMs: -1,
     cleanupPolicy: 'compact',
     valueSchema: 'user-transaction-counts-value.avsc',
@@ -97,9 +96,7 @@ export const topicDeclarations = {
   shopEvents: {
     name: 'shop-events',
     key: 'user_session',
-    partitions: 6,
-    replicationFactor: 3,
-    minInsyncReplicas: 2,
+    ...sixPartitionsReplicated,
     retentionMs: 7 * DAY,
     cleanupPolicy: 'delete',
     valueSchema: 'shop-events-value.avsc',
@@ -109,9 +106,7 @@ export const topicDeclarations = {
   sessionPredictions: {
     name: 'session-predictions',
     key: 'user_session',
-    partitions: 6,
-    replicationFactor: 3,
-    minInsyncReplicas: 2,
+    ...sixPartitionsReplicated,
     retentionMs: 7 * DAY,
     cleanupPolicy: 'delete',
     valueSchema: 'session-predictions-value.avsc',
@@ -120,9 +115,7 @@ export const topicDeclarations = {
   sessionState: {
     name: 'session-scorer-state',
     key: 'user_session',
-    partitions: 6,
-    replicationFactor: 3,
-    minInsyncReplicas: 2,
+    ...sixPartitionsReplicated,
     retentionMs: -1,
     cleanupPolicy: 'compact',
     valueSchema: 'session-state-value.avsc',
@@ -131,9 +124,7 @@ export const topicDeclarations = {
   promoActions: {
     name: 'promo-actions',
     key: 'user_session',
-    partitions: 6,
-    replicationFactor: 3,
-    minInsyncReplicas: 2,
+    ...sixPartitionsReplicated,
     retentionMs: 7 * DAY,
     cleanupPolicy: 'delete',
     valueSchema: 'promo-actions-value.avsc',
@@ -142,9 +133,7 @@ export const topicDeclarations = {
   promoEconomics: {
     name: 'promo-economics',
     key: 'shard',
-    partitions: 6,
-    replicationFactor: 3,
-    minInsyncReplicas: 2,
+    ...sixPartitionsReplicated,
     retentionMs: -1,
     cleanupPolicy: 'compact',
     valueSchema: 'promo-economics-value.avsc',
@@ -153,9 +142,7 @@ export const topicDeclarations = {
   promoState: {
     name: 'promo-state',
     key: 'user_session',
-    partitions: 6,
-    replicationFactor: 3,
-    minInsyncReplicas: 2,
+    ...sixPartitionsReplicated,
     retentionMs: -1,
     cleanupPolicy: 'compact',
     valueSchema: 'promo-state-value.avsc',

@@ -71,3 +71,43 @@ export function startPipeline(args: string[] = [], options: { env?: NodeJS.Proce
     },
   };
 }
+
+export interface JobProcess {
+  readonly child: ChildProcess;
+  /** The last 100,000 characters it printed (its logs). */
+  output(): string;
+  kill9(): Promise<void>;
+  /** SIGTERM (flush, commit, exit); resolves with the exit code. */
+  terminate(): Promise<number | null>;
+}
+
+/**
+ * Runs some jobs as `pnpm run job -- <jobs> <args>` would, in a process of their own that a
+ * tool can kill, with its output kept: for tools that break or measure jobs (chaos, benchmarks).
+ */
+export function startJobProcess(jobs: string[], args: string[], env: NodeJS.ProcessEnv = {}): JobProcess {
+  const command = packageScriptCommand('job');
+  const child = spawn(process.execPath, [...command.args, ...jobs, ...args], {
+    cwd: repoRoot,
+    env: { ...process.env, ...command.env, LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const collect = (chunk: Buffer) => void (output = (output + chunk.toString()).slice(-100_000));
+  child.stdout!.on('data', collect);
+  child.stderr!.on('data', collect);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const running = () => child.exitCode === null && child.signalCode === null;
+  return {
+    child,
+    output: () => output,
+    async kill9() {
+      if (running()) child.kill('SIGKILL');
+      await exited;
+    },
+    async terminate() {
+      if (running()) child.kill('SIGTERM');
+      return exited;
+    },
+  };
+}

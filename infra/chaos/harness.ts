@@ -1,10 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigResourceTypes, IncrementalAlterConfigOperationTypes, type Admin } from '@platformatic/kafka';
-import type { Redis } from 'ioredis';
 import { catalog, topicDeclarations, type Catalog } from '../../core/catalog.ts';
-import { repoRoot, type Config } from '../../core/config.ts';
+import type { Config } from '../../core/config.ts';
 import { errorMessage } from '../../core/errors.ts';
 import { createAdmin } from '../../core/kafka.ts';
 import { openLake } from '../../core/lake.ts';
@@ -15,7 +13,7 @@ import { sleep } from '../../core/retry.ts';
 import { createS3 } from '../../core/s3.ts';
 import { createTransactionGenerator } from '../../ingest/transactions/generator.ts';
 import { createTopicProducer } from '../../ingest/topic-producer.ts';
-import { packageScriptCommand } from '../../scripts/pipeline-process.ts';
+import { startJobProcess, type JobProcess as BaseJobProcess } from '../../scripts/pipeline-process.ts';
 import { getUserFeatures } from '../../sinks/redis/online-store.ts';
 import { applyInfra } from '../apply.ts';
 import { dropNamespace } from '../namespace.ts';
@@ -26,12 +24,8 @@ import { stackFaults, type StackFaults } from './stack-faults.ts';
 export const PIPELINE_JOBS = ['transactions-job-backup', 'transactions-ml-features-job', 'user-transaction-counts-redis-sink'] as const;
 const USERS = 200;
 
-export interface JobProcess {
+export interface JobProcess extends BaseJobProcess {
   readonly name: string;
-  readonly child: ChildProcess;
-  output(): string;
-  kill9(): Promise<void>;
-  terminate(): Promise<number | null>;
 }
 
 export interface ScenarioContext {
@@ -107,34 +101,6 @@ export interface ChaosOptions {
   log?: (message: string) => void;
 }
 
-function startJobProcess(config: Config, namespace: string, name: string, instance: string): JobProcess {
-  const command = packageScriptCommand('job');
-  const child = spawn(process.execPath, [...command.args, name, '--namespace', namespace, '--flush-interval-ms', '1000', '--instance', instance], {
-    cwd: repoRoot,
-    env: { ...process.env, ...command.env, LOG_LEVEL: 'info' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  const collect = (chunk: Buffer) => void (output = (output + chunk.toString()).slice(-100_000));
-  child.stdout!.on('data', collect);
-  child.stderr!.on('data', collect);
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const running = () => child.exitCode === null && child.signalCode === null;
-  return {
-    name,
-    child,
-    output: () => output,
-    async kill9() {
-      if (running()) child.kill('SIGKILL');
-      await exited;
-    },
-    async terminate() {
-      if (running()) child.kill('SIGTERM');
-      return exited;
-    },
-  };
-}
-
 /**
  * Runs one scenario on a pipeline of its own (a namespace: topics, lake prefix, Redis keys):
  * the transactions producer at a steady rate with a unique sequence number per record
@@ -161,7 +127,7 @@ export async function runScenario(config: Config, scenario: Scenario, options: C
     jobs,
     extraTopics: [],
     startJob(name, instance = '0') {
-      const job = startJobProcess(config, namespace, name, instance);
+      const job = { name, ...startJobProcess([name], ['--namespace', namespace, '--flush-interval-ms', '1000', '--instance', instance]) };
       if (instance === '0') jobs.set(name, job);
       started.push(job);
       return job;

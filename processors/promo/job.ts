@@ -1,6 +1,6 @@
 import { avroCodec, type AvroCodec } from '../../core/avro.ts';
 import { processorDeclarations } from '../../core/catalog.ts';
-import { restoreKeyedState } from '../../core/changelog.ts';
+import { evictIdle, restoreKeyedState } from '../../core/changelog.ts';
 import type { ClientContext } from '../../core/context.ts';
 import { createStreamJob, type StreamJob } from '../../core/stream-job.ts';
 import { addToTotals, emptyTotals, respond, type Prediction, type PromoPolicy, type PromoSession, type PromoTotals } from './economics.ts';
@@ -124,14 +124,7 @@ export function createPromoJob(context: ClientContext, options: PromoJobOptions 
       // Forget sessions idle for longer than sessionIdleMs, with a tombstone in the same
       // transaction; swept every quarter of that period, when records come.
       if (Date.now() - sweptAt >= sessionIdleMs / 4) {
-        for (const [partition, map] of sessions) {
-          for (const [key, session] of map) {
-            if (Date.now() - session.touchedAt <= sessionIdleMs) continue;
-            map.delete(key);
-            stats.evictedSessions++;
-            await produce(stateTopic, key, partition, null);
-          }
-        }
+        stats.evictedSessions += await evictIdle(sessions, sessionIdleMs, (key, partition) => produce(stateTopic, key, partition, null));
         sweptAt = Date.now();
       }
     },

@@ -1,6 +1,6 @@
 import { avroCodec, type AvroCodec } from '../../core/avro.ts';
 import { processorDeclarations } from '../../core/catalog.ts';
-import { restoreKeyedState } from '../../core/changelog.ts';
+import { evictIdle, restoreKeyedState } from '../../core/changelog.ts';
 import type { ClientContext } from '../../core/context.ts';
 import { errorMessage } from '../../core/errors.ts';
 import { createStreamJob, type StreamJob } from '../../core/stream-job.ts';
@@ -182,15 +182,7 @@ export function createSessionScorer(context: ClientContext, options: SessionScor
       // tombstone in the same transaction removes them from the changelog too. Swept every
       // quarter of that period, when records come (without records, state does not grow).
       if (sweep) {
-        for (const [partition, map] of sessions) {
-          for (const [session, scored] of map) {
-            if (Date.now() - scored.touchedAt <= sessionIdleMs) continue;
-            map.delete(session);
-            stats.evictedSessions++;
-            const produced = batchContext.produce(stateTopic, { key: session, partition, value: null });
-            if (produced) await produced;
-          }
-        }
+        stats.evictedSessions += await evictIdle(sessions, sessionIdleMs, (session, partition) => batchContext.produce(stateTopic, { key: session, partition, value: null }));
         sweptAt = Date.now();
       }
     },
