@@ -157,7 +157,10 @@ export async function createBatchProducer(config: Pick<Config, 'KAFKA_BROKERS'>,
     },
     close: () =>
       new Promise<void>((resolve) => {
-        producer.flush(10_000, () => producer.disconnect(() => resolve()));
+        producer.flush(10_000, () => {
+          stopPolling(producer);
+          producer.disconnect(() => resolve());
+        });
       }),
   };
 }
@@ -248,8 +251,21 @@ export async function createTransactionalProducer(
     sendOffsets: (offsets, consumer) => call((cb) => producer.sendOffsetsToTransaction(offsets, consumer, 30_000, cb)),
     commit: () => call((cb) => producer.commitTransaction(60_000, cb)),
     abort: () => call((cb) => producer.abortTransaction(30_000, cb)),
-    close: () => new Promise<void>((resolve) => producer.disconnect(() => resolve())),
+    close: () =>
+      new Promise<void>((resolve) => {
+        stopPolling(producer);
+        producer.disconnect(() => resolve());
+      }),
   };
+}
+
+/**
+ * The poll timer keeps calling into the native client until the 'disconnected' event, that is,
+ * while disconnect tears it down on another thread: a test process died with SIGSEGV there. Stop
+ * it first; flush and disconnect serve the remaining callbacks themselves.
+ */
+function stopPolling(producer: kafkaJavascript.Producer): void {
+  producer.setPollInterval(0);
 }
 
 /** A message whose payload no longer shares memory with a reused encoding buffer. */
