@@ -5,6 +5,7 @@ import kafkaJavascript from '@confluentinc/kafka-javascript';
 import { cliArgs, helpText, runCli } from '../core/cli.ts';
 import { loadConfig, type Config } from '../core/config.ts';
 import { LakestreamError } from '../core/errors.ts';
+import type { KafkaConnection } from '../core/kafka.ts';
 import { LatencyRecorder } from '../core/stats.ts';
 
 export interface LoadtestOptions {
@@ -38,7 +39,7 @@ export interface LoadtestResult {
  * every record's latency from produce() to its delivery report. Uses librdkafka's callback API
  * (delivery reports polled every few ms) rather than a promise per send.
  */
-export async function runLoadtest(config: Pick<Config, 'KAFKA_BROKERS'>, options: LoadtestOptions): Promise<LoadtestResult> {
+export async function runLoadtest(config: KafkaConnection, options: LoadtestOptions): Promise<LoadtestResult> {
   const producer = new kafkaJavascript.Producer(
     {
       'metadata.broker.list': config.KAFKA_BROKERS.join(','),

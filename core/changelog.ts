@@ -1,5 +1,6 @@
 import kafkaJavascript, { type Message } from '@confluentinc/kafka-javascript';
-import { librdkafkaBase } from './kafka.ts';
+import { type KafkaConnection, librdkafkaBase } from './kafka.ts';
+import { connectOrExplain } from './kafka-producer.ts';
 import type { AvroDecoder } from './avro.ts';
 import type { Config } from './config.ts';
 import { LakestreamError } from './errors.ts';
@@ -12,7 +13,7 @@ import { LakestreamError } from './errors.ts';
  * partitions pays one connection, not six. Resolves with the records read per partition.
  */
 export async function readPartitionsToEnd(
-  config: Pick<Config, 'KAFKA_BROKERS'>,
+  config: KafkaConnection,
   topic: string,
   partitions: number[],
   onMessage: (message: Message) => void | Promise<void>,
@@ -32,7 +33,7 @@ export async function readPartitionsToEnd(
   );
   const call = <T>(fn: (cb: (err: unknown, value: T) => void) => void) =>
     new Promise<T>((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value))));
-  await call((cb) => consumer.connect({ timeout: 10_000 }, cb));
+  await connectOrExplain(consumer as unknown as kafkaJavascript.Client<string>, config, 10_000);
   try {
     const ends = new Map<number, number>();
     for (const partition of partitions) {
@@ -82,7 +83,7 @@ export async function readPartitionsToEnd(
  * they are.
  */
 export async function restoreKeyedState<K, V>(
-  context: { config: Pick<Config, 'KAFKA_BROKERS'>; decode: AvroDecoder },
+  context: { config: KafkaConnection; decode: AvroDecoder },
   topic: string,
   partitions: number[],
   read: { key(text: string): K; value(record: Record<string, unknown>): V },

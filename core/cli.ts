@@ -24,13 +24,13 @@ export function helpText(text: string): string {
 }
 
 /**
- * Runs a command's `main`: a failure prints `<name>: <reason>` and sets exit code 1.
- * `exitOnError` ends the process at once, for commands whose open clients would keep it alive.
+ * Runs a command's `main`: a failure prints `<name>: <reason>` and ends the process with exit
+ * code 1 at once, whatever clients are still open (a native Kafka client still connecting would
+ * keep it alive for its whole timeout).
  */
-export function runCli(name: string, main: () => Promise<void>, options: { exitOnError?: boolean } = {}): void {
+export function runCli(name: string, main: () => Promise<void>): void {
   main().catch((error: unknown) => {
     console.error(`${name}: ${errorMessage(error)}`);
-    if (options.exitOnError) process.exit(1);
-    process.exitCode = 1;
+    process.exit(1);
   });
 }

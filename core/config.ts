@@ -33,6 +33,20 @@ export const envSchema = z
       .transform((value) => value.split(',').map((broker) => broker.trim()).filter(Boolean))
       .pipe(z.array(hostPort).min(1, 'at least one broker'))
       .describe('Comma-separated Kafka bootstrap brokers (host:port).'),
+    KAFKA_SECURITY_PROTOCOL: z
+      .enum(['plaintext', 'sasl_plaintext', 'sasl_ssl'])
+      .default('plaintext')
+      .describe('How clients talk to Kafka: plaintext, sasl_plaintext (SCRAM) or sasl_ssl (SCRAM over TLS).'),
+    KAFKA_SASL_MECHANISM: z.enum(['SCRAM-SHA-512', 'SCRAM-SHA-256', 'PLAIN']).default('SCRAM-SHA-512').describe('SASL mechanism.'),
+    KAFKA_SASL_USERNAME: z.string().min(1).optional().describe('Kafka user of this process (else each job its own user from KAFKA_CREDENTIALS_DIR).'),
+    KAFKA_SASL_PASSWORD: z.string().min(1).optional().describe('Its password (prefer KAFKA_SASL_PASSWORD_FILE).'),
+    KAFKA_SASL_PASSWORD_FILE: z.string().min(1).optional().describe('File holding the password of KAFKA_SASL_USERNAME.'),
+    KAFKA_CREDENTIALS_DIR: z
+      .string()
+      .min(1)
+      .optional()
+      .describe("Directory of password files named after Kafka users: each job signs in as its catalog user."),
+    KAFKA_SSL_CA_LOCATION: z.string().min(1).optional().describe('PEM file of the CA that signed the brokers\' certificates (sasl_ssl).'),
     SCHEMA_REGISTRY_URL: url(['http:', 'https:'])
       .default('http://127.0.0.1:8081/apis/ccompat/v7')
       .describe('Base URL of a Confluent-compatible Schema Registry API.'),
@@ -103,6 +117,9 @@ export interface Config extends EnvConfig {
   duckdbExtensionDir: string;
 }
 
+/** Settings whose values never appear in messages or logs. */
+const secretSettings = new Set(['KAFKA_SASL_PASSWORD', 'S3_SECRET_ACCESS_KEY']);
+
 /**
  * Reads the platform's settings, refusing any invalid one with its name and the reason.
  * Precedence: `env`, then the endpoints the running local stack published in
@@ -121,13 +138,34 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: { useS
     const problems = parsed.error.issues.map((issue) => {
       const [name, entry] = issue.path;
       const which = typeof entry === 'number' ? `entry ${entry + 1}: ` : '';
-      return `${String(name)}: ${which}${issue.message} (got ${JSON.stringify(picked[String(name)])})`;
+      const got = secretSettings.has(String(name)) ? 'a value not shown' : JSON.stringify(picked[String(name)]);
+      return `${String(name)}: ${which}${issue.message} (got ${got})`;
     });
     throw new LakestreamError('CONFIG_INVALID', `invalid configuration:\n  ${problems.join('\n  ')}`, {
       context: { variables: issue0(parsed.error.issues) },
     });
   }
-  return { ...parsed.data, duckdbExtensionDir: join(parsed.data.LAKESTREAM_CACHE_DIR, 'duckdb', 'extensions') };
+  return { ...resolveKafkaPassword(parsed.data), duckdbExtensionDir: join(parsed.data.LAKESTREAM_CACHE_DIR, 'duckdb', 'extensions') };
+}
+
+/** Reads KAFKA_SASL_PASSWORD_FILE and checks that a SASL protocol has somebody to sign in as. */
+function resolveKafkaPassword(config: EnvConfig): EnvConfig {
+  const invalid = (variable: string, message: string) => new LakestreamError('CONFIG_INVALID', `invalid configuration:\n  ${variable}: ${message}`, { context: { variables: variable } });
+  let password = config.KAFKA_SASL_PASSWORD;
+  if (config.KAFKA_SASL_PASSWORD_FILE) {
+    if (password) throw invalid('KAFKA_SASL_PASSWORD_FILE', 'set either KAFKA_SASL_PASSWORD or KAFKA_SASL_PASSWORD_FILE, not both');
+    if (!existsSync(config.KAFKA_SASL_PASSWORD_FILE)) throw invalid('KAFKA_SASL_PASSWORD_FILE', `no such file ${config.KAFKA_SASL_PASSWORD_FILE}`);
+    password = readFileSync(config.KAFKA_SASL_PASSWORD_FILE, 'utf8').trim();
+    if (!password) throw invalid('KAFKA_SASL_PASSWORD_FILE', `${config.KAFKA_SASL_PASSWORD_FILE} is empty`);
+  }
+  if (config.KAFKA_SASL_USERNAME && !password) throw invalid('KAFKA_SASL_PASSWORD', `KAFKA_SASL_USERNAME=${config.KAFKA_SASL_USERNAME} needs KAFKA_SASL_PASSWORD or KAFKA_SASL_PASSWORD_FILE`);
+  if (password && !config.KAFKA_SASL_USERNAME) throw invalid('KAFKA_SASL_USERNAME', 'a Kafka password is set but no KAFKA_SASL_USERNAME');
+  if (config.KAFKA_CREDENTIALS_DIR && !existsSync(config.KAFKA_CREDENTIALS_DIR)) throw invalid('KAFKA_CREDENTIALS_DIR', `no such directory ${config.KAFKA_CREDENTIALS_DIR}`);
+  if (config.KAFKA_SECURITY_PROTOCOL !== 'plaintext' && !config.KAFKA_SASL_USERNAME && !config.KAFKA_CREDENTIALS_DIR) {
+    throw invalid('KAFKA_SECURITY_PROTOCOL', `${config.KAFKA_SECURITY_PROTOCOL} needs KAFKA_SASL_USERNAME (with a password) or KAFKA_CREDENTIALS_DIR`);
+  }
+  if (config.KAFKA_SSL_CA_LOCATION && !existsSync(config.KAFKA_SSL_CA_LOCATION)) throw invalid('KAFKA_SSL_CA_LOCATION', `no such file ${config.KAFKA_SSL_CA_LOCATION}`);
+  return { ...config, KAFKA_SASL_PASSWORD: password };
 }
 
 function readEnvFile(file: string): NodeJS.ProcessEnv {

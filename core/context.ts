@@ -4,6 +4,7 @@ import type { Redis } from 'ioredis';
 import { createAvroDecoder, type AvroDecoder } from './avro.ts';
 import { catalog as resolveCatalog, type Catalog } from './catalog.ts';
 import type { Config } from './config.ts';
+import { asKafkaUser } from './kafka.ts';
 import { createLogger, setLogLevel, type Logger } from './log.ts';
 import { createObjectStore, type ObjectStore } from './object-store.ts';
 import { createRedis } from './redis.ts';
@@ -32,6 +33,15 @@ export interface ClientContext {
   redis(): Redis;
   /** Closes whatever was opened. Idempotent. */
   close(): Promise<void>;
+}
+
+/**
+ * The same clients, with Kafka clients signing in as `user` on a secured cluster: each job of a
+ * process gets only its own ACLs. Registry, S3 and Redis stay shared.
+ */
+export function asKafkaUserContext(context: ClientContext, user: string): ClientContext {
+  const config = asKafkaUser(context.config, user);
+  return config === context.config ? context : { ...context, config };
 }
 
 export function createClientContext(config: Config, options: { namespace?: string; component?: string } = {}): ClientContext {

@@ -1,7 +1,8 @@
 import kafkaJavascript, { KafkaJS } from '@confluentinc/kafka-javascript';
 import type { Config } from './config.ts';
+import { Connection } from '@platformatic/kafka';
 import { LakestreamError } from './errors.ts';
-import { createKafka, librdkafkaBase } from './kafka.ts';
+import { adminConnection, createKafka, type KafkaConnection, librdkafkaBase } from './kafka.ts';
 
 export interface ProducerTuning {
   /** 0, 1 or -1 (all). The platform's producers use -1 with idempotence. */
@@ -21,7 +22,7 @@ export interface ProducerTuning {
  * A producer with the platform's delivery guarantees: idempotent, acks=all, and the murmur2
  * partitioner, so a key lands on the same partition as with a Java client's default partitioner.
  */
-export function createProducer(config: Pick<Config, 'KAFKA_BROKERS'>, clientId: string, tuning: ProducerTuning = {}): KafkaJS.Producer {
+export function createProducer(config: KafkaConnection, clientId: string, tuning: ProducerTuning = {}): KafkaJS.Producer {
   const acks = tuning.acks ?? -1;
   return createKafka(config, clientId).producer({
     kafkaJS: {
@@ -57,18 +58,55 @@ const unreachableCodes: number[] = [
 /**
  * librdkafka's connect() only starts the client; it is the metadata request that follows which
  * needs a broker, and it waits 30 s by default before failing with a message that names no
- * broker. A shorter wait, and an error naming what was tried.
+ * broker. A shorter wait, and an error naming what was tried. Rejected credentials fail at once
+ * (verifyCredentials): librdkafka would retry them for ever and report only a timeout.
  */
-export async function connectOrExplain(client: kafkaJavascript.Client<string>, brokers: string[], timeoutMs: number): Promise<void> {
-  await new Promise<void>((resolve, reject) =>
+export async function connectOrExplain(client: kafkaJavascript.Client<string>, connection: KafkaConnection, timeoutMs: number): Promise<void> {
+  const brokers = connection.KAFKA_BROKERS.join(',');
+  await verifyCredentials(connection);
+  await new Promise<void>((resolve, reject) => {
     client.connect({ timeout: timeoutMs }, (err) => {
       if (!err) return resolve();
       const unreachable = unreachableCodes.includes(err.code);
       const message = unreachable
-        ? `Kafka at ${brokers.join(',')} is unreachable: ${err.message} (no broker answered within ${timeoutMs / 1000} s)`
-        : `Kafka at ${brokers.join(',')} refused the connection: ${err.message}`;
-      reject(new LakestreamError('KAFKA_ERROR', message, { cause: err, retriable: unreachable, context: { brokers: brokers.join(',') } }));
-    }),
+        ? `Kafka at ${brokers} is unreachable: ${err.message} (no broker answered within ${timeoutMs / 1000} s)`
+        : `Kafka at ${brokers} refused the connection: ${err.message}`;
+      reject(new LakestreamError('KAFKA_ERROR', message, { cause: err, retriable: unreachable, context: { brokers } }));
+    });
+  });
+}
+
+const verifiedUsers = new Set<string>();
+
+/**
+ * Signs in once per user and process with a plain TypeScript client before librdkafka connects.
+ * librdkafka only logs a rejected password and keeps trying; its connect() then blocks a worker
+ * thread until the metadata timeout, which even holds up the process's exit. Brokers that do not
+ * answer are skipped: being unreachable is librdkafka's to report (and to wait out).
+ */
+async function verifyCredentials(connection: KafkaConnection): Promise<void> {
+  const user = connection.KAFKA_SASL_USERNAME;
+  if ((connection.KAFKA_SECURITY_PROTOCOL ?? 'plaintext') === 'plaintext' || !user || verifiedUsers.has(user)) return;
+  for (const broker of connection.KAFKA_BROKERS) {
+    // adminConnection signs in as the connection's own user when one is set
+    const probe = new Connection('lakestream-credentials-check', { connectTimeout: 3_000, requestTimeout: 5_000, ...adminConnection(connection) });
+    try {
+      await probe.connect(broker.slice(0, broker.lastIndexOf(':')), Number(broker.slice(broker.lastIndexOf(':') + 1)));
+      verifiedUsers.add(user);
+      return;
+    } catch (error) {
+      if ((error as { cause?: { code?: string } }).cause?.code === 'PLT_KFK_AUTHENTICATION') throw authenticationFailed(connection, error);
+    } finally {
+      await probe.close().catch(() => {});
+    }
+  }
+}
+
+function authenticationFailed(connection: KafkaConnection, cause: unknown): LakestreamError {
+  return new LakestreamError(
+    'KAFKA_AUTH_FAILED',
+    `Kafka at ${connection.KAFKA_BROKERS.join(',')} rejected the credentials of user ${connection.KAFKA_SASL_USERNAME} (${connection.KAFKA_SASL_MECHANISM ?? 'SCRAM-SHA-512'}): check its password (KAFKA_SASL_PASSWORD(_FILE) or KAFKA_CREDENTIALS_DIR)`,
+    { cause, context: { user: connection.KAFKA_SASL_USERNAME ?? '' } },
   );
 }
 
@@ -87,7 +125,7 @@ export interface BatchProducer {
  * KafkaJS-compatible layer's promise per message. Measured here with `pnpm run producer` (300k
  * records): 93k records/s against 76-89k through `send()`.
  */
-export async function createBatchProducer(config: Pick<Config, 'KAFKA_BROKERS'>, clientId: string, tuning: ProducerTuning = {}): Promise<BatchProducer> {
+export async function createBatchProducer(config: KafkaConnection, clientId: string, tuning: ProducerTuning = {}): Promise<BatchProducer> {
   const acks = tuning.acks ?? -1;
   const producer = new kafkaJavascript.Producer(
     {
@@ -110,7 +148,7 @@ export async function createBatchProducer(config: Pick<Config, 'KAFKA_BROKERS'>,
     const onStatistics = tuning.onStatistics;
     producer.on('event.stats', (event: { message: string }) => onStatistics(JSON.parse(event.message) as Record<string, unknown>));
   }
-  await connectOrExplain(producer, config.KAFKA_BROKERS, tuning.connectTimeoutMs ?? 10_000);
+  await connectOrExplain(producer, config, tuning.connectTimeoutMs ?? 10_000);
   producer.setPollInterval(5);
   interface Pending {
     /** Records produced and not yet reported, plus one while the sending loop runs. */
@@ -183,7 +221,7 @@ export interface TransactionalProducer {
 }
 
 export async function createTransactionalProducer(
-  config: Pick<Config, 'KAFKA_BROKERS'>,
+  config: KafkaConnection,
   transactionalId: string,
   tuning: Pick<ProducerTuning, 'lingerMs' | 'compression'> = {},
 ): Promise<TransactionalProducer> {
@@ -210,7 +248,7 @@ export async function createTransactionalProducer(
   );
   const call = (fn: (cb: (err: unknown) => void) => void) =>
     new Promise<void>((resolve, reject) => fn((err) => (err ? reject(err) : resolve())));
-  await call((cb) => producer.connect({}, (err) => cb(err)));
+  await connectOrExplain(producer, config, 15_000);
   producer.setPollInterval(5);
   // While a cluster recovers, its transaction coordinator may not answer for a while: librdkafka
   // asks for initTransactions to be called again to resume, for up to five minutes here.

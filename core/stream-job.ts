@@ -4,7 +4,7 @@ import type { ClientContext } from './context.ts';
 import { createDeadLetters, isPoison } from './dead-letter.ts';
 import { LakestreamError, errorMessage, isRetriable } from './errors.ts';
 import { librdkafkaBase } from './kafka.ts';
-import { createBatchProducer, createTransactionalProducer, type BatchProducer, type OutgoingMessage, type TransactionalProducer } from './kafka-producer.ts';
+import { connectOrExplain, createBatchProducer, createTransactionalProducer, type BatchProducer, type OutgoingMessage, type TransactionalProducer } from './kafka-producer.ts';
 import type { Logger } from './log.ts';
 import { consumerFetchSettings, profileSettings } from './profile.ts';
 import { retry } from './retry.ts';
@@ -411,7 +411,7 @@ export function createStreamJob(
         },
         { 'auto.offset.reset': 'earliest' },
       ) as Consumer;
-      await call((cb) => consumer!.connect({ timeout: 15_000 }, (err) => cb(err)));
+      await connectOrExplain(consumer as unknown as kafkaJavascript.Client<string>, config, 15_000);
       // wait for the first record only, then take whatever else is already fetched
       consumer.setDefaultConsumeTimeout(profile.pollTimeoutMs);
       consumer.setDefaultIsTimeoutOnlyForFirstMessage(true);

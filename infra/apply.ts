@@ -12,7 +12,7 @@ export const schemasDir = join(repoRoot, 'schemas');
 
 export interface ApplyAction {
   topic: string;
-  kind: 'created' | 'configured' | 'unchanged' | 'drift' | 'schema';
+  kind: 'created' | 'configured' | 'unchanged' | 'drift' | 'schema' | 'user' | 'acl';
   detail: string;
 }
 

@@ -6,6 +6,8 @@ import { LatencyRecorder, formatCount } from '../core/stats.ts';
 import { runShopEventsCli } from './shop-events/cli.ts';
 import { createTransactionGenerator } from './transactions/generator.ts';
 import { createTransactionsProducer } from './transactions/producer.ts';
+import { kafkaUserOf, producerJob } from '../core/access.ts';
+import { asKafkaUser } from '../core/kafka.ts';
 
 const usage = helpText(`Usage: pnpm run producer -- transactions [options]
        pnpm run producer -- shop-events [options]   (see pnpm run producer -- shop-events --help)
@@ -55,7 +57,7 @@ async function main(): Promise<void> {
   const users = Math.max(1, nonNegativeOption('users', values.users, 1000));
   const seed = nonNegativeOption('seed', values.seed, Math.floor(Math.random() * 2 ** 31));
   const batch = Math.max(1, nonNegativeOption('batch', values.batch, 2000));
-  const config = loadConfig();
+  const config = asKafkaUser(loadConfig(), kafkaUserOf(producerJob('transactions')));
 
   const producer = await createTransactionsProducer(config, { topic: values.topic ?? 'transactions' });
   const next = createTransactionGenerator({ users, seed, spreadDays: nonNegativeOption('days', values.days, 0) });

@@ -2,6 +2,7 @@ import type { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import { avroCodec, type AvroCodec } from '../core/avro.ts';
 import type { TopicDeclaration } from '../core/catalog.ts';
 import type { Config } from '../core/config.ts';
+import type { KafkaConnection } from '../core/kafka.ts';
 import { LakestreamError, errorMessage } from '../core/errors.ts';
 import { createBatchProducer, type OutgoingMessage, type ProducerTuning } from '../core/kafka-producer.ts';
 import { createRegistry, schemaLookupError } from '../core/registry.ts';
@@ -38,7 +39,7 @@ export interface TopicProducer {
  * schema; idempotent, acks=all, murmur2 keys. `topic.name` may be namespaced.
  */
 export async function createTopicProducer(
-  config: Pick<Config, 'KAFKA_BROKERS' | 'SCHEMA_REGISTRY_URL'>,
+  config: KafkaConnection & Pick<Config, 'SCHEMA_REGISTRY_URL'>,
   topic: Pick<TopicDeclaration, 'name' | 'key' | 'rules'>,
   options: TopicProducerOptions = {},
 ): Promise<TopicProducer> {

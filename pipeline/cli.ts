@@ -68,4 +68,4 @@ async function main(): Promise<void> {
   );
 }
 
-runCli('pipeline', main, { exitOnError: true });
+runCli('pipeline', main);

@@ -1,5 +1,6 @@
 import { processorDeclarations } from '../core/catalog.ts';
-import type { ClientContext } from '../core/context.ts';
+import { kafkaUserOf } from '../core/access.ts';
+import { asKafkaUserContext, type ClientContext } from '../core/context.ts';
 import type { StreamJob } from '../core/stream-job.ts';
 import { createPromoJob } from '../processors/promo/job.ts';
 import { createSessionScorer } from '../processors/session-scorer/job.ts';
@@ -24,13 +25,14 @@ export function pipelineJobs(context: ClientContext, settings: JobSettings = {})
     ...(settings.flushRows ? { flushRows: settings.flushRows } : {}),
     ...(settings.flushIntervalMs ? { flushIntervalMs: settings.flushIntervalMs } : {}),
   };
-  const jobs: Record<string, () => StreamJob> = {};
-  for (const table of Object.values(catalog.tables)) jobs[table.sink] = () => createLakeSink(table, flush, context);
-  jobs[processorDeclarations.transactionsFeatures.name] = () => createFeaturesJob(context, { instance: settings.instance });
-  jobs[processorDeclarations.sessionScorer.name] = () => createSessionScorer(context, { instance: settings.instance });
-  jobs[processorDeclarations.promo.name] = () => createPromoJob(context, { instance: settings.instance });
+  const jobs: Record<string, (context: ClientContext) => StreamJob> = {};
+  for (const table of Object.values(catalog.tables)) jobs[table.sink] = (as) => createLakeSink(table, flush, as);
+  jobs[processorDeclarations.transactionsFeatures.name] = (as) => createFeaturesJob(as, { instance: settings.instance });
+  jobs[processorDeclarations.sessionScorer.name] = (as) => createSessionScorer(as, { instance: settings.instance });
+  jobs[processorDeclarations.promo.name] = (as) => createPromoJob(as, { instance: settings.instance });
   for (const feature of Object.values(catalog.features)) {
-    if (feature.redisSink) jobs[feature.redisSink] = () => createRedisSink(feature, context);
+    if (feature.redisSink) jobs[feature.redisSink] = (as) => createRedisSink(feature, as);
   }
-  return jobs;
+  // each job signs in to a secured cluster as its own user
+  return Object.fromEntries(Object.entries(jobs).map(([name, create]) => [name, () => create(asKafkaUserContext(context, kafkaUserOf(name)))]));
 }

@@ -4,11 +4,12 @@ import { parseArgs } from 'node:util';
 import { Admin } from '@platformatic/kafka';
 import { cliArgs, helpText, runCli } from '../../core/cli.ts';
 import { loadConfig } from '../../core/config.ts';
+import { adminConnection } from '../../core/kafka.ts';
 import { LakestreamError, errorMessage } from '../../core/errors.ts';
 import { sleep } from '../../core/retry.ts';
 import type { StackContext, StackService } from './context.ts';
 import { duckdbHttpfs } from './duckdb.ts';
-import { brokerAddresses, kafka } from './kafka.ts';
+import { kafka, kafkaMode, kafkaUsersDir, stackKafkaConnection } from './kafka.ts';
 import { minio } from './minio.ts';
 import { logPath, residentKib, runningPid, stopDaemon } from './processes.ts';
 import { redis } from './redis.ts';
@@ -27,6 +28,9 @@ LAKESTREAM_STACK_DIR.
             --brokers N   1 or 3 Kafka nodes (default 3)
             --node N      start only Kafka node N (repeatable), for bringing a killed broker back
                           one at a time; the other servers are left as they are
+            --secure      Kafka without its open listener: clients sign in with SASL/SCRAM
+                          (ports + 100, or + 200 over TLS) and get only what their ACLs allow;
+                          passwords in <stack dir>/secrets (see docs/decisions/0011-security.md)
   down      stop the servers this stack started (by pid file)
             --wipe        also delete the stack directory (all data)
   status    show each server's pid, health and memory
@@ -60,11 +64,11 @@ async function waitHealthy(ctx: StackContext, service: StackService): Promise<vo
 async function upNodes(ctx: StackContext, nodes: number[]): Promise<void> {
   const started = Date.now();
   await kafka.start({ ...ctx, nodes });
-  const addresses = brokerAddresses(ctx);
+  const connection = stackKafkaConnection(ctx);
   for (const node of nodes) {
     const deadline = Date.now() + kafka.startTimeoutMs;
     for (;;) {
-      const admin = new Admin({ clientId: 'lakestream-stack', bootstrapBrokers: [addresses[node - 1]!], retries: 0, timeout: 3_000 });
+      const admin = new Admin({ clientId: 'lakestream-stack', bootstrapBrokers: [connection.KAFKA_BROKERS[node - 1]!], retries: 0, timeout: 3_000, ...adminConnection(connection) });
       try {
         await admin.metadata({ topics: [] });
         break;
@@ -102,8 +106,11 @@ async function up(ctx: StackContext): Promise<void> {
 
 /** The endpoints of the running stack, read by loadConfig() when a variable is not set. */
 function writeStackEnv(ctx: StackContext): void {
+  const kafkaConnection = stackKafkaConnection(ctx);
   const lines = [
-    `KAFKA_BROKERS=${kafka.endpoint(ctx)}`,
+    `KAFKA_BROKERS=${kafkaConnection.KAFKA_BROKERS.join(',')}`,
+    ...(ctx.secure ? [`KAFKA_SECURITY_PROTOCOL=${kafkaConnection.KAFKA_SECURITY_PROTOCOL}`] : []),
+    `KAFKA_CREDENTIALS_DIR=${kafkaUsersDir(ctx)}`,
     `SCHEMA_REGISTRY_URL=${ctx.config.SCHEMA_REGISTRY_URL}`,
     `S3_ENDPOINT=${ctx.config.S3_ENDPOINT}`,
     `REDIS_URL=${ctx.config.REDIS_URL}`,
@@ -153,7 +160,7 @@ async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
     args: cliArgs(),
     allowPositionals: true,
-    options: { brokers: { type: 'string' }, node: { type: 'string', multiple: true }, wipe: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } },
+    options: { brokers: { type: 'string' }, node: { type: 'string', multiple: true }, secure: { type: 'boolean' }, wipe: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } },
   });
   const command = positionals[0];
   if (values.help || !command || !['up', 'down', 'status'].includes(command)) {
@@ -164,8 +171,10 @@ async function main(): Promise<void> {
   const config = loadConfig(process.env, { useStackEnv: false });
   const brokers = Number(values.brokers ?? builtBrokers(config.LAKESTREAM_STACK_DIR));
   if (brokers !== 1 && brokers !== 3) throw new LakestreamError('USAGE', `--brokers must be 1 or 3, got ${values.brokers}`);
-  const ctx: StackContext = { config, brokers, stackDir: config.LAKESTREAM_STACK_DIR, cacheDir: config.LAKESTREAM_CACHE_DIR, progress };
   const nodes = (values.node ?? []).map(Number);
+  // bringing nodes back or looking at the stack keeps the mode it runs in
+  const secure = command === 'up' && !nodes.length ? (values.secure ?? false) : kafkaMode(config.LAKESTREAM_STACK_DIR) === 'secure';
+  const ctx: StackContext = { config, brokers, secure, stackDir: config.LAKESTREAM_STACK_DIR, cacheDir: config.LAKESTREAM_CACHE_DIR, progress };
   const badNode = (values.node ?? []).find((node) => !(Number(node) >= 1 && Number(node) <= brokers && Number.isInteger(Number(node))));
   if (badNode !== undefined) throw new LakestreamError('USAGE', `--node must be a Kafka node from 1 to ${brokers}, got ${badNode}`);
   if (command === 'up' && nodes.length) await upNodes(ctx, nodes);

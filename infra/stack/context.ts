@@ -7,6 +7,8 @@ export interface StackContext {
   brokers: number;
   /** Start only these Kafka nodes (1-based), leaving the other servers as they are: `stack:up -- --node N`. */
   nodes?: number[];
+  /** Kafka without the open PLAINTEXT listener: every client signs in (`stack:up -- --secure`). */
+  secure: boolean;
   stackDir: string;
   cacheDir: string;
   progress: Progress;

@@ -1,12 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Admin } from '@platformatic/kafka';
 import { repoRoot } from '../../core/config.ts';
 import { LakestreamError } from '../../core/errors.ts';
+import { adminConnection, KAFKA_ADMIN_USER, type KafkaConnection } from '../../core/kafka.ts';
+import { ensurePassword, upsertScramUsers } from '../access.ts';
 import { type StackContext, type StackService, portOf } from './context.ts';
 import { isInstalled, markInstalled, run } from './install.ts';
-import { startDaemon } from './processes.ts';
+import { runningPid, startDaemon } from './processes.ts';
+import { ensureLocalCertificates, type LocalCertificates } from './tls.ts';
 
 export const KAFKA_VERSION = '4.1.1';
 
@@ -23,24 +26,90 @@ export function brokerAddresses(ctx: Pick<StackContext, 'config' | 'brokers'>): 
   return addresses;
 }
 
+const hostOf = (address: string) => address.slice(0, address.lastIndexOf(':'));
+const shifted = (address: string, by: number) => `${hostOf(address)}:${portOf(address) + by}`;
+
+/** Each node's SASL/SCRAM listener: its KAFKA_BROKERS port + 100. */
+export const saslAddresses = (ctx: Pick<StackContext, 'config' | 'brokers'>) => brokerAddresses(ctx).map((address) => shifted(address, 100));
+/** Each node's SASL/SCRAM-over-TLS listener: its KAFKA_BROKERS port + 200. */
+export const tlsAddresses = (ctx: Pick<StackContext, 'config' | 'brokers'>) => brokerAddresses(ctx).map((address) => shifted(address, 200));
+
+/** Where the local stack keeps its secrets: Kafka users' passwords (KAFKA_CREDENTIALS_DIR), TLS material. */
+export const kafkaUsersDir = (ctx: Pick<StackContext, 'stackDir'>) => join(ctx.stackDir, 'secrets', 'kafka-users');
+const secretsDir = (ctx: Pick<StackContext, 'stackDir'>) => join(ctx.stackDir, 'secrets');
+
+interface Secrets {
+  admin: string;
+  controller: string;
+  keystore: string;
+  certificates: LocalCertificates;
+}
+
+async function stackSecrets(ctx: StackContext): Promise<Secrets> {
+  const keystore = ensurePassword(secretsDir(ctx), 'broker-keystore').password;
+  return {
+    admin: ensurePassword(kafkaUsersDir(ctx), KAFKA_ADMIN_USER).password,
+    controller: ensurePassword(secretsDir(ctx), 'controller').password,
+    keystore,
+    certificates: await ensureLocalCertificates(join(secretsDir(ctx), 'tls'), keystore),
+  };
+}
+
+/**
+ * Listeners: the open PLAINTEXT one on the KAFKA_BROKERS ports (not in --secure mode), SASL/SCRAM
+ * on port + 100 and SASL/SCRAM over TLS on port + 200, both with ACLs (StandardAuthorizer).
+ * In the open stack the anonymous PLAINTEXT user is a super user, so the open door stays as
+ * convenient as before while the SASL listeners enforce each user's ACLs. --secure closes the
+ * door: brokers talk to each other as the admin over SCRAM and to the controllers with PLAIN,
+ * and nobody is anonymous.
+ */
+function listenerProperties(ctx: StackContext, nodeId: number, secrets: Secrets): string {
+  const own = brokerAddresses(ctx)[nodeId - 1]!;
+  const sasl = saslAddresses(ctx)[nodeId - 1]!;
+  const tls = tlsAddresses(ctx)[nodeId - 1]!;
+  const controller = shifted(own, 1);
+  const scram = (user: string, password: string) => `org.apache.kafka.common.security.scram.ScramLoginModule required username="${user}" password="${password}";`;
+  const common = `sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_ssl.ssl.keystore.type=PKCS12
+listener.name.sasl_ssl.ssl.keystore.location=${secrets.certificates.keystoreFile}
+listener.name.sasl_ssl.ssl.keystore.password=${secrets.keystore}
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=${scram(KAFKA_ADMIN_USER, secrets.admin)}
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=${scram(KAFKA_ADMIN_USER, secrets.admin)}
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+controller.listener.names=CONTROLLER
+`;
+  if (!ctx.secure) {
+    return `${common}listeners=PLAINTEXT://${own},SASL_PLAINTEXT://${sasl},SASL_SSL://${tls},CONTROLLER://${controller}
+advertised.listeners=PLAINTEXT://${own},SASL_PLAINTEXT://${sasl},SASL_SSL://${tls}
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+super.users=User:${KAFKA_ADMIN_USER};User:ANONYMOUS
+`;
+  }
+  const plain = `org.apache.kafka.common.security.plain.PlainLoginModule required username="controller" password="${secrets.controller}" user_controller="${secrets.controller}";`;
+  return `${common}listeners=SASL_PLAINTEXT://${sasl},SASL_SSL://${tls},CONTROLLER://${controller}
+advertised.listeners=SASL_PLAINTEXT://${sasl},SASL_SSL://${tls}
+listener.security.protocol.map=SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL,CONTROLLER:SASL_PLAINTEXT
+inter.broker.listener.name=SASL_PLAINTEXT
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+sasl.mechanism.controller.protocol=PLAIN
+listener.name.controller.sasl.enabled.mechanisms=PLAIN
+listener.name.controller.plain.sasl.jaas.config=${plain}
+super.users=User:${KAFKA_ADMIN_USER};User:controller
+`;
+}
+
 /** Small, quiet brokers for a 2-core machine; the replication settings follow the cluster size. */
-function serverProperties(ctx: StackContext, nodeId: number): string {
+function serverProperties(ctx: StackContext, nodeId: number, secrets: Secrets): string {
   const addresses = brokerAddresses(ctx);
-  const host = (address: string) => address.slice(0, address.lastIndexOf(':'));
-  const voters = addresses.map((address, i) => `${i + 1}@${host(address)}:${portOf(address) + 1}`).join(',');
-  const own = addresses[nodeId - 1]!;
+  const voters = addresses.map((address, i) => `${i + 1}@${shifted(address, 1)}`).join(',');
   const replication = Math.min(3, ctx.brokers);
   const minIsr = ctx.brokers >= 3 ? 2 : 1;
-  return `# Written by \`pnpm run stack:up\`; edits are overwritten.
+  return `# Written by \`pnpm run stack:up\`; edits are overwritten. Holds secrets: readable by the owner only.
 process.roles=broker,controller
 node.id=${nodeId}
 controller.quorum.voters=${voters}
-listeners=PLAINTEXT://${own},CONTROLLER://${host(own)}:${portOf(own) + 1}
-advertised.listeners=PLAINTEXT://${own}
-controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-log.dirs=${join(nodeDir(ctx, nodeId), 'data')}
+${listenerProperties(ctx, nodeId, secrets)}log.dirs=${join(nodeDir(ctx, nodeId), 'data')}
 auto.create.topics.enable=false
 default.replication.factor=${replication}
 min.insync.replicas=${minIsr}
@@ -120,29 +189,33 @@ export const kafka: StackService = {
     mkdirSync(ctx.stackDir, { recursive: true });
     writeFileSync(join(ctx.stackDir, 'kafka-log4j2.properties'), log4j2);
     const shapeFile = join(ctx.stackDir, 'kafka-cluster.json');
-    if (existsSync(shapeFile)) {
-      const shape = JSON.parse(readFileSync(shapeFile, 'utf8')) as { brokers: number };
-      if (shape.brokers !== ctx.brokers) {
-        throw new LakestreamError(
-          'USAGE',
-          `the stack in ${ctx.stackDir} holds a ${shape.brokers}-broker cluster; run \`pnpm run stack:down -- --wipe\` before starting ${ctx.brokers}`,
-        );
-      }
+    const shape = existsSync(shapeFile) ? (JSON.parse(readFileSync(shapeFile, 'utf8')) as { brokers: number; clusterId: string }) : undefined;
+    if (shape && shape.brokers !== ctx.brokers) {
+      throw new LakestreamError(
+        'USAGE',
+        `the stack in ${ctx.stackDir} holds a ${shape.brokers}-broker cluster; run \`pnpm run stack:down -- --wipe\` before starting ${ctx.brokers}`,
+      );
     }
-    const clusterId = existsSync(shapeFile)
-      ? (JSON.parse(readFileSync(shapeFile, 'utf8')) as { clusterId: string }).clusterId
-      : kafkaClusterId();
+    const running = kafka.daemons(ctx).filter((name) => runningPid(ctx.stackDir, name) !== undefined);
+    if (running.length && kafkaMode(ctx.stackDir) !== (ctx.secure ? 'secure' : 'open')) {
+      throw new LakestreamError('USAGE', `Kafka runs ${kafkaMode(ctx.stackDir)}; run \`pnpm run stack:down\` before \`stack:up${ctx.secure ? ' -- --secure' : ''}\``);
+    }
+    const clusterId = shape?.clusterId ?? kafkaClusterId();
+    const secrets = await stackSecrets(ctx);
     for (let nodeId = 1; nodeId <= ctx.brokers; nodeId++) {
       const dir = nodeDir(ctx, nodeId);
       mkdirSync(dir, { recursive: true });
       const properties = join(dir, 'server.properties');
-      writeFileSync(properties, serverProperties(ctx, nodeId));
+      writeFileSync(properties, serverProperties(ctx, nodeId, secrets), { mode: 0o600 });
+      chmodSync(properties, 0o600);
       if (!existsSync(join(dir, 'data', 'meta.properties'))) {
-        const format = java(ctx, 'kafka.tools.StorageTool', ['format', '--ignore-formatted', '-t', clusterId, '-c', properties], ['-Xmx256m']);
+        // the admin exists from the start, so a --secure cluster's brokers can sign in to each other
+        const format = java(ctx, 'kafka.tools.StorageTool', ['format', '--ignore-formatted', '-t', clusterId, '-c', properties, '--add-scram', `SCRAM-SHA-512=[name=${KAFKA_ADMIN_USER},password=${secrets.admin}]`], ['-Xmx256m']);
         await run('kafka', format.command, format.args);
       }
     }
     writeFileSync(shapeFile, JSON.stringify({ brokers: ctx.brokers, clusterId }) + '\n');
+    if (!(ctx.nodes && running.length)) writeFileSync(join(ctx.stackDir, 'kafka-mode'), ctx.secure ? 'secure\n' : 'open\n');
     for (let nodeId = 1; nodeId <= ctx.brokers; nodeId++) {
       if (ctx.nodes && !ctx.nodes.includes(nodeId)) continue;
       const launch = java(ctx, 'kafka.Kafka', [join(nodeDir(ctx, nodeId), 'server.properties')], ['-Xms256m', '-Xmx512m']);
@@ -152,8 +225,9 @@ export const kafka: StackService = {
 
   /** Every broker must answer a metadata request on its own and see the whole cluster. */
   async check(ctx) {
-    for (const address of brokerAddresses(ctx)) {
-      const admin = new Admin({ clientId: 'lakestream-stack', bootstrapBrokers: [address], retries: 0, timeout: 3_000 });
+    const connection = stackKafkaConnection(ctx);
+    for (const address of connection.KAFKA_BROKERS) {
+      const admin = new Admin({ clientId: 'lakestream-stack', bootstrapBrokers: [address], retries: 0, timeout: 3_000, ...adminConnection(connection) });
       try {
         const metadata = await admin.metadata({ topics: [] });
         if (metadata.brokers.size !== ctx.brokers) {
@@ -165,10 +239,31 @@ export const kafka: StackService = {
     }
   },
 
+  /** A stack formatted before it had users gets its admin through the open door. */
+  async ready(ctx) {
+    if (ctx.secure) return;
+    await upsertScramUsers(stackKafkaConnection(ctx), [{ user: KAFKA_ADMIN_USER, password: ensurePassword(kafkaUsersDir(ctx), KAFKA_ADMIN_USER).password }]);
+  },
+
   startTimeoutMs: 120_000,
   daemons: (ctx) => Array.from({ length: ctx.brokers }, (_, i) => `kafka-${i + 1}`),
-  endpoint: (ctx) => brokerAddresses(ctx).join(','),
+  endpoint: (ctx) => (ctx.secure ? `${saslAddresses(ctx).join(',')} (SASL/SCRAM; TLS on ${tlsAddresses(ctx).join(',')})` : `${brokerAddresses(ctx).join(',')} (SASL/SCRAM on ${saslAddresses(ctx).join(',')}, TLS on ${tlsAddresses(ctx).join(',')})`),
 };
+
+/** The mode Kafka was last started in. */
+export function kafkaMode(stackDir: string): 'open' | 'secure' {
+  const file = join(stackDir, 'kafka-mode');
+  return existsSync(file) && readFileSync(file, 'utf8').trim() === 'secure' ? 'secure' : 'open';
+}
+
+/**
+ * How clients reach the stack's Kafka: the open listeners, or in --secure mode the SASL ones with
+ * the stack's user passwords (each job signs in as its own user; tools as the admin).
+ */
+export function stackKafkaConnection(ctx: Pick<StackContext, 'config' | 'brokers' | 'stackDir' | 'secure'>): KafkaConnection {
+  if (!ctx.secure) return { KAFKA_BROKERS: brokerAddresses(ctx) };
+  return { KAFKA_BROKERS: saslAddresses(ctx), KAFKA_SECURITY_PROTOCOL: 'sasl_plaintext', KAFKA_SASL_MECHANISM: 'SCRAM-SHA-512', KAFKA_CREDENTIALS_DIR: kafkaUsersDir(ctx) };
+}
 
 /** A KRaft cluster id: 16 random bytes, base64url without padding. */
 function kafkaClusterId(): string {

@@ -8,6 +8,8 @@ import { sleep } from '../../core/retry.ts';
 import { formatCount } from '../../core/stats.ts';
 import type { ShopEvent } from '../../schemas/shop-events.ts';
 import { createTopicProducer, type TopicProducer } from '../topic-producer.ts';
+import { kafkaUserOf, producerJob } from '../../core/access.ts';
+import { asKafkaUser } from '../../core/kafka.ts';
 import { readShopCsv } from './csv.ts';
 import { createShop } from './generator.ts';
 
@@ -72,7 +74,7 @@ export async function runShopEventsCli(args: string[]): Promise<void> {
     console.log(shopEventsUsage);
     return;
   }
-  const config = loadConfig();
+  const config = asKafkaUser(loadConfig(), kafkaUserOf(producerJob('shopEvents')));
   const topic = { ...topicDeclarations.shopEvents, name: values.topic ?? catalog().topic.shopEvents };
   const totals = { sent: 0, refused: 0 };
   const started = Date.now();

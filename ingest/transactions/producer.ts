@@ -1,5 +1,6 @@
 import { topicDeclarations } from '../../core/catalog.ts';
 import type { Config } from '../../core/config.ts';
+import type { KafkaConnection } from '../../core/kafka.ts';
 import { createTopicProducer, type TopicProducer, type TopicProducerOptions } from '../topic-producer.ts';
 
 export type { SendOutcome } from '../topic-producer.ts';
@@ -11,7 +12,7 @@ export interface TransactionsProducerOptions extends TopicProducerOptions {
 }
 
 /** The transactions producer, usable from any service: `await createTransactionsProducer(config)`. */
-export function createTransactionsProducer(config: Pick<Config, 'KAFKA_BROKERS' | 'SCHEMA_REGISTRY_URL'>, options: TransactionsProducerOptions = {}): Promise<TransactionsProducer> {
+export function createTransactionsProducer(config: KafkaConnection & Pick<Config, 'SCHEMA_REGISTRY_URL'>, options: TransactionsProducerOptions = {}): Promise<TransactionsProducer> {
   const declaration = topicDeclarations.transactions;
   return createTopicProducer(config, { ...declaration, name: options.topic ?? declaration.name }, { clientId: 'lakestream-transactions-producer', ...options });
 }

@@ -1,0 +1,113 @@
+import { AclOperations, AclPermissionTypes, ResourcePatternTypes, ResourceTypes, type Acl } from '@platformatic/kafka';
+import { processorDeclarations, topicDeclarations, type Catalog, type TopicId } from './catalog.ts';
+
+/**
+ * Who may do what on a secured cluster, derived from the catalog: one Kafka user per job and per
+ * producer, each allowed exactly what its job needs and nothing else. `infra:apply` creates the
+ * users and these ACLs; a job signs in as its user (KAFKA_CREDENTIALS_DIR).
+ *
+ * Users are cluster-wide; the ACLs name the namespaced topics, groups and transactional ids, so a
+ * namespace (a test, a second environment) grants the same users access to its own names only.
+ */
+export interface KafkaUserGrant {
+  user: string;
+  purpose: string;
+  read: string[];
+  write: string[];
+  /** Consumer groups the user joins or commits to (prefixes where `prefixedGroups`). */
+  groups: string[];
+  /** Groups named by prefix: the changelog restorers' `lakestream-restore-<topic>`. */
+  prefixedGroups: string[];
+  /** Transactional ids, by prefix (`<job>-<instance>`). */
+  transactionalIdPrefixes: string[];
+}
+
+/** The names the seed lab gave its users are kept for the transactions pipeline. */
+const userNames: Record<string, string> = {
+  'transactions-job-backup': 'transactions-backup-job-user',
+  'transactions-ml-features-job': 'transactions-ml-features-job-user',
+};
+
+/** The Kafka user a job (or a topic's producer, `<topic>-producer`) signs in as. */
+export function kafkaUserOf(job: string): string {
+  return userNames[job] ?? `${job}-user`;
+}
+
+export function producerJob(topic: TopicId): string {
+  return `${topicDeclarations[topic].name}-producer`;
+}
+
+export function kafkaUserGrants(catalog: Catalog): KafkaUserGrant[] {
+  const grants: KafkaUserGrant[] = [];
+  const restoreGroup = (topic: string) => `lakestream-restore-${topic}`;
+  for (const id of ['transactions', 'shopEvents'] as const) {
+    grants.push({
+      user: kafkaUserOf(producerJob(id)),
+      purpose: `publishes ${catalog.topic[id]}`,
+      read: [],
+      write: [catalog.topic[id]],
+      groups: [],
+      prefixedGroups: [],
+      transactionalIdPrefixes: [],
+    });
+  }
+  for (const table of Object.values(catalog.tables)) {
+    grants.push({
+      user: kafkaUserOf(table.sink),
+      purpose: `archives ${table.topic} to the lake`,
+      read: [table.topic],
+      write: [catalog.deadLetterTopic(table.topic)],
+      groups: [table.group],
+      prefixedGroups: [],
+      transactionalIdPrefixes: [],
+    });
+  }
+  for (const feature of Object.values(catalog.features)) {
+    if (!feature.redisSink || !feature.redisSinkGroup) continue;
+    grants.push({
+      user: kafkaUserOf(feature.redisSink),
+      purpose: `serves ${feature.topic} from Redis`,
+      read: [feature.topic],
+      write: [catalog.deadLetterTopic(feature.topic)],
+      groups: [feature.redisSinkGroup],
+      prefixedGroups: [],
+      transactionalIdPrefixes: [],
+    });
+  }
+  for (const processor of Object.values(processorDeclarations)) {
+    const changelogs = [
+      ...('state' in processor ? [catalog.topic[processor.state]] : []),
+      ...('totals' in processor ? [catalog.topic[processor.totals]] : []),
+    ];
+    const group = catalog.group(processor.name);
+    grants.push({
+      user: kafkaUserOf(processor.name),
+      purpose: `reads ${catalog.topic[processor.input]}, writes ${[catalog.topic[processor.output], ...changelogs].join(', ')} in transactions`,
+      read: [catalog.topic[processor.input], ...changelogs],
+      write: [catalog.topic[processor.output], ...changelogs, catalog.deadLetterTopic(catalog.topic[processor.input])],
+      groups: [group],
+      prefixedGroups: changelogs.map(restoreGroup),
+      transactionalIdPrefixes: [`${group}-`],
+    });
+  }
+  return grants;
+}
+
+/** Every user's grants as Kafka ACL bindings (allow, any host). */
+export function aclsOf(grant: KafkaUserGrant): Acl[] {
+  const principal = `User:${grant.user}`;
+  const allow = (resourceType: number, resourceName: string, operation: number, pattern: number = ResourcePatternTypes.LITERAL): Acl =>
+    ({ resourceType, resourceName, resourcePatternType: pattern, principal, host: '*', operation, permissionType: AclPermissionTypes.ALLOW }) as Acl;
+  const acls = [
+    ...grant.read.flatMap((topic) => [allow(ResourceTypes.TOPIC, topic, AclOperations.READ), allow(ResourceTypes.TOPIC, topic, AclOperations.DESCRIBE)]),
+    ...grant.write.flatMap((topic) => [allow(ResourceTypes.TOPIC, topic, AclOperations.WRITE), allow(ResourceTypes.TOPIC, topic, AclOperations.DESCRIBE)]),
+    ...grant.groups.map((group) => allow(ResourceTypes.GROUP, group, AclOperations.READ)),
+    ...grant.prefixedGroups.map((group) => allow(ResourceTypes.GROUP, group, AclOperations.READ, ResourcePatternTypes.PREFIXED)),
+    ...grant.transactionalIdPrefixes.flatMap((prefix) => [
+      allow(ResourceTypes.TRANSACTIONAL_ID, prefix, AclOperations.WRITE, ResourcePatternTypes.PREFIXED),
+      allow(ResourceTypes.TRANSACTIONAL_ID, prefix, AclOperations.DESCRIBE, ResourcePatternTypes.PREFIXED),
+    ]),
+  ];
+  // a changelog is both read and written: one DESCRIBE binding for it
+  return [...new Map(acls.map((acl) => [JSON.stringify(acl), acl])).values()];
+}
