@@ -76,10 +76,34 @@ export async function connectOrExplain(client: kafkaJavascript.Client<string>, c
   });
 }
 
-const verifiedUsers = new Set<string>();
+const authorizationCodes = new Map<number, string>([
+  [kafkaJavascript.CODES.ERRORS.ERR_TOPIC_AUTHORIZATION_FAILED, 'TOPIC_AUTHORIZATION_FAILED'],
+  [kafkaJavascript.CODES.ERRORS.ERR_GROUP_AUTHORIZATION_FAILED, 'GROUP_AUTHORIZATION_FAILED'],
+  [kafkaJavascript.CODES.ERRORS.ERR_CLUSTER_AUTHORIZATION_FAILED, 'CLUSTER_AUTHORIZATION_FAILED'],
+  [kafkaJavascript.CODES.ERRORS.ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED, 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED'],
+]);
 
 /**
- * Signs in once per user and process with a plain TypeScript client before librdkafka connects.
+ * A broker's refusal to let this user do something, as a non-retriable error naming the user and
+ * what it tried; undefined for any other error. librdkafka retries these for ever otherwise.
+ */
+export function notAuthorized(error: unknown, connection: KafkaConnection, attempted: string): LakestreamError | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  const name = typeof code === 'number' ? authorizationCodes.get(code) : undefined;
+  if (!name) return undefined;
+  const user = connection.KAFKA_SASL_USERNAME ?? 'ANONYMOUS';
+  return new LakestreamError('KAFKA_NOT_AUTHORIZED', `Kafka user ${user} is not allowed to ${attempted} (${name}): grant it with \`pnpm run infra:apply\` or check which user this process signs in as`, {
+    cause: error,
+    context: { user, kafkaError: name },
+  });
+}
+
+const verifiedUsers = new Set<string>();
+const untrustedCertificateCodes = new Set(['SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'ERR_TLS_CERT_ALTNAME_INVALID', 'CERT_HAS_EXPIRED']);
+
+/**
+ * Signs in once per user and process with a plain TypeScript client before librdkafka connects,
+ * and checks the brokers' certificate on TLS.
  * librdkafka only logs a rejected password and keeps trying; its connect() then blocks a worker
  * thread until the metadata timeout, which even holds up the process's exit. Brokers that do not
  * answer are skipped: being unreachable is librdkafka's to report (and to wait out).
@@ -95,7 +119,14 @@ async function verifyCredentials(connection: KafkaConnection): Promise<void> {
       verifiedUsers.add(user);
       return;
     } catch (error) {
-      if ((error as { cause?: { code?: string } }).cause?.code === 'PLT_KFK_AUTHENTICATION') throw authenticationFailed(connection, error);
+      const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+      if (cause?.code === 'PLT_KFK_AUTHENTICATION') throw authenticationFailed(connection, error);
+      if (cause?.code && untrustedCertificateCodes.has(cause.code)) {
+        throw new LakestreamError('KAFKA_ERROR', `Kafka at ${broker} presented a TLS certificate this client does not trust (${cause.message}): set KAFKA_SSL_CA_LOCATION to the CA that signed it`, {
+          cause: error,
+          context: { variable: 'KAFKA_SSL_CA_LOCATION' },
+        });
+      }
     } finally {
       await probe.close().catch(() => {});
     }

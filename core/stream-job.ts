@@ -4,7 +4,7 @@ import type { ClientContext } from './context.ts';
 import { createDeadLetters, isPoison } from './dead-letter.ts';
 import { LakestreamError, errorMessage, isRetriable } from './errors.ts';
 import { librdkafkaBase } from './kafka.ts';
-import { connectOrExplain, createBatchProducer, createTransactionalProducer, type BatchProducer, type OutgoingMessage, type TransactionalProducer } from './kafka-producer.ts';
+import { connectOrExplain, notAuthorized, createBatchProducer, createTransactionalProducer, type BatchProducer, type OutgoingMessage, type TransactionalProducer } from './kafka-producer.ts';
 import type { Logger } from './log.ts';
 import { consumerFetchSettings, profileSettings } from './profile.ts';
 import { retry } from './retry.ts';
@@ -360,6 +360,9 @@ export function createStreamJob(
     let firstSeen = false;
     while (running) {
       const messages = await call<Message[]>((cb) => consumer!.consume(maxBatchSize, cb)).catch((error: unknown) => {
+        // librdkafka would report a refused group or topic on every poll, for ever
+        const refused = notAuthorized(error, config, `read ${options.topic} in consumer group ${options.name}`);
+        if (refused) throw refused;
         if (!isRetriable(error) && (error as { isFatal?: boolean }).isFatal) throw error;
         log.warn('consume failed; polling again', { error: errorMessage(error) });
         return [] as Message[];

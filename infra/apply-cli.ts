@@ -3,6 +3,8 @@ import { cliArgs, helpText, runCli } from '../core/cli.ts';
 import { loadConfig } from '../core/config.ts';
 import { createAdmin } from '../core/kafka.ts';
 import { createRegistry } from '../core/registry.ts';
+import { catalog } from '../core/catalog.ts';
+import { applyAccess } from './access.ts';
 import { applyInfra } from './apply.ts';
 import { topicsFor } from './topics.ts';
 
@@ -10,8 +12,10 @@ const usage = helpText(`Usage: pnpm run infra:apply [-- --namespace NS] [-- --he
 
 Creates the declared topics (infra/topics.ts) that are missing, fixes config drift (retention,
 cleanup policy, min.insync.replicas), registers the Avro schemas in schemas/ under <topic>-value
-with BACKWARD_TRANSITIVE compatibility, and reports drift it cannot fix. Safe to run repeatedly.
-Exits 1 when unfixable drift remains.
+with BACKWARD_TRANSITIVE compatibility, and reports drift it cannot fix. With KAFKA_CREDENTIALS_DIR
+set (the local stack sets it), it also creates each job's Kafka user (SCRAM-SHA-512; a missing
+password file is made up) and grants it the ACLs its job needs (core/access.ts).
+Safe to run repeatedly. Exits 1 when unfixable drift remains.
 `);
 
 async function main(): Promise<void> {
@@ -23,7 +27,10 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const admin = createAdmin(config);
   try {
-    const actions = await applyInfra(topicsFor(values.namespace ?? ''), { admin, registry: createRegistry(config), registryUrl: config.SCHEMA_REGISTRY_URL });
+    const namespace = values.namespace ?? '';
+    const actions = await applyInfra(topicsFor(namespace), { admin, registry: createRegistry(config), registryUrl: config.SCHEMA_REGISTRY_URL });
+    if (config.KAFKA_CREDENTIALS_DIR) actions.push(...(await applyAccess(catalog(namespace), { admin, connection: config, credentialsDir: config.KAFKA_CREDENTIALS_DIR })));
+    else console.log('users and ACLs: skipped (KAFKA_CREDENTIALS_DIR is not set)');
     for (const action of actions) console.log(`${action.kind.padEnd(10)} ${action.topic.padEnd(26)} ${action.detail}`);
     const drift = actions.filter((action) => action.kind === 'drift');
     if (drift.length) {

@@ -40,3 +40,26 @@ test('the running stack’s endpoints apply unless the environment overrides the
   assert.equal(overridden.REDIS_URL, 'redis://10.0.0.1:6379');
   assert.deepEqual(loadConfig({ LAKESTREAM_STACK_DIR: stackDir }, { useStackEnv: false }).KAFKA_BROKERS.length, 3);
 });
+
+test('Kafka credentials: a SASL protocol needs a user, a password file is read, and no secret is echoed', () => {
+  const stackDir = emptyStack();
+  const refused = (env: NodeJS.ProcessEnv, pattern: RegExp) =>
+    assert.throws(() => loadConfig({ LAKESTREAM_STACK_DIR: stackDir, ...env }), (error: LakestreamError) => {
+      assert.equal(error.code, 'CONFIG_INVALID');
+      assert.match(error.message, pattern);
+      return true;
+    });
+  refused({ KAFKA_SECURITY_PROTOCOL: 'sasl_plaintext' }, /KAFKA_SECURITY_PROTOCOL: sasl_plaintext needs KAFKA_SASL_USERNAME/);
+  refused({ KAFKA_SECURITY_PROTOCOL: 'ssl' }, /KAFKA_SECURITY_PROTOCOL: .*expected one of/);
+  refused({ KAFKA_SASL_USERNAME: 'app' }, /KAFKA_SASL_PASSWORD: KAFKA_SASL_USERNAME=app needs KAFKA_SASL_PASSWORD/);
+  refused({ KAFKA_SASL_USERNAME: 'app', KAFKA_SASL_PASSWORD_FILE: join(stackDir, 'missing') }, /KAFKA_SASL_PASSWORD_FILE: no such file/);
+  refused({ KAFKA_CREDENTIALS_DIR: join(stackDir, 'nowhere') }, /KAFKA_CREDENTIALS_DIR: no such directory/);
+  assert.throws(
+    () => loadConfig({ LAKESTREAM_STACK_DIR: stackDir, KAFKA_SASL_PASSWORD: 'hunter2' }),
+    (error: LakestreamError) => !error.message.includes('hunter2') && /a Kafka password is set but no KAFKA_SASL_USERNAME/.test(error.message),
+  );
+  const file = join(stackDir, 'password');
+  writeFileSync(file, 's3cret\n');
+  const config = loadConfig({ LAKESTREAM_STACK_DIR: stackDir, KAFKA_SECURITY_PROTOCOL: 'sasl_ssl', KAFKA_SASL_USERNAME: 'app', KAFKA_SASL_PASSWORD_FILE: file });
+  assert.equal(config.KAFKA_SASL_PASSWORD, 's3cret');
+});
