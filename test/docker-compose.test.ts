@@ -14,6 +14,7 @@ interface Service {
   depends_on?: unknown;
   entrypoint?: string[];
   profiles?: string[];
+  volumes?: string[];
 }
 
 const compose = parse(readFileSync(join(repoRoot, 'docker-compose.yml'), 'utf8'), { merge: true }) as { services: Record<string, Service> };
@@ -62,5 +63,26 @@ test('docker-compose passes the apps an environment the config schema accepts', 
     assert.ok(services[registryHost], `${name} points at the compose service ${registryHost}`);
     assert.ok(services[new URL(parsed.data.S3_ENDPOINT).hostname], `${name} S3 endpoint is a compose service`);
     assert.ok(services[new URL(parsed.data.REDIS_URL).hostname], `${name} Redis is a compose service`);
+  }
+});
+
+test('docker-compose.secure.yml closes every open listener and gives the apps their Kafka users', () => {
+  const secure = parse(readFileSync(join(repoRoot, 'docker-compose.secure.yml'), 'utf8'), { merge: true }) as { services: Record<string, Service> };
+  for (const name of ['kafka-1', 'kafka-2', 'kafka-3']) {
+    const env = { ...services[name]!.environment, ...secure.services[name]!.environment };
+    assert.doesNotMatch(env.KAFKA_LISTENER_SECURITY_PROTOCOL_MAP!, /:PLAINTEXT\b/, `${name} has no PLAINTEXT listener`);
+    for (const listener of env.KAFKA_LISTENERS!.split(',').map((l) => l.split(':')[0]!)) {
+      assert.match(env.KAFKA_LISTENER_SECURITY_PROTOCOL_MAP!, new RegExp(`${listener}:SASL_`), `${name}: ${listener} signs in`);
+    }
+    assert.equal(env.KAFKA_AUTHORIZER_CLASS_NAME, 'org.apache.kafka.metadata.authorizer.StandardAuthorizer');
+    assert.equal(env.KAFKA_SUPER_USERS, 'User:admin');
+  }
+  for (const name of ['infra-apply', 'pipeline', 'scheduler', 'producer']) {
+    const env = { ...services[name]!.environment, ...secure.services[name]!.environment };
+    const parsed = envSchema.safeParse(env);
+    assert.ok(parsed.success, `${name}: ${parsed.success ? '' : parsed.error.message}`);
+    assert.equal(parsed.data.KAFKA_SECURITY_PROTOCOL, 'sasl_plaintext');
+    assert.ok(parsed.data.KAFKA_CREDENTIALS_DIR, `${name} reads the users' passwords from the shared volume`);
+    assert.ok(secure.services[name]!.volumes?.some((volume) => volume.startsWith('kafka-users:/secrets/kafka-users')));
   }
 });

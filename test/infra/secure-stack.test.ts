@@ -22,7 +22,7 @@ function portAnswers(address: string): Promise<boolean> {
   });
 }
 
-test('stack:up --secure: no open listener; infra:apply and the producer work with the stack's users, a wrong password is refused', { timeout: 600_000 }, async (t) => {
+test('stack:up --secure: no open listener; infra:apply and the producer work with the stack users, a wrong password is refused', { timeout: 600_000 }, async (t) => {
   t.after(async () => {
     await stackCli(['down']);
     const reopened = await stackCli(['up']);
