@@ -53,6 +53,8 @@ export function sinkFileSql(filenameColumn: string): { partition: string; firstO
 export interface SinkPartitionState {
   /** Last offset durably in the lake; -1 when nothing is. */
   committedThrough: number;
+  /** The id of the topic the offsets belong to (absent in states written before it was kept). */
+  topicId?: string;
   pending?: { from: number; to: number; files: string[] };
 }
 
@@ -70,7 +72,8 @@ export function parseSinkPartitionState(value: unknown, key: string): SinkPartit
   if (pending !== undefined && (!Number.isInteger(pending.from) || !Number.isInteger(pending.to) || !Array.isArray(pending.files))) {
     throw new Error(`${key} has a malformed pending flush: ${JSON.stringify(pending).slice(0, 200)}`);
   }
-  return { committedThrough: state.committedThrough!, ...(pending ? { pending } : {}) };
+  if (state.topicId !== undefined && typeof state.topicId !== 'string') throw new Error(`${key} has a malformed topicId: ${JSON.stringify(state.topicId)}`);
+  return { committedThrough: state.committedThrough!, ...(state.topicId ? { topicId: state.topicId } : {}), ...(pending ? { pending } : {}) };
 }
 
 /** A lake column derived from an Avro field, with the DuckDB type that keeps it faithful. */

@@ -3,7 +3,8 @@ import type { Type } from 'avsc';
 import type { ClientContext } from './context.ts';
 import { createDeadLetters, isPoison } from './dead-letter.ts';
 import { LakestreamError, errorMessage, isRetriable } from './errors.ts';
-import { librdkafkaBase } from './kafka.ts';
+import { createAdmin, librdkafkaBase } from './kafka.ts';
+import type { Admin } from '@platformatic/kafka';
 import { connectOrExplain, notAuthorized, createBatchProducer, createTransactionalProducer, type BatchProducer, type OutgoingMessage, type TransactionalProducer } from './kafka-producer.ts';
 import type { Logger } from './log.ts';
 import { consumerFetchSettings, profileSettings } from './profile.ts';
@@ -75,7 +76,23 @@ export interface StreamHandler {
 export interface StreamJobControls {
   /** `handler` mode: commits the consumer offset so the next read of `partition` starts at `nextOffset`. */
   commit(partition: number, nextOffset: number): Promise<void>;
+  /** The partition's log end (high watermark): the offset the next record written will get. */
+  logEnd(partition: number): Promise<number>;
+  /** The topic's id, which changes when the topic is deleted and created again under the same name. */
+  topicId(): Promise<string>;
   readonly log: Logger;
+}
+
+/**
+ * A topic whose offsets no longer match what a job has read or stored: deleted and recreated, or
+ * truncated. Not retriable: the operator decides (docs/decisions/0012-topic-recreated.md).
+ */
+export function topicReset(topic: string, what: string[]): LakestreamError {
+  return new LakestreamError(
+    'TOPIC_RESET',
+    `topic ${topic} was deleted and recreated or truncated under this job (${what.join('; ')}); it stops rather than skip or re-read records. If the new topic is meant to be archived from its start, stop its jobs and run \`pnpm run sink:reset -- <job>\` (docs/decisions/0012-topic-recreated.md)`,
+    { context: { topic } },
+  );
 }
 
 export interface StreamJobOptions {
@@ -163,7 +180,38 @@ export function createStreamJob(
   const controls: StreamJobControls = {
     log,
     commit: (partition, nextOffset) => commitOffsets([{ topic: options.topic, partition, offset: nextOffset }]),
+    logEnd: (partition) =>
+      retry(
+        () => call<{ highOffset: number }>((cb) => consumer!.queryWatermarkOffsets(options.topic, partition, 10_000, cb)).then((w) => w.highOffset),
+        outageRetry('log end query'),
+      ),
+    topicId: () =>
+      retry(async () => {
+        metadataAdmin ??= createAdmin(config, `${options.name}-metadata`);
+        const metadata = await metadataAdmin.metadata({ topics: [options.topic], forceUpdate: true });
+        const topic = metadata.topics.get(options.topic);
+        if (!topic) throw new LakestreamError('KAFKA_ERROR', `topic ${options.topic} does not exist`, { retriable: true, context: { topic: options.topic } });
+        return topic.id;
+      }, outageRetry('topic id query')),
   };
+  let metadataAdmin: Admin | undefined;
+
+  /**
+   * The last offset read of each assigned partition. Nothing here seeks, so within an assignment
+   * offsets only grow; one that goes back means librdkafka reset the position: the topic was
+   * deleted and recreated (or truncated) under the job. Skipping or re-reading would be silent,
+   * so the job stops and says so.
+   */
+  const positions = new Map<number, number>();
+  function checkPositions(messages: Message[]): void {
+    const wentBack = new Map<number, { from: number; to: number }>();
+    for (const message of messages) {
+      const last = positions.get(message.partition);
+      if (last !== undefined && message.offset <= last && !wentBack.has(message.partition)) wentBack.set(message.partition, { from: last, to: message.offset });
+      positions.set(message.partition, message.offset);
+    }
+    if (wentBack.size) throw topicReset(options.topic, [...wentBack].map(([partition, { from, to }]) => `partition ${partition} from offset ${from} back to ${to}`));
+  }
 
   function onRebalance(this: KafkaConsumer, err: { code: number }, assignment: Array<{ topic: string; partition: number }>) {
     const partitions = assignment.map((tp) => tp.partition);
@@ -189,6 +237,7 @@ export function createStreamJob(
     while (pendingRebalances.length) {
       const event = pendingRebalances.shift()!;
       if (event.kind === 'assign') {
+        for (const p of event.partitions) positions.delete(p);
         log.info('partitions assigned', { partitions: event.partitions });
         await handler!.assigned?.(event.partitions);
       } else {
@@ -335,6 +384,7 @@ export function createStreamJob(
   async function processFetch(messages: Message[]): Promise<void> {
     const startedAt = performance.now();
     const retrying = outageRetry('batch');
+    checkPositions(messages);
     const { batches, letters } = await retry(() => decodeFetch(messages), retrying);
     if (options.commit === 'transaction') {
       await retry(() => processTransactional(batches, letters), retrying);
@@ -444,6 +494,7 @@ export function createStreamJob(
         if (consumer) await call((cb) => consumer!.disconnect((err) => cb(err))).catch(() => {});
         await dlqProducer?.close();
         await txProducer?.close();
+        await metadataAdmin?.close().catch(() => {});
         log.info('stopped', { ...this.stats() });
         if (closeError) throw closeError;
       })();

@@ -1,5 +1,7 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { CreateBucketCommand, HeadBucketCommand } from '@aws-sdk/client-s3';
 import { createS3 } from '../../core/s3.ts';
 import type { StackContext, StackService } from './context.ts';
@@ -18,6 +20,52 @@ export const MINIO_VERSION = 'v0.0.0-20260212201848-7aac2a2c5b7c';
 const installDir = (ctx: Pick<StackContext, 'cacheDir'>) => join(ctx.cacheDir, 'minio', MINIO_VERSION);
 const binary = (ctx: Pick<StackContext, 'cacheDir'>) => join(installDir(ctx), 'bin', 'minio');
 
+async function installMinioServer(ctx: StackContext): Promise<void> {
+  const dir = installDir(ctx);
+  if (isInstalled(dir) && existsSync(binary(ctx))) return;
+  ctx.progress(`minio: building ${MINIO_MODULE}@${MINIO_VERSION} with go install (first run only, a few minutes)`);
+  mkdirSync(dir, { recursive: true });
+  // -v names each package as it compiles: the progress of a build that is otherwise silent
+  await run('minio', 'go', ['install', '-v', '-trimpath', '-ldflags=-s -w', `${MINIO_MODULE}@${MINIO_VERSION}`], {
+    env: { GOBIN: join(dir, 'bin'), GOTOOLCHAIN: 'local', CGO_ENABLED: '0' },
+    progress: ctx.progress,
+  });
+  markInstalled(dir);
+}
+
+/**
+ * The admin tool for users and policies (infra/stack/minio-admin, built with madmin-go at the
+ * version the MinIO server pins, so its modules are already in the Go module cache): the path of
+ * its binary in the cache, next to the server's.
+ */
+export const minioAdminBinary = (cacheDir: string) => join(cacheDir, 'minio', MINIO_VERSION, 'bin', 'minio-admin');
+
+const minioAdminSource = fileURLToPath(new URL('./minio-admin', import.meta.url));
+
+/** A digest of the tool's source: an edit to it rebuilds the binary in existing caches. */
+function minioAdminDigest(): string {
+  const hash = createHash('sha256');
+  for (const file of ['main.go', 'go.mod', 'go.sum']) hash.update(`${file}\0`).update(readFileSync(join(minioAdminSource, file)));
+  return hash.digest('hex').slice(0, 16);
+}
+
+/** Builds minio-admin unless this source's build is already in the cache (marker per source digest). */
+async function installMinioAdmin(ctx: StackContext): Promise<void> {
+  const markers = join(installDir(ctx), '.minio-admin');
+  const marker = join(markers, minioAdminDigest());
+  const output = minioAdminBinary(ctx.cacheDir);
+  if (isInstalled(marker) && existsSync(output)) return;
+  ctx.progress('minio: building minio-admin (users and policies; about 30 s the first time)');
+  rmSync(markers, { recursive: true, force: true });
+  mkdirSync(marker, { recursive: true });
+  // the tool is its own Go module, so it builds from its folder (`go build <dir>` resolves the module from the working directory)
+  await run('minio-admin', 'go', ['build', '-trimpath', '-ldflags=-s -w', '-o', output, '.'], {
+    cwd: minioAdminSource,
+    env: { GOTOOLCHAIN: 'local', CGO_ENABLED: '0' },
+  });
+  markInstalled(marker);
+}
+
 function endpoint(ctx: StackContext): { host: string; port: number } {
   const url = new URL(ctx.config.S3_ENDPOINT);
   return { host: url.hostname, port: Number(url.port || 80) };
@@ -27,16 +75,8 @@ export const minio: StackService = {
   name: 'minio',
 
   async install(ctx) {
-    const dir = installDir(ctx);
-    if (isInstalled(dir) && existsSync(binary(ctx))) return;
-    ctx.progress(`minio: building ${MINIO_MODULE}@${MINIO_VERSION} with go install (first run only, a few minutes)`);
-    mkdirSync(dir, { recursive: true });
-    // -v names each package as it compiles: the progress of a build that is otherwise silent
-    await run('minio', 'go', ['install', '-v', '-trimpath', '-ldflags=-s -w', `${MINIO_MODULE}@${MINIO_VERSION}`], {
-      env: { GOBIN: join(dir, 'bin'), GOTOOLCHAIN: 'local', CGO_ENABLED: '0' },
-      progress: ctx.progress,
-    });
-    markInstalled(dir);
+    await installMinioServer(ctx);
+    await installMinioAdmin(ctx);
   },
 
   async start(ctx) {

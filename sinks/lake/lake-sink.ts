@@ -5,7 +5,7 @@ import { LakestreamError, errorMessage, isRetriable } from '../../core/errors.ts
 import { columnsOf, eventTimePartition, parseSinkPartitionState, sinkFileKey, sinkStateKey, type SinkPartitionState } from '../../core/lake-layout.ts';
 import { PreconditionFailed, type ObjectStore } from '../../core/object-store.ts';
 import { retry } from '../../core/retry.ts';
-import { createStreamJob, type PartitionBatch, type StreamHandler, type StreamJob, type StreamJobControls, type StreamRecord } from '../../core/stream-job.ts';
+import { createStreamJob, topicReset, type PartitionBatch, type StreamHandler, type StreamJob, type StreamJobControls, type StreamRecord } from '../../core/stream-job.ts';
 import { ParquetWriter, type Column } from './parquet.ts';
 
 export const lakeSinkOptionsSchema = z
@@ -100,6 +100,8 @@ function lakeSinkHandler(
   outageTimeoutMs: number,
 ): StreamHandler {
   const { log } = controls;
+  /** The id of the topic this sink reads, fetched with the first partition's state. */
+  let topicId: string | undefined;
   const partitions = new Map<number, PartitionBuffer>();
   const columnsBySchema = new Map<number, Column[]>();
   const stats = { rowsWritten: 0, filesWritten: 0, bytesWritten: 0, flushes: 0 };
@@ -116,10 +118,20 @@ function lakeSinkHandler(
     const state = found ? parseSinkPartitionState(found.value, key) : undefined;
     let etag = found?.etag;
     const committedThrough = state?.committedThrough ?? -1;
+    // Offsets of another topic of the same name (deleted and created again since) would make the
+    // sink skip the new topic's records up to the old offset without a word.
+    topicId ??= await controls.topicId();
+    if (state?.topicId && state.topicId !== topicId) {
+      throw topicReset(table.topic, [`partition ${partition}: the lake's offsets (up to ${committedThrough}) belong to topic id ${state.topicId}, the topic now has id ${topicId}`]);
+    }
+    if (committedThrough >= 0) {
+      const logEnd = await controls.logEnd(partition);
+      if (committedThrough >= logEnd) throw topicReset(table.topic, [`partition ${partition}: the lake holds offsets up to ${committedThrough}, the log ends at ${logEnd}`]);
+    }
     if (state?.pending) {
       // A flush died between its intent and its commit: remove whatever of it reached the lake.
       await store.delete(state.pending.files);
-      etag = await store.putJson(key, { committedThrough } satisfies SinkPartitionState, { ifMatch: etag });
+      etag = await store.putJson(key, { committedThrough, topicId } satisfies SinkPartitionState, { ifMatch: etag });
       log.warn('recovered an interrupted flush', { partition, from: state.pending.from, to: state.pending.to, files: state.pending.files.length });
     }
     return {
@@ -209,8 +221,8 @@ function lakeSinkHandler(
     const encodeMs = performance.now() - startedAt;
     for (const group of job.groups) group.values = [];
     const bytes = bodies.reduce((sum, body) => sum + body.length, 0);
-    const intent: SinkPartitionState = { committedThrough: buffer.committedThrough, pending: { from: job.from, to: job.to, files } };
-    const committed: SinkPartitionState = { committedThrough: job.to };
+    const intent: SinkPartitionState = { committedThrough: buffer.committedThrough, topicId, pending: { from: job.from, to: job.to, files } };
+    const committed: SinkPartitionState = { committedThrough: job.to, topicId };
     // intent, uploads, commit; an outage of the store is waited out step by step (the consumer
     // stops once the bounded buffers are full) instead of failing the job
     let step: 'intent' | 'upload' | 'commit' = 'intent';

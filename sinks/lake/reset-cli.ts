@@ -1,0 +1,74 @@
+import { parseArgs } from 'node:util';
+import { cliArgs, helpText, runCli } from '../../core/cli.ts';
+import { catalog } from '../../core/catalog.ts';
+import { loadConfig } from '../../core/config.ts';
+import { createClientContext } from '../../core/context.ts';
+import { errorMessage, LakestreamError } from '../../core/errors.ts';
+import { createAdmin } from '../../core/kafka.ts';
+
+const usage = helpText(`Usage: pnpm run sink:reset -- <lake sink job> [--namespace NS] [--yes]
+
+After a topic was deleted and recreated on purpose, makes its lake sink archive the new topic
+from its start. The sink stops by itself when it notices (TOPIC_RESET): its state in the lake
+still names the old topic's offsets, and reading on would skip the new records up to them.
+
+This moves the sink's per-partition state aside to <state>/before-reset-<time>/ (kept, not
+deleted) and deletes the sink's consumer-group offsets. Rows already in the lake stay: they are
+the old topic's records. Refuses while a member of the group is still running.
+Without --yes it only prints what it would do.
+`);
+
+async function main(): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: cliArgs(),
+    allowPositionals: true,
+    options: { namespace: { type: 'string', default: '' }, yes: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } },
+  });
+  if (values.help || positionals.length !== 1) {
+    console.log(usage);
+    process.exitCode = values.help ? 0 : 2;
+    return;
+  }
+  const names = catalog(values.namespace ?? '');
+  const sinks = Object.values(names.tables);
+  const table = sinks.find((t) => t.sink === positionals[0] || t.group === positionals[0]);
+  if (!table) throw new LakestreamError('USAGE', `${positionals[0]} is not a lake sink; lake sinks: ${sinks.map((t) => t.sink).join(', ')}`);
+
+  const config = loadConfig();
+  const admin = createAdmin(config);
+  const context = createClientContext(config, { namespace: values.namespace ?? '', component: 'sink:reset' });
+  try {
+    const groups = await admin.describeGroups({ groups: [table.group] }).catch((error: unknown) => {
+      throw new LakestreamError('KAFKA_ERROR', `could not describe consumer group ${table.group}: ${errorMessage(error)}`, { cause: error });
+    });
+    const members = groups.get(table.group)?.members.size ?? 0;
+    if (members > 0) throw new LakestreamError('USAGE', `${table.sink} still runs (${members} member${members > 1 ? 's' : ''} in group ${table.group}): stop it first`);
+
+    const store = context.objectStore();
+    const stateKeys = (await store.list(`${table.sinkStateRoot}/`)).filter((key) => /\/partition=\d+\.json$/.test(key) && !key.includes('/before-reset-'));
+    const aside = `${table.sinkStateRoot}/before-reset-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+    console.log(`${table.sink}: ${stateKeys.length} partition state file(s) under s3://${store.bucket}/${table.sinkStateRoot}/ -> ${aside}/; delete the offsets of group ${table.group}`);
+    if (!values.yes) {
+      console.log('dry run: add --yes to do it');
+      return;
+    }
+    for (const key of stateKeys) {
+      const found = await store.getJson<unknown>(key);
+      if (!found) continue;
+      await store.putJson(`${aside}/${key.slice(key.lastIndexOf('/') + 1)}`, found.value);
+      await store.delete([key]);
+    }
+    if (groups.get(table.group)) {
+      await admin.deleteGroups({ groups: [table.group] }).catch((error: unknown) => {
+        // a group with no committed offsets left (deleted with the topic) is already what we want
+        if (!/GROUP_ID_NOT_FOUND|does not exist/i.test(errorMessage(error))) throw error;
+      });
+    }
+    console.log(`${table.sink}: reset; it archives ${table.topic} from its start when it runs again`);
+  } finally {
+    await admin.close();
+    await context.close();
+  }
+}
+
+runCli('sink:reset', main);
