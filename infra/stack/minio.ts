@@ -38,7 +38,7 @@ async function installMinioServer(ctx: StackContext): Promise<void> {
  * version the MinIO server pins, so its modules are already in the Go module cache): the path of
  * its binary in the cache, next to the server's.
  */
-export const minioAdminBinary = (cacheDir: string) => join(cacheDir, 'minio', MINIO_VERSION, 'bin', 'minio-admin');
+export const minioAdminBinary = (cacheDir: string) => join(installDir({ cacheDir }), 'bin', 'minio-admin');
 
 const minioAdminSource = fileURLToPath(new URL('./minio-admin', import.meta.url));
 
@@ -58,8 +58,9 @@ async function installMinioAdmin(ctx: StackContext): Promise<void> {
   ctx.progress('minio: building minio-admin (users and policies; about 30 s the first time)');
   rmSync(markers, { recursive: true, force: true });
   mkdirSync(marker, { recursive: true });
-  // the tool is its own Go module, so it builds from its folder (`go build <dir>` resolves the module from the working directory)
-  await run('minio-admin', 'go', ['build', '-trimpath', '-ldflags=-s -w', '-o', output, '.'], {
+  // the tool is its own Go module, so it builds from its folder (`go build <dir>` resolves the module
+  // from the working directory); -buildvcs=false: no git stamp, so a dirty or foreign checkout builds too
+  await run('minio-admin', 'go', ['build', '-trimpath', '-buildvcs=false', '-ldflags=-s -w', '-o', output, '.'], {
     cwd: minioAdminSource,
     env: { GOTOOLCHAIN: 'local', CGO_ENABLED: '0' },
   });
