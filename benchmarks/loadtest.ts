@@ -6,6 +6,7 @@ import { cliArgs, helpText, runCli } from '../core/cli.ts';
 import { loadConfig, type Config } from '../core/config.ts';
 import { LakestreamError } from '../core/errors.ts';
 import type { KafkaConnection } from '../core/kafka.ts';
+import { connectOrExplain } from '../core/kafka-producer.ts';
 import { LatencyRecorder } from '../core/stats.ts';
 
 export interface LoadtestOptions {
@@ -56,7 +57,7 @@ export async function runLoadtest(config: KafkaConnection, options: LoadtestOpti
     },
     {},
   );
-  await new Promise<void>((resolve, reject) => producer.connect({}, (err) => (err ? reject(err) : resolve())));
+  await connectOrExplain(producer, config, 10_000);
   producer.setPollInterval(5);
   // Java's send() blocks until the topic's metadata is known and starts its latency clock after;
   // librdkafka queues records meanwhile, which would count the metadata round trip as latency.

@@ -16,7 +16,7 @@ const url = (protocols: string[]) =>
   z
     .string()
     .url()
-    .refine((value) => protocols.includes(new URL(value).protocol), `expected a ${protocols.join(' or ')} URL`);
+    .refine((value) => URL.canParse(value) && protocols.includes(new URL(value).protocol), `expected a ${protocols.join(' or ')} URL`);
 
 const share = z.coerce.number().min(0, 'expected a share from 0 to 1').max(1, 'expected a share from 0 to 1');
 

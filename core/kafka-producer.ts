@@ -63,7 +63,7 @@ const unreachableCodes: number[] = [
  */
 export async function connectOrExplain(client: kafkaJavascript.Client<string>, connection: KafkaConnection, timeoutMs: number): Promise<void> {
   const brokers = connection.KAFKA_BROKERS.join(',');
-  await verifyCredentials(connection);
+  await probeKafka(connection, { requireAnswer: false });
   await new Promise<void>((resolve, reject) => {
     client.connect({ timeout: timeoutMs }, (err) => {
       if (!err) return resolve();
@@ -102,21 +102,23 @@ const verifiedUsers = new Set<string>();
 const untrustedCertificateCodes = new Set(['SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'ERR_TLS_CERT_ALTNAME_INVALID', 'CERT_HAS_EXPIRED']);
 
 /**
- * Signs in once per user and process with a plain TypeScript client before librdkafka connects,
- * and checks the brokers' certificate on TLS.
- * librdkafka only logs a rejected password and keeps trying; its connect() then blocks a worker
- * thread until the metadata timeout, which even holds up the process's exit. Brokers that do not
- * answer are skipped: being unreachable is librdkafka's to report (and to wait out).
+ * Signs in to one broker with a plain TypeScript client: once per user and process before
+ * librdkafka connects (`requireAnswer: false`), and before admin tools start. librdkafka only logs
+ * a rejected password and keeps trying; its connect() then blocks a worker thread until the
+ * metadata timeout, which even holds up the process's exit. On TLS it also checks the brokers'
+ * certificate. Brokers that do not answer are skipped: unless an answer is required, being
+ * unreachable is librdkafka's to report (and to wait out).
  */
-async function verifyCredentials(connection: KafkaConnection): Promise<void> {
+export async function probeKafka(connection: KafkaConnection, options: { requireAnswer: boolean }): Promise<void> {
   const user = connection.KAFKA_SASL_USERNAME;
-  if ((connection.KAFKA_SECURITY_PROTOCOL ?? 'plaintext') === 'plaintext' || !user || verifiedUsers.has(user)) return;
+  const secured = (connection.KAFKA_SECURITY_PROTOCOL ?? 'plaintext') !== 'plaintext';
+  if (!options.requireAnswer && (!secured || !user || verifiedUsers.has(user))) return;
   for (const broker of connection.KAFKA_BROKERS) {
     // adminConnection signs in as the connection's own user when one is set
-    const probe = new Connection('lakestream-credentials-check', { connectTimeout: 3_000, requestTimeout: 5_000, ...adminConnection(connection) });
+    const probe = new Connection('lakestream-probe', { connectTimeout: 3_000, requestTimeout: 5_000, ...adminConnection(connection) });
     try {
       await probe.connect(broker.slice(0, broker.lastIndexOf(':')), Number(broker.slice(broker.lastIndexOf(':') + 1)));
-      verifiedUsers.add(user);
+      if (user) verifiedUsers.add(user);
       return;
     } catch (error) {
       const cause = (error as { cause?: { code?: string; message?: string } }).cause;
@@ -130,6 +132,12 @@ async function verifyCredentials(connection: KafkaConnection): Promise<void> {
     } finally {
       await probe.close().catch(() => {});
     }
+  }
+  if (options.requireAnswer) {
+    throw new LakestreamError('KAFKA_ERROR', `Kafka at ${connection.KAFKA_BROKERS.join(',')} is unreachable: no broker answered within 3 s (KAFKA_BROKERS)`, {
+      retriable: true,
+      context: { variable: 'KAFKA_BROKERS' },
+    });
   }
 }
 

@@ -1,7 +1,8 @@
 import { parseArgs } from 'node:util';
 import { cliArgs, helpText, runCli } from '../core/cli.ts';
 import { loadConfig } from '../core/config.ts';
-import { createAdmin } from '../core/kafka.ts';
+import { asKafkaUser, createAdmin, KAFKA_ADMIN_USER } from '../core/kafka.ts';
+import { probeKafka } from '../core/kafka-producer.ts';
 import { createRegistry } from '../core/registry.ts';
 import { catalog } from '../core/catalog.ts';
 import { applyAccess } from './access.ts';
@@ -25,6 +26,8 @@ async function main(): Promise<void> {
     return;
   }
   const config = loadConfig();
+  // the admin client would retry a refused password or a dead cluster and report only "metadata failed"
+  await probeKafka(asKafkaUser(config, KAFKA_ADMIN_USER), { requireAnswer: true });
   const admin = createAdmin(config);
   try {
     const namespace = values.namespace ?? '';

@@ -46,6 +46,9 @@ async function main(): Promise<void> {
     if (!Number.isInteger(n) || n <= 0) throw new LakestreamError('USAGE', `--${name} must be a positive integer, got ${JSON.stringify(value)}`);
     return n;
   };
+  if (values.instance !== undefined && !/^[A-Za-z0-9._-]+$/.test(values.instance)) {
+    throw new LakestreamError('USAGE', `--instance must be letters, digits, '.', '_' or '-' (it becomes part of a transactional id), got ${JSON.stringify(values.instance)}`);
+  }
   const context = createClientContext(config, { namespace: values.namespace ?? '', component: 'pipeline' });
   const factories = pipelineJobs(context, {
     flushRows: number('flush-rows', values['flush-rows']),

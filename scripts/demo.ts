@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { catalog } from '../core/catalog.ts';
+import { cliArgs } from '../core/cli.ts';
 import { loadConfig, repoRoot } from '../core/config.ts';
 import { openLake } from '../core/lake.ts';
 import { createRedis } from '../core/redis.ts';
@@ -13,6 +14,24 @@ import { startPipeline, type PipelineProcess } from './pipeline-process.ts';
  * history and loaded by the running scorer, live shop sessions scored and nudged by the promo,
  * then lake queries and Redis lookups.
  */
+const usage = `Usage: pnpm run demo
+
+The whole platform end to end on the local stack (started if needed): topics and schemas,
+${'5,000'} transactions and a shop's history through the pipeline, a model trained and loaded by the
+running scorer, live sessions and the promo, then SQL over the lake and Redis lookups. ~90 s.
+Takes no options.`;
+{
+  const args = cliArgs();
+  if (args.includes('--help') || args.includes('-h')) {
+    console.log(usage);
+    process.exit(0);
+  }
+  if (args.length) {
+    console.error(`demo: takes no options, got ${args.join(' ')} (see --help)`);
+    process.exit(2);
+  }
+}
+
 const TRANSACTIONS = 5_000;
 const HISTORY_SESSIONS = 2_000;
 const LIVE_SESSIONS = 600;

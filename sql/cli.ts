@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { cliArgs, helpText, runCli } from '../core/cli.ts';
 import { loadConfig } from '../core/config.ts';
@@ -54,6 +54,7 @@ async function main(): Promise<void> {
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
+  if (values.file && !existsSync(values.file)) throw new LakestreamError('USAGE', `--file: no such file ${values.file}`);
   const sql = values.file ? readFileSync(values.file, 'utf8') : positionals.join(' ');
   if (values.help || !sql.trim()) {
     console.log(usage);

@@ -4,7 +4,8 @@ import { catalog } from '../../core/catalog.ts';
 import { loadConfig } from '../../core/config.ts';
 import { createClientContext } from '../../core/context.ts';
 import { errorMessage, LakestreamError } from '../../core/errors.ts';
-import { createAdmin } from '../../core/kafka.ts';
+import { asKafkaUser, createAdmin, KAFKA_ADMIN_USER } from '../../core/kafka.ts';
+import { probeKafka } from '../../core/kafka-producer.ts';
 
 const usage = helpText(`Usage: pnpm run sink:reset -- <lake sink job> [--namespace NS] [--yes]
 
@@ -35,6 +36,8 @@ async function main(): Promise<void> {
   if (!table) throw new LakestreamError('USAGE', `${positionals[0]} is not a lake sink; lake sinks: ${sinks.map((t) => t.sink).join(', ')}`);
 
   const config = loadConfig();
+  // the admin client would retry a refused password or a dead cluster and report only "metadata failed"
+  await probeKafka(asKafkaUser(config, KAFKA_ADMIN_USER), { requireAnswer: true });
   const admin = createAdmin(config);
   const context = createClientContext(config, { namespace: values.namespace ?? '', component: 'sink:reset' });
   try {
