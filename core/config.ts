@@ -56,6 +56,7 @@ export const envSchema = z
     S3_REGION: z.string().min(1).default('us-east-1').describe('S3 region.'),
     S3_ACCESS_KEY_ID: z.string().min(1).default('minioadmin').describe('S3 access key.'),
     S3_SECRET_ACCESS_KEY: z.string().min(1).default('minioadmin').describe('S3 secret key.'),
+    S3_SECRET_ACCESS_KEY_FILE: z.string().min(1).optional().describe('File holding the S3 secret key (instead of S3_SECRET_ACCESS_KEY).'),
     LAKE_BUCKET: z
       .string()
       .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'expected a valid S3 bucket name')
@@ -132,6 +133,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: { useS
   const fromEnv = given(env);
   const stackDir = String(fromEnv.LAKESTREAM_STACK_DIR ?? join(repoRoot, '.stack'));
   const fromStack = options.useStackEnv === false ? {} : given(readEnvFile(join(stackDir, 'stack.env')));
+  // a secret given in the environment, as a value or a file, replaces the stack's either way
+  for (const [value, file] of [['S3_SECRET_ACCESS_KEY', 'S3_SECRET_ACCESS_KEY_FILE'], ['KAFKA_SASL_PASSWORD', 'KAFKA_SASL_PASSWORD_FILE']] as const) {
+    if (fromEnv[value] !== undefined || fromEnv[file] !== undefined) {
+      delete fromStack[value];
+      delete fromStack[file];
+    }
+  }
   const picked: Record<string, unknown> = { ...fromStack, ...fromEnv };
   const parsed = envSchema.safeParse(picked);
   if (!parsed.success) {
@@ -148,7 +156,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: { useS
   return { ...resolveKafkaPassword(parsed.data), duckdbExtensionDir: join(parsed.data.LAKESTREAM_CACHE_DIR, 'duckdb', 'extensions') };
 }
 
-/** Reads KAFKA_SASL_PASSWORD_FILE and checks that a SASL protocol has somebody to sign in as. */
+/** Reads the secret files (Kafka password, S3 secret) and checks that a SASL protocol has somebody to sign in as. */
 function resolveKafkaPassword(config: EnvConfig): EnvConfig {
   const invalid = (variable: string, message: string) => new LakestreamError('CONFIG_INVALID', `invalid configuration:\n  ${variable}: ${message}`, { context: { variables: variable } });
   let password = config.KAFKA_SASL_PASSWORD;
@@ -165,7 +173,12 @@ function resolveKafkaPassword(config: EnvConfig): EnvConfig {
     throw invalid('KAFKA_SECURITY_PROTOCOL', `${config.KAFKA_SECURITY_PROTOCOL} needs KAFKA_SASL_USERNAME (with a password) or KAFKA_CREDENTIALS_DIR`);
   }
   if (config.KAFKA_SSL_CA_LOCATION && !existsSync(config.KAFKA_SSL_CA_LOCATION)) throw invalid('KAFKA_SSL_CA_LOCATION', `no such file ${config.KAFKA_SSL_CA_LOCATION}`);
-  return { ...config, KAFKA_SASL_PASSWORD: password };
+  let s3Secret = config.S3_SECRET_ACCESS_KEY;
+  if (config.S3_SECRET_ACCESS_KEY_FILE) {
+    if (!existsSync(config.S3_SECRET_ACCESS_KEY_FILE)) throw invalid('S3_SECRET_ACCESS_KEY_FILE', `no such file ${config.S3_SECRET_ACCESS_KEY_FILE}`);
+    s3Secret = readFileSync(config.S3_SECRET_ACCESS_KEY_FILE, 'utf8').trim();
+  }
+  return { ...config, KAFKA_SASL_PASSWORD: password, S3_SECRET_ACCESS_KEY: s3Secret };
 }
 
 function readEnvFile(file: string): NodeJS.ProcessEnv {

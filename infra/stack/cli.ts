@@ -10,7 +10,8 @@ import { sleep } from '../../core/retry.ts';
 import type { StackContext, StackService } from './context.ts';
 import { duckdbHttpfs } from './duckdb.ts';
 import { kafka, kafkaMode, kafkaUsersDir, stackKafkaConnection } from './kafka.ts';
-import { minio } from './minio.ts';
+import { minio, s3UsersDir } from './minio.ts';
+import { S3_JOBS_USER } from '../s3-access.ts';
 import { logPath, residentKib, runningPid, stopDaemon } from './processes.ts';
 import { redis } from './redis.ts';
 import { registry } from './registry.ts';
@@ -113,6 +114,8 @@ function writeStackEnv(ctx: StackContext): void {
     `KAFKA_CREDENTIALS_DIR=${kafkaUsersDir(ctx)}`,
     `SCHEMA_REGISTRY_URL=${ctx.config.SCHEMA_REGISTRY_URL}`,
     `S3_ENDPOINT=${ctx.config.S3_ENDPOINT}`,
+    // --secure: commands use the jobs' S3 user, limited to the lake's prefixes, not MinIO's root
+    ...(ctx.secure ? [`S3_ACCESS_KEY_ID=${S3_JOBS_USER}`, `S3_SECRET_ACCESS_KEY_FILE=${join(s3UsersDir(ctx), S3_JOBS_USER)}`] : []),
     `REDIS_URL=${ctx.config.REDIS_URL}`,
   ];
   writeFileSync(join(ctx.stackDir, 'stack.env'), lines.join('\n') + '\n');

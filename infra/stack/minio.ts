@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CreateBucketCommand, HeadBucketCommand } from '@aws-sdk/client-s3';
 import { createS3 } from '../../core/s3.ts';
+import { catalog } from '../../core/catalog.ts';
+import { applyS3Access } from '../s3-access.ts';
 import type { StackContext, StackService } from './context.ts';
 import { isInstalled, markInstalled, run } from './install.ts';
 import { startDaemon } from './processes.ts';
@@ -38,6 +40,9 @@ async function installMinioServer(ctx: StackContext): Promise<void> {
  * version the MinIO server pins, so its modules are already in the Go module cache): the path of
  * its binary in the cache, next to the server's.
  */
+/** Secrets of the stack's S3 users (`lakestream-jobs`, `lakestream-reader`), a file each. */
+export const s3UsersDir = (ctx: Pick<StackContext, 'stackDir'>) => join(ctx.stackDir, 'secrets', 's3-users');
+
 export const minioAdminBinary = (cacheDir: string) => join(installDir({ cacheDir }), 'bin', 'minio-admin');
 
 const minioAdminSource = fileURLToPath(new URL('./minio-admin', import.meta.url));
@@ -103,7 +108,7 @@ export const minio: StackService = {
     if (response.status !== 200) throw new Error(`/minio/health/ready answered ${response.status}`);
   },
 
-  /** The lake bucket exists once the stack is up. */
+  /** The lake bucket exists once the stack is up, and so do the jobs' and readers' S3 users. */
   async ready(ctx) {
     const s3 = createS3(ctx.config);
     try {
@@ -113,6 +118,7 @@ export const minio: StackService = {
     } finally {
       s3.destroy();
     }
+    await applyS3Access(ctx.config, catalog(''), s3UsersDir(ctx));
   },
 
   startTimeoutMs: 60_000,

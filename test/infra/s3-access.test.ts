@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import {
@@ -80,8 +79,8 @@ test('lakestream-jobs writes its namespace only, lakestream-reader only reads, o
   const names = catalog(ns);
   const bucket = config.LAKE_BUCKET;
   const root = testS3(t);
-  const secretsDir = mkdtempSync(join(tmpdir(), 'lakestream-s3-secrets-'));
-  onCleanup(t, () => rmSync(secretsDir, { recursive: true, force: true }));
+  // the stack's own secrets: a made-up directory would give the shared users new secrets
+  const secretsDir = join(config.LAKESTREAM_STACK_DIR, 'secrets', 's3-users');
   cleanupPrefix(t, root, `${ns}/`);
   cleanupPrefix(t, root, `${other}/`);
   const strayKey = `${ns}-stray.txt`;

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { test } from 'node:test';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { loadConfig } from '../../core/config.ts';
+import { createS3 } from '../../core/s3.ts';
 import { uniqueName, runCliFile } from '../helpers.ts';
 
 /**
@@ -22,7 +24,7 @@ function portAnswers(address: string): Promise<boolean> {
   });
 }
 
-test('stack:up --secure: no open listener; infra:apply and the producer work with the stack users, a wrong password is refused', { timeout: 600_000 }, async (t) => {
+test('stack:up --secure: no open listener; infra:apply, the producer and SQL work with the stack users (Kafka and S3), a wrong password is refused', { timeout: 600_000 }, async (t) => {
   t.after(async () => {
     await stackCli(['down']);
     const reopened = await stackCli(['up']);
@@ -45,6 +47,18 @@ test('stack:up --secure: no open listener; infra:apply and the producer work wit
   const produce = await runCliFile('ingest/cli.ts', ['transactions', '--topic', `${namespace}.transactions`, '--count', '500'], clean);
   assert.equal(produce.status, 0, produce.stderr);
   assert.match(produce.stderr + produce.stdout, /sent 500, failed 0/);
+
+  // S3: commands now sign in as lakestream-jobs, which reads the lake but cannot write outside it
+  const secured = loadConfig();
+  assert.equal(secured.S3_ACCESS_KEY_ID, 'lakestream-jobs');
+  const sql = await runCliFile('sql/cli.ts', ['SELECT count(*) AS n FROM transactions', '--format', 'csv'], clean);
+  assert.equal(sql.status, 0, sql.stderr);
+  const s3 = createS3(secured);
+  try {
+    await assert.rejects(s3.send(new PutObjectCommand({ Bucket: secured.LAKE_BUCKET, Key: `outside-${namespace}.txt`, Body: 'x' })), { name: 'AccessDenied' });
+  } finally {
+    s3.destroy();
+  }
 
   const wrong = await runCliFile('ingest/cli.ts', ['transactions', '--topic', `${namespace}.transactions`, '--count', '5'], { ...clean, KAFKA_SASL_USERNAME: 'admin', KAFKA_SASL_PASSWORD: 'guess' });
   assert.equal(wrong.status, 1);
