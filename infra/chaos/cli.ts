@@ -4,6 +4,7 @@ import { loadConfig } from '../../core/config.ts';
 import { LakestreamError } from '../../core/errors.ts';
 import { formatChaosTable } from './report.ts';
 import { runScenario, type ChaosRow } from './harness.ts';
+import { recreateScenario, runRecreateExperiment } from './recreate.ts';
 import { replicationExperiment, scenarios } from './scenarios.ts';
 
 const usage = helpText(`Usage: pnpm run chaos [-- --only ID,…] [--rate N]
@@ -16,7 +17,7 @@ Redis. Prints one row per scenario and exits non-zero if an expectation was miss
 own namespace, removed afterwards.
 
 Scenarios:
-${scenarios.map((s) => `  ${s.id.padEnd(12)} ${s.name}`).join('\n')}
+${[...scenarios, recreateScenario].map((s) => `  ${s.id.padEnd(12)} ${s.name}`).join('\n')}
 
 Options:
   --only IDS     comma-separated scenario ids (default: all)
@@ -44,12 +45,13 @@ async function main(): Promise<void> {
     }
     return { factor: Number(match[1]), minInsync: Number(match[2]) };
   });
-  const ids = values.only ? values.only.split(',').map((id) => id.trim()) : scenarios.map((s) => s.id);
-  const unknown = ids.filter((id) => !scenarios.some((s) => s.id === id));
-  if (unknown.length) throw new LakestreamError('USAGE', `unknown scenario ${unknown.join(', ')}; scenarios: ${scenarios.map((s) => s.id).join(', ')}`);
+  const allIds = [...scenarios.map((s) => s.id), recreateScenario.id];
+  const ids = values.only ? values.only.split(',').map((id) => id.trim()) : allIds;
+  const unknown = ids.filter((id) => !allIds.includes(id));
+  if (unknown.length) throw new LakestreamError('USAGE', `unknown scenario ${unknown.join(', ')}; scenarios: ${allIds.join(', ')}`);
   const runs = settings.length
     ? settings.map((replication) => ({ scenario: replicationExperiment(replication.factor, replication.minInsync), replication }))
-    : ids.map((id) => ({ scenario: scenarios.find((s) => s.id === id)!, replication: undefined }));
+    : ids.filter((id) => id !== recreateScenario.id).map((id) => ({ scenario: scenarios.find((s) => s.id === id)!, replication: undefined }));
   const rate = nonNegativeOption('rate', values.rate, 300);
   if (rate < 50) throw new LakestreamError('USAGE', `--rate must be at least 50 records/s, got ${rate}`);
   const config = loadConfig();
@@ -58,6 +60,11 @@ async function main(): Promise<void> {
   for (const { scenario, replication } of runs) {
     console.error(`chaos: ${scenario.name}`);
     rows.push(await runScenario(config, scenario, { rate, replication, log: (message) => console.error(`chaos: ${message}`) }));
+    console.error(`chaos: ${rows.at(-1)!.met ? 'met' : `MISSED: ${rows.at(-1)!.missed.join('; ')}`}`);
+  }
+  if (!settings.length && ids.includes(recreateScenario.id)) {
+    console.error(`chaos: ${recreateScenario.name}`);
+    rows.push(await runRecreateExperiment(config, { log: (message) => console.error(`chaos: ${message}`) }));
     console.error(`chaos: ${rows.at(-1)!.met ? 'met' : `MISSED: ${rows.at(-1)!.missed.join('; ')}`}`);
   }
   console.log(formatChaosTable(rows));

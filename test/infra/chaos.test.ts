@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { runScenario } from '../../infra/chaos/harness.ts';
 import { formatChaosTable } from '../../infra/chaos/report.ts';
+import { recreateScenario, runRecreateExperiment } from '../../infra/chaos/recreate.ts';
 import { scenarios } from '../../infra/chaos/scenarios.ts';
 import { stackFaults } from '../../infra/chaos/stack-faults.ts';
 import { config } from '../helpers.ts';
@@ -22,3 +23,12 @@ for (const scenario of scenarios) {
     assert.equal(row.inFeatures, row.inLake, 'Redis counts every stored record once');
   });
 }
+
+test(`chaos: ${recreateScenario.name} -> ${recreateScenario.expected}`, { timeout: 420_000 }, async (t) => {
+  const row = await runRecreateExperiment(config, { log: (message) => t.diagnostic(message) });
+  t.diagnostic(formatChaosTable([row]));
+  assert.deepEqual(row.missed, [], formatChaosTable([row]));
+  assert.equal(row.inLake, 4_000);
+  assert.equal(row.duplicates, 0);
+  assert.match(row.notes.join('\n'), /running sink stopped: topic chaos-recreate-\S+\.transactions was deleted and recreated or truncated under this job \(partition \d/);
+});
