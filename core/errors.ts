@@ -49,6 +49,9 @@ export function isRetriable(error: unknown): boolean {
     // librdkafka's errors say `isRetriable`
     if (e.retriable === true || e.isRetriable === true || e.$retryable) return true;
     if (typeof e.code === 'string' && ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE'].includes(e.code)) return true;
+    // librdkafka's local timeouts and transport failures (a request timed out, a broker gone),
+    // which it does not flag as retriable itself
+    if (typeof e.code === 'number' && [-185, -195, -187].includes(e.code)) return true;
   }
   return false;
 }

@@ -95,6 +95,24 @@ export function topicReset(topic: string, what: string[]): LakestreamError {
   );
 }
 
+const membershipCodes: number[] = [
+  kafkaJavascript.CODES.ERRORS.ERR_UNKNOWN_MEMBER_ID,
+  kafkaJavascript.CODES.ERRORS.ERR_ILLEGAL_GENERATION,
+  kafkaJavascript.CODES.ERRORS.ERR_FENCED_INSTANCE_ID,
+];
+
+/** Whether Kafka refused the consumer's group membership (librdkafka may only say so per partition, in the message). */
+function lostGroupMembership(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return (typeof code === 'number' && membershipCodes.includes(code)) || /Unknown member|Illegal generation|Fenced instance/i.test(errorMessage(error));
+}
+
+class GroupMembershipLost extends LakestreamError {
+  constructor(cause: unknown) {
+    super('KAFKA_ERROR', `the consumer is no longer a member of its group: ${errorMessage(cause)}`, { cause });
+  }
+}
+
 export interface StreamJobOptions {
   /** Job name: consumer group, client id, dead-letter `dlq.job` header. */
   name: string;
@@ -239,7 +257,9 @@ export function createStreamJob(
       if (event.kind === 'assign') {
         for (const p of event.partitions) positions.delete(p);
         log.info('partitions assigned', { partitions: event.partitions });
-        await handler!.assigned?.(event.partitions);
+        // restoring state right after an outage may time out while the cluster settles; a restore
+        // replaces the partitions' state, so it can simply run again
+        await retry(async () => handler!.assigned?.(event.partitions), outageRetry('restore'));
       } else {
         log.info('partitions revoked', { partitions: event.partitions });
         try {
@@ -360,7 +380,25 @@ export function createStreamJob(
         log.warn('abort failed; retrying it before the next transaction', { error: errorMessage(cause) });
       });
       handler!.aborted?.(batches.map((b) => b.partition));
+      if (lostGroupMembership(error)) throw new GroupMembershipLost(error);
       throw retriableUnlessFatal(error);
+    }
+  }
+
+  /**
+   * A consumer that could not poll for longer than its session (a batch waiting out an outage) is
+   * out of its group: every offset it sends into a transaction is refused (UNKNOWN_MEMBER_ID) for
+   * as long as it retries, because only polling rejoins. So the batch is dropped instead, its
+   * partitions rewound to the batch's first offsets, and the loop polls: the consumer rejoins, and
+   * the records are read again (after a rebalance from the committed offsets, which are the same).
+   */
+  async function rewind(messages: Message[]): Promise<void> {
+    const first = new Map<number, number>();
+    for (const message of messages) if (!first.has(message.partition) || message.offset < first.get(message.partition)!) first.set(message.partition, message.offset);
+    for (const [partition, offset] of first) {
+      positions.set(partition, offset - 1);
+      // a partition no longer assigned refuses the seek; its next owner starts from the committed offset
+      await call((cb) => consumer!.seek({ topic: options.topic, partition, offset }, 5_000, cb)).catch(() => {});
     }
   }
 
@@ -387,7 +425,14 @@ export function createStreamJob(
     checkPositions(messages);
     const { batches, letters } = await retry(() => decodeFetch(messages), retrying);
     if (options.commit === 'transaction') {
-      await retry(() => processTransactional(batches, letters), retrying);
+      try {
+        await retry(() => processTransactional(batches, letters), { ...retrying, shouldRetry: (error) => !(error instanceof GroupMembershipLost) && isRetriable(error) });
+      } catch (error) {
+        if (!(error instanceof GroupMembershipLost)) throw error;
+        log.warn('out of the consumer group after waiting out an outage: the batch is dropped, read again after rejoining', { error: errorMessage(error.cause) });
+        await rewind(messages);
+        return;
+      }
     } else {
       if (letters.length) {
         await retry(async () => {

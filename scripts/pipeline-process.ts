@@ -74,7 +74,7 @@ export function startPipeline(args: string[] = [], options: { env?: NodeJS.Proce
 
 export interface JobProcess {
   readonly child: ChildProcess;
-  /** The last 100,000 characters it printed (its logs). */
+  /** The last 2,000,000 characters it printed (its logs): a chaos run keeps the whole of them. */
   output(): string;
   kill9(): Promise<void>;
   /** SIGTERM (flush, commit, exit); resolves with the exit code. */
@@ -93,7 +93,7 @@ export function startJobProcess(jobs: string[], args: string[], env: NodeJS.Proc
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
-  const collect = (chunk: Buffer) => void (output = (output + chunk.toString()).slice(-100_000));
+  const collect = (chunk: Buffer) => void (output = (output + chunk.toString()).slice(-2_000_000));
   child.stdout!.on('data', collect);
   child.stderr!.on('data', collect);
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));

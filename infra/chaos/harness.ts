@@ -303,7 +303,9 @@ export async function runScenario(config: Config, scenario: Scenario, options: C
     const own = scenario.check?.(row);
     if (own) row.missed.push(own);
     row.met = !row.missed.length;
-    if (!row.met) row.notes.push(`job logs: ${saveLogs()}`);
+    // kept for every run (a met row can still show how it recovered), named in the notes when missed
+    const logs = saveLogs();
+    if (!row.met) row.notes.push(`job logs: ${logs}`);
     return row;
   } finally {
     for (const job of jobs.values()) await job.terminate().catch(() => {});
