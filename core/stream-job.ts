@@ -259,7 +259,11 @@ export function createStreamJob(
         log.info('partitions assigned', { partitions: event.partitions });
         // restoring state right after an outage may time out while the cluster settles; a restore
         // replaces the partitions' state, so it can simply run again
-        await retry(async () => handler!.assigned?.(event.partitions), outageRetry('restore'));
+        // (any of librdkafka's errors: a restore only reads, and the next attempt uses a new client)
+        await retry(async () => handler!.assigned?.(event.partitions), {
+          ...outageRetry('restore'),
+          shouldRetry: (error) => isRetriable(error) || typeof (error as { code?: unknown } | null)?.code === 'number',
+        });
       } else {
         log.info('partitions revoked', { partitions: event.partitions });
         try {

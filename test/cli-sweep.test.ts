@@ -1,8 +1,13 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { test } from 'node:test';
-import { config, runCliFile, unusedPort } from './helpers.ts';
+import { after, test } from 'node:test';
+import { catalog } from '../core/catalog.ts';
+import { createAdmin } from '../core/kafka.ts';
+import { createRegistry } from '../core/registry.ts';
+import { applyInfra } from '../infra/apply.ts';
+import { topicsFor } from '../infra/topics.ts';
+import { config, runCliFile, uniqueName, unusedPort } from './helpers.ts';
 
 /**
  * Every command line, fed malformed values, unreachable servers and wrong credentials: each one
@@ -20,6 +25,15 @@ interface Case {
 }
 
 const dead = `127.0.0.1:${await unusedPort()}`;
+// a namespace with its topics and schemas, so the producer gets as far as Kafka
+const namespace = uniqueName('sweep');
+const transactionsTopic = catalog(namespace).topic.transactions;
+const admin = createAdmin(config, 'lakestream-test');
+await applyInfra(topicsFor(namespace), { admin, registry: createRegistry(config), registryUrl: config.SCHEMA_REGISTRY_URL });
+after(async () => {
+  await admin.deleteTopics({ topics: topicsFor(namespace).map((spec) => spec.name) }).catch(() => {});
+  await admin.close();
+});
 const sasl = config.KAFKA_BROKERS.map((broker) => broker.replace(/:(\d+)$/, (_, port: string) => `:${Number(port) + 100}`)).join(',');
 const wrongKafkaPassword = { KAFKA_BROKERS: sasl, KAFKA_SECURITY_PROTOCOL: 'sasl_plaintext', KAFKA_SASL_USERNAME: 'admin', KAFKA_SASL_PASSWORD: 'not-it-0815' };
 
@@ -27,10 +41,10 @@ const cases: Record<string, Case> = {
   'producer: a count that is not a number': { cli: 'ingest/cli.ts', args: ['transactions', '--count', 'abc'], says: /--count must be a non-negative number, got "abc"/ },
   'producer: a negative rate': { cli: 'ingest/cli.ts', args: ['transactions', '--rate', '-5'], says: /Option '--rate' argument is ambiguous.*\(see --help\)/ },
   'producer: an unknown option': { cli: 'ingest/cli.ts', args: ['transactions', '--bogus'], says: /Unknown option '--bogus'/ },
-  'producer: Kafka unreachable': { cli: 'ingest/cli.ts', args: ['transactions', '--count', '5'], env: { KAFKA_BROKERS: dead }, says: new RegExp(`Kafka at ${dead} is unreachable`), withinMs: 20_000 },
+  'producer: Kafka unreachable': { cli: 'ingest/cli.ts', args: ['transactions', '--topic', transactionsTopic, '--count', '5'], env: { KAFKA_BROKERS: dead }, says: new RegExp(`Kafka at ${dead} is unreachable`), withinMs: 20_000 },
   'producer: registry unreachable': { cli: 'ingest/cli.ts', args: ['transactions', '--count', '5'], env: { SCHEMA_REGISTRY_URL: `http://${dead}` }, says: /schema registry at .* is unreachable/ },
   'producer: a topic without a schema': { cli: 'ingest/cli.ts', args: ['transactions', '--topic', 'no.such.topic', '--count', '5'], says: /no schema registered for no\.such\.topic-value.*infra:apply/ },
-  'producer: a wrong Kafka password': { cli: 'ingest/cli.ts', args: ['transactions', '--count', '5'], env: wrongKafkaPassword, says: /rejected the credentials of user admin/ },
+  'producer: a wrong Kafka password': { cli: 'ingest/cli.ts', args: ['transactions', '--topic', transactionsTopic, '--count', '5'], env: wrongKafkaPassword, says: /rejected the credentials of user admin/ },
   'shop producer: users not a number': { cli: 'ingest/cli.ts', args: ['shop-events', '--users', 'x'], says: /--users must be a non-negative number, got "x"/ },
   'job: an unknown job': { cli: 'pipeline/cli.ts', args: ['nosuchjob'], says: /unknown job nosuchjob; jobs: transactions-job-backup/ },
   'job: an empty instance': { cli: 'pipeline/cli.ts', args: ['promo', '--instance', ''], says: /--instance must be letters/ },
