@@ -80,13 +80,15 @@ export function kafkaUserGrants(catalog: Catalog): KafkaUserGrant[] {
       ...('totals' in processor ? [catalog.topic[processor.totals]] : []),
     ];
     const group = catalog.group(processor.name);
+    // a processor without a state topic rebuilds its state from its output (the features job)
+    const restoredFrom = 'state' in processor ? changelogs : [catalog.topic[processor.output], ...changelogs];
     grants.push({
       user: kafkaUserOf(processor.name),
       purpose: `reads ${catalog.topic[processor.input]}, writes ${[catalog.topic[processor.output], ...changelogs].join(', ')} in transactions`,
-      read: [catalog.topic[processor.input], ...changelogs],
+      read: [catalog.topic[processor.input], ...restoredFrom],
       write: [catalog.topic[processor.output], ...changelogs, catalog.deadLetterTopic(catalog.topic[processor.input])],
       groups: [group],
-      prefixedGroups: changelogs.map(restoreGroup),
+      prefixedGroups: restoredFrom.map(restoreGroup),
       transactionalIdPrefixes: [`${group}-`],
     });
   }

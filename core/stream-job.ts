@@ -233,6 +233,9 @@ export function createStreamJob(
 
   function onRebalance(this: KafkaConsumer, err: { code: number }, assignment: Array<{ topic: string; partition: number }>) {
     const partitions = assignment.map((tp) => tp.partition);
+    // offsets read before this rebalance say nothing about the next assignment's (cleared now, not
+    // when the loop gets to the event: a fetch may come first)
+    for (const p of partitions) positions.delete(p);
     if (err.code === ASSIGN) {
       this.assign(assignment);
       for (const p of partitions) assigned.add(p);
@@ -262,7 +265,7 @@ export function createStreamJob(
         // (any of librdkafka's errors: a restore only reads, and the next attempt uses a new client)
         await retry(async () => handler!.assigned?.(event.partitions), {
           ...outageRetry('restore'),
-          shouldRetry: (error) => isRetriable(error) || typeof (error as { code?: unknown } | null)?.code === 'number',
+          shouldRetry: (error) => !notAuthorized(error, config, '') && (isRetriable(error) || typeof (error as { code?: unknown } | null)?.code === 'number'),
         });
       } else {
         log.info('partitions revoked', { partitions: event.partitions });
@@ -384,6 +387,8 @@ export function createStreamJob(
         log.warn('abort failed; retrying it before the next transaction', { error: errorMessage(cause) });
       });
       handler!.aborted?.(batches.map((b) => b.partition));
+      const refused = notAuthorized(error, config, `write ${options.name}'s transaction (transactional id ${options.transactionalId})`);
+      if (refused) throw refused;
       if (lostGroupMembership(error)) throw new GroupMembershipLost(error);
       throw retriableUnlessFatal(error);
     }
@@ -400,9 +405,16 @@ export function createStreamJob(
     const first = new Map<number, number>();
     for (const message of messages) if (!first.has(message.partition) || message.offset < first.get(message.partition)!) first.set(message.partition, message.offset);
     for (const [partition, offset] of first) {
-      positions.set(partition, offset - 1);
-      // a partition no longer assigned refuses the seek; its next owner starts from the committed offset
-      await call((cb) => consumer!.seek({ topic: options.topic, partition, offset }, 5_000, cb)).catch(() => {});
+      try {
+        await call((cb) => consumer!.seek({ topic: options.topic, partition, offset }, 5_000, cb));
+        positions.set(partition, offset - 1);
+      } catch (error) {
+        // a partition no longer assigned refuses the seek: its next owner starts from the committed
+        // offset. One still ours would carry on past the dropped records: stop rather than lose them.
+        if (assigned.has(partition)) {
+          throw new LakestreamError('KAFKA_ERROR', `could not rewind ${options.topic} partition ${partition} to offset ${offset} after dropping a batch: ${errorMessage(error)}`, { cause: error });
+        }
+      }
     }
   }
 

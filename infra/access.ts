@@ -21,7 +21,13 @@ export function ensurePassword(dir: string, user: string): { password: string; c
   if (existsSync(file)) return { password: readFileSync(file, 'utf8').trim(), created: false };
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const password = randomBytes(18).toString('base64url');
-  writeFileSync(file, `${password}\n`, { mode: 0o600 });
+  try {
+    // exclusive: of two processes making one up at once, both keep the first one's
+    writeFileSync(file, `${password}\n`, { mode: 0o600, flag: 'wx' });
+  } catch (error) {
+    if ((error as { code?: string }).code === 'EEXIST') return { password: readFileSync(file, 'utf8').trim(), created: false };
+    throw error;
+  }
   chmodSync(file, 0o600);
   return { password, created: true };
 }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Admin } from '@platformatic/kafka';
 import { repoRoot } from '../../core/config.ts';
@@ -206,12 +206,21 @@ export const kafka: StackService = {
       const dir = nodeDir(ctx, nodeId);
       mkdirSync(dir, { recursive: true });
       const properties = join(dir, 'server.properties');
-      writeFileSync(properties, serverProperties(ctx, nodeId, secrets), { mode: 0o600 });
-      chmodSync(properties, 0o600);
+      // written beside and renamed: the file holds secrets and is never readable by others, not even briefly
+      writeFileSync(`${properties}.new`, serverProperties(ctx, nodeId, secrets), { mode: 0o600 });
+      chmodSync(`${properties}.new`, 0o600);
+      renameSync(`${properties}.new`, properties);
       if (!existsSync(join(dir, 'data', 'meta.properties'))) {
-        // the admin exists from the start, so a --secure cluster's brokers can sign in to each other
+        // the admin exists from the start, so a --secure cluster's brokers can sign in to each other;
+        // its password goes through a Java argument file, not the command line (ps, error messages)
         const format = java(ctx, 'kafka.tools.StorageTool', ['format', '--ignore-formatted', '-t', clusterId, '-c', properties, '--add-scram', `SCRAM-SHA-512=[name=${KAFKA_ADMIN_USER},password=${secrets.admin}]`], ['-Xmx256m']);
-        await run('kafka', format.command, format.args);
+        const argFile = join(secretsDir(ctx), `format-${nodeId}.args`);
+        writeFileSync(argFile, format.args.map((arg) => `"${arg.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`).join('\n'), { mode: 0o600 });
+        try {
+          await run('kafka', format.command, [`@${argFile}`]);
+        } finally {
+          rmSync(argFile, { force: true });
+        }
       }
     }
     writeFileSync(shapeFile, JSON.stringify({ brokers: ctx.brokers, clusterId }) + '\n');

@@ -51,6 +51,8 @@ interface Flush {
 
 interface PartitionBuffer {
   partition: number;
+  /** The id of the topic the partition's offsets belong to, read when the partition was loaded. */
+  topicId: string;
   /** Last offset durably in the lake; -1 when nothing is. */
   committedThrough: number;
   /** Last offset handed to a flush (committed or in flight). */
@@ -100,8 +102,6 @@ function lakeSinkHandler(
   outageTimeoutMs: number,
 ): StreamHandler {
   const { log } = controls;
-  /** The id of the topic this sink reads, fetched with the first partition's state. */
-  let topicId: string | undefined;
   const partitions = new Map<number, PartitionBuffer>();
   const columnsBySchema = new Map<number, Column[]>();
   const stats = { rowsWritten: 0, filesWritten: 0, bytesWritten: 0, flushes: 0 };
@@ -120,7 +120,8 @@ function lakeSinkHandler(
     const committedThrough = state?.committedThrough ?? -1;
     // Offsets of another topic of the same name (deleted and created again since) would make the
     // sink skip the new topic's records up to the old offset without a word.
-    topicId ??= await controls.topicId();
+    // asked at every load: a recreated topic keeps its name, and this process may have cached nothing else
+    const topicId = await controls.topicId();
     if (state?.topicId && state.topicId !== topicId) {
       throw topicReset(table.topic, [`partition ${partition}: the lake's offsets (up to ${committedThrough}) belong to topic id ${state.topicId}, the topic now has id ${topicId}`]);
     }
@@ -136,6 +137,7 @@ function lakeSinkHandler(
     }
     return {
       partition,
+      topicId,
       committedThrough,
       flushedThrough: committedThrough,
       etag,
@@ -221,8 +223,8 @@ function lakeSinkHandler(
     const encodeMs = performance.now() - startedAt;
     for (const group of job.groups) group.values = [];
     const bytes = bodies.reduce((sum, body) => sum + body.length, 0);
-    const intent: SinkPartitionState = { committedThrough: buffer.committedThrough, topicId, pending: { from: job.from, to: job.to, files } };
-    const committed: SinkPartitionState = { committedThrough: job.to, topicId };
+    const intent: SinkPartitionState = { committedThrough: buffer.committedThrough, topicId: buffer.topicId, pending: { from: job.from, to: job.to, files } };
+    const committed: SinkPartitionState = { committedThrough: job.to, topicId: buffer.topicId };
     // intent, uploads, commit; an outage of the store is waited out step by step (the consumer
     // stops once the bounded buffers are full) instead of failing the job
     let step: 'intent' | 'upload' | 'commit' = 'intent';

@@ -59,7 +59,18 @@ test('security: each job of the transactions pipeline works as its own Kafka use
   assert.equal(features.length, 50);
 
   assert.equal(await jobs.terminate(), 0);
-  const logs = jobs.output();
+  // started again with output in its changelog, the features job restores its counts as its own user
+  const again = spawnJobs(t, ['transactions-ml-features-job', 'user-transaction-counts-redis-sink'], ['--namespace', namespace], saslEnv);
+  const more = await producer.send(Array.from({ length: 500 }, next));
+  assert.equal(more.sent, 500);
+  assert.equal(await waitForCount('user_transaction_counts', 3_000), 3_000, 'the lake sink is stopped: no new rows yet');
+  await waitFor('3,500 counted in Redis after the restore', async () => {
+    const found = await getUserFeatures(redis, Array.from({ length: 50 }, (_, i) => i + 1), names.features.userTransactionCounts.redisPrefix);
+    return found.reduce((sum, f) => sum + Number(f?.total_transactions_count ?? 0), 0) === 3_500 ? true : undefined;
+  });
+  assert.match(again.output(), /"msg":"restored state".*"records":[1-9]/, 'the restore read the changelog');
+  assert.equal(await again.terminate(), 0);
+  const logs = jobs.output() + again.output();
   for (const user of [BACKUP_USER, 'transactions-ml-features-job-user', kafkaUserOf('user-transaction-counts-lake-sink'), kafkaUserOf('user-transaction-counts-redis-sink')]) {
     assert.ok(!logs.includes(password(user)), `${user}'s password is not in the job logs`);
   }
