@@ -28,7 +28,7 @@ test(`chaos: ${recreateScenario.name} -> ${recreateScenario.expected}`, { timeou
   const row = await runRecreateExperiment(config, { log: (message) => t.diagnostic(message) });
   t.diagnostic(formatChaosTable([row]));
   assert.deepEqual(row.missed, [], formatChaosTable([row]));
-  assert.equal(row.inLake, 4_000);
+  assert.equal(row.inLake, 4_500);
   assert.equal(row.duplicates, 0);
   assert.match(row.notes.join('\n'), /running sink stopped: topic chaos-recreate-\S+\.transactions was deleted and recreated or truncated under this job \(partition \d/);
 });
