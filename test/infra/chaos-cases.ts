@@ -12,7 +12,8 @@ import { config } from '../helpers.ts';
  * acknowledged is in the lake once and counted once in Redis. Whatever happens, the stack is
  * healed afterwards so the tests that follow find it whole.
  */
-for (const scenario of scenarios) {
+export function chaosTests(ids: string[]): void {
+for (const scenario of scenarios.filter((s) => ids.includes(s.id))) {
   test(`chaos: ${scenario.name} -> ${scenario.expected}`, { timeout: 420_000 }, async (t) => {
     t.after(() => stackFaults(config).heal());
     const row = await runScenario(config, scenario, { rate: 200, log: (message) => t.diagnostic(message) });
@@ -23,7 +24,9 @@ for (const scenario of scenarios) {
     assert.equal(row.inFeatures, row.inLake, 'Redis counts every stored record once');
   });
 }
+}
 
+export function recreateTest(): void {
 test(`chaos: ${recreateScenario.name} -> ${recreateScenario.expected}`, { timeout: 420_000 }, async (t) => {
   const row = await runRecreateExperiment(config, { log: (message) => t.diagnostic(message) });
   t.diagnostic(formatChaosTable([row]));
@@ -32,3 +35,4 @@ test(`chaos: ${recreateScenario.name} -> ${recreateScenario.expected}`, { timeou
   assert.equal(row.duplicates, 0);
   assert.match(row.notes.join('\n'), /running sink stopped: topic chaos-recreate-\S+\.transactions was deleted and recreated or truncated under this job \(partition \d/);
 });
+}
