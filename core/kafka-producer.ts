@@ -2,7 +2,7 @@ import kafkaJavascript, { KafkaJS } from '@confluentinc/kafka-javascript';
 import type { Config } from './config.ts';
 import { Connection } from '@platformatic/kafka';
 import { LakestreamError } from './errors.ts';
-import { adminConnection, createKafka, type KafkaConnection, librdkafkaBase } from './kafka.ts';
+import { adminConnection, createKafka, type KafkaConnection, librdkafkaBase, splitHostPort } from './kafka.ts';
 
 export interface ProducerTuning {
   /** 0, 1 or -1 (all). The platform's producers use -1 with idempotence. */
@@ -117,7 +117,7 @@ export async function probeKafka(connection: KafkaConnection, options: { require
     // adminConnection signs in as the connection's own user when one is set
     const probe = new Connection('lakestream-probe', { connectTimeout: 3_000, requestTimeout: 5_000, ...adminConnection(connection) });
     try {
-      await probe.connect(broker.slice(0, broker.lastIndexOf(':')), Number(broker.slice(broker.lastIndexOf(':') + 1)));
+      await probe.connect(splitHostPort(broker).host, splitHostPort(broker).port);
       if (user) verifiedUsers.add(user);
       return;
     } catch (error) {

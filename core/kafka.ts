@@ -9,6 +9,11 @@ import { LakestreamError } from './errors.ts';
 export type KafkaConnection = Pick<Config, 'KAFKA_BROKERS'> &
   Partial<Pick<Config, 'KAFKA_SECURITY_PROTOCOL' | 'KAFKA_SASL_MECHANISM' | 'KAFKA_SASL_USERNAME' | 'KAFKA_SASL_PASSWORD' | 'KAFKA_CREDENTIALS_DIR' | 'KAFKA_SSL_CA_LOCATION'>>;
 
+/** `host:port` of a KAFKA_BROKERS entry, for the clients that take them apart. */
+export function splitHostPort(address: string): { host: string; port: number } {
+  return { host: address.slice(0, address.lastIndexOf(':')), port: Number(address.slice(address.lastIndexOf(':') + 1)) };
+}
+
 /** The Kafka user that administers the cluster (topics, users, ACLs). */
 export const KAFKA_ADMIN_USER = 'admin';
 

@@ -5,7 +5,7 @@ import { type Admin, alterUserScramCredentialsV0, Connection, describeUserScramC
 import { aclsOf, kafkaUserGrants } from '../core/access.ts';
 import type { Catalog } from '../core/catalog.ts';
 import { LakestreamError, errorMessage } from '../core/errors.ts';
-import { adminConnection, type KafkaConnection } from '../core/kafka.ts';
+import { adminConnection, type KafkaConnection, splitHostPort } from '../core/kafka.ts';
 import type { ApplyAction } from './apply.ts';
 
 /** Kafka's minimum for SCRAM-SHA-512. */
@@ -38,7 +38,7 @@ async function withBrokerConnection<T>(connection: KafkaConnection, use: (client
   const broker = connection.KAFKA_BROKERS[0]!;
   const client = new Connection('lakestream-admin', { connectTimeout: 10_000, requestTimeout: 15_000, ...adminConnection(connection) });
   try {
-    await client.connect(broker.slice(0, broker.lastIndexOf(':')), Number(broker.slice(broker.lastIndexOf(':') + 1)));
+    await client.connect(splitHostPort(broker).host, splitHostPort(broker).port);
     return await use(client);
   } finally {
     await client.close().catch(() => {});

@@ -6,6 +6,7 @@ import { catalog } from '../core/catalog.ts';
 import { createAdmin } from '../core/kafka.ts';
 import { createRegistry } from '../core/registry.ts';
 import { applyInfra } from '../infra/apply.ts';
+import { saslAddresses } from '../infra/stack/kafka.ts';
 import { topicsFor } from '../infra/topics.ts';
 import { config, runCliFile, uniqueName, unusedPort } from './helpers.ts';
 
@@ -34,7 +35,7 @@ after(async () => {
   await admin.deleteTopics({ topics: topicsFor(namespace).map((spec) => spec.name) }).catch(() => {});
   await admin.close();
 });
-const sasl = config.KAFKA_BROKERS.map((broker) => broker.replace(/:(\d+)$/, (_, port: string) => `:${Number(port) + 100}`)).join(',');
+const sasl = saslAddresses({ config, brokers: config.KAFKA_BROKERS.length }).join(',');
 const wrongKafkaPassword = { KAFKA_BROKERS: sasl, KAFKA_SECURITY_PROTOCOL: 'sasl_plaintext', KAFKA_SASL_USERNAME: 'admin', KAFKA_SASL_PASSWORD: 'not-it-0815' };
 
 const cases: Record<string, Case> = {
