@@ -264,6 +264,31 @@ export async function createTransactionalProducer(
   transactionalId: string,
   tuning: Pick<ProducerTuning, 'lingerMs' | 'compression'> = {},
 ): Promise<TransactionalProducer> {
+  // While a cluster recovers, its transaction coordinator may time out, be loading its log
+  // (COORDINATOR_LOAD_IN_PROGRESS) or have moved: librdkafka reports these from initTransactions
+  // instead of retrying. A fresh producer each time, because some of them leave it fenced.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await initTransactionalProducer(config, transactionalId, tuning);
+    } catch (error) {
+      if (!coordinatorUnavailable(error) || attempt >= 10) throw error;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(500 * 2 ** attempt, 10_000)));
+    }
+  }
+}
+
+/** librdkafka's codes for a transaction coordinator that cannot answer yet. */
+function coordinatorUnavailable(error: unknown): boolean {
+  const { ERRORS } = kafkaJavascript.CODES;
+  const code = (error as { code?: number }).code;
+  return [ERRORS.ERR__TIMED_OUT, ERRORS.ERR__TRANSPORT, ERRORS.ERR_COORDINATOR_LOAD_IN_PROGRESS, ERRORS.ERR_COORDINATOR_NOT_AVAILABLE, ERRORS.ERR_NOT_COORDINATOR].includes(code as number);
+}
+
+async function initTransactionalProducer(
+  config: KafkaConnection,
+  transactionalId: string,
+  tuning: Pick<ProducerTuning, 'lingerMs' | 'compression'>,
+): Promise<TransactionalProducer> {
   const producer = new kafkaJavascript.Producer(
     {
       ...librdkafkaBase(config),
@@ -289,18 +314,12 @@ export async function createTransactionalProducer(
     new Promise<void>((resolve, reject) => fn((err) => (err ? reject(err) : resolve())));
   await connectOrExplain(producer, config, 15_000);
   producer.setPollInterval(5);
-  // While a cluster recovers, its transaction coordinator may not answer for a while: librdkafka
-  // asks for initTransactions to be called again to resume, for up to five minutes here.
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await call((cb) => producer.initTransactions(30_000, cb));
-      break;
-    } catch (error) {
-      if ((error as { code?: number }).code !== kafkaJavascript.CODES.ERRORS.ERR__TIMED_OUT || attempt >= 10) {
-        await new Promise<void>((resolve) => producer.disconnect(() => resolve()));
-        throw error;
-      }
-    }
+  try {
+    await call((cb) => producer.initTransactions(30_000, cb));
+  } catch (error) {
+    stopPolling(producer);
+    await new Promise<void>((resolve) => producer.disconnect(() => resolve()));
+    throw error;
   }
   const produceOne = (topic: string, message: OutgoingMessage) =>
     producer.produce(topic, message.partition ?? null, message.value, message.key, null, undefined, message.headers);

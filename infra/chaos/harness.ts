@@ -138,8 +138,10 @@ export async function runScenario(config: Config, scenario: Scenario, options: C
     producer: () => figures(),
   };
   let healedAt: number | undefined;
+  let logsSaved = false;
   /** Every job process's output, for a look at what went wrong. */
   const saveLogs = () => {
+    logsSaved = true;
     const dir = join(config.LAKESTREAM_STACK_DIR, 'chaos', namespace);
     mkdirSync(dir, { recursive: true });
     started.forEach((job, i) => writeFileSync(join(dir, `${i}-${job.name}.log`), job.output()));
@@ -256,6 +258,7 @@ export async function runScenario(config: Config, scenario: Scenario, options: C
     let stored = new Map<number, number>();
     let inFeatures = 0;
     let featuresExact = false;
+    let drainRounds = 0;
     for (;;) {
       stored = await lakeIds();
       const perUser = new Map<number, number>();
@@ -273,6 +276,8 @@ export async function runScenario(config: Config, scenario: Scenario, options: C
       featuresExact = userIds.every((id, i) => (online[i]?.total_transactions_count ?? 0) === (perUser.get(id) ?? 0));
       const allAcknowledgedStored = [...acknowledged].every((id) => stored.has(id));
       if ((allAcknowledgedStored && featuresExact) || performance.now() > drainDeadline) break;
+      // a drain that takes long says where it stands, so a stall can be told from slowness
+      if (++drainRounds % 15 === 0) ctx.log(`draining: ${stored.size} of ${acknowledged.size} acknowledged in the lake, ${inFeatures} counted in Redis`);
       await sleep(2_000);
     }
 
@@ -308,6 +313,8 @@ export async function runScenario(config: Config, scenario: Scenario, options: C
     if (!row.met) row.notes.push(`job logs: ${logs}`);
     return row;
   } finally {
+    // a run cut short (a test's time limit) still leaves the jobs' output behind
+    if (!logsSaved) log(`${scenario.id}: job logs in ${saveLogs()}`);
     for (const job of jobs.values()) await job.terminate().catch(() => {});
     await Promise.all([...jobs.values()].map((job) => job.kill9()));
     await dropNamespace(config, namespace, { admin, objectStore, redis }, ctx.extraTopics).catch((error: unknown) => log(`cleanup of ${namespace} failed: ${errorMessage(error)}`));

@@ -16,7 +16,9 @@ export function chaosTests(ids: string[]): void {
 for (const scenario of scenarios.filter((s) => ids.includes(s.id))) {
   test(`chaos: ${scenario.name} -> ${scenario.expected}`, { timeout: 420_000 }, async (t) => {
     t.after(() => stackFaults(config).heal());
-    const row = await runScenario(config, scenario, { rate: 200, log: (message) => t.diagnostic(message) });
+    // a drain limit that keeps the worst case (fault, recovery wait, drain) inside the test's time limit,
+    // so a stall is reported as a row with its logs rather than cut off
+    const row = await runScenario(config, scenario, { rate: 200, drainTimeoutMs: 120_000, log: (message) => t.diagnostic(message) });
     t.diagnostic(formatChaosTable([row]));
     assert.ok(row.producer.acknowledged > 1_000, `the producer kept going (${row.producer.acknowledged} acknowledged)`);
     assert.deepEqual(row.missed, [], formatChaosTable([row]));
