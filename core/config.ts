@@ -107,7 +107,18 @@ export const envSchema = z
       .min(0)
       .default(600)
       .describe('How long a stream job waits out an unreachable Kafka, S3, Redis or registry, retrying with back-off, before it fails (0: for ever).'),
-    LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info').describe('Minimum level of the JSON logs.'),
+    LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info').describe('Minimum level of the logs.'),
+    LOG_FORMAT: z
+      .enum(['auto', 'json', 'pretty'])
+      .default('auto')
+      .describe('Logs as one JSON object per line, or as readable lines; auto: readable when stderr is a terminal.'),
+    METRICS_PORT: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .max(65535)
+      .optional()
+      .describe('Stream jobs serve Prometheus metrics on this port at /metrics (0: any free port, logged); unset: none. `--metrics-port` overrides it.'),
   })
   .strict();
 

@@ -45,7 +45,7 @@ export function asKafkaUserContext(context: ClientContext, user: string): Client
 }
 
 export function createClientContext(config: Config, options: { namespace?: string; component?: string } = {}): ClientContext {
-  setLogLevel(config.LOG_LEVEL);
+  setLogLevel(config.LOG_LEVEL, config.LOG_FORMAT);
   const registry = createRegistry(config, { retries: 0 });
   let s3: S3Client | undefined;
   let store: ObjectStore | undefined;

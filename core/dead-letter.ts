@@ -1,3 +1,4 @@
+import { metrics } from './metrics.ts';
 import type { Message } from '@confluentinc/kafka-javascript';
 import { LakestreamError, errorMessage } from './errors.ts';
 import type { OutgoingMessage } from './kafka-producer.ts';
@@ -32,6 +33,7 @@ export function createDeadLetters(job: string, log: Logger): DeadLetters {
       const reason = reasonOf(error);
       const seen = counts.get(reason) ?? 0;
       counts.set(reason, seen + 1);
+      metrics.deadLetters.inc({ job, reason });
       const { topic, partition, offset } = message;
       if (seen === 0) log.warn('dead letter', { reason, error: errorMessage(error), topic, partition, offset, firstOfKind: true });
       return {

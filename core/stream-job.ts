@@ -7,6 +7,7 @@ import { createAdmin, librdkafkaBase } from './kafka.ts';
 import type { Admin } from '@platformatic/kafka';
 import { connectOrExplain, notAuthorized, createBatchProducer, createTransactionalProducer, type BatchProducer, type OutgoingMessage, type TransactionalProducer } from './kafka-producer.ts';
 import type { Logger } from './log.ts';
+import { metrics, secondsSince } from './metrics.ts';
 import { consumerFetchSettings, profileSettings } from './profile.ts';
 import { retry } from './retry.ts';
 
@@ -81,6 +82,8 @@ export interface StreamJobControls {
   /** The topic's id, which changes when the topic is deleted and created again under the same name. */
   topicId(): Promise<string>;
   readonly log: Logger;
+  /** The job's name, the `job` label of its metrics. */
+  readonly jobName: string;
 }
 
 /**
@@ -169,6 +172,25 @@ export function createStreamJob(
   const tickMs = options.tickMs ?? 1_000;
   const stats = { recordsIn: 0, batches: 0, batchMs: 0, commitMs: 0 };
   const assigned = new Set<number>();
+  const job = { job: options.name };
+  /**
+   * Records of each assigned partition not read yet, from librdkafka's statistics every few
+   * seconds: the last stable offset (read_committed) less the position of the application.
+   * How much of what was read is durable is the committed offsets' business (the dashboard's lag).
+   */
+  function exportLag(statistics: { message?: string } | string): void {
+    type PartitionFigures = { ls_offset?: number; app_offset?: number; committed_offset?: number };
+    const parsed = JSON.parse(typeof statistics === 'string' ? statistics : (statistics.message ?? '{}')) as { topics?: Record<string, { partitions?: Record<string, PartitionFigures> }> };
+    const partitions = parsed.topics?.[options.topic]?.partitions ?? {};
+    for (const [id, figures] of Object.entries(partitions)) {
+      const partition = Number(id);
+      if (partition < 0) continue;
+      const labels = { ...job, topic: options.topic, partition: id };
+      const position = (figures.app_offset ?? -1) >= 0 ? figures.app_offset! : (figures.committed_offset ?? -1) >= 0 ? figures.committed_offset! : undefined;
+      if (assigned.has(partition) && position !== undefined && (figures.ls_offset ?? -1) >= 0) metrics.consumerLag.set(labels, Math.max(0, figures.ls_offset! - position));
+      else metrics.consumerLag.remove(labels);
+    }
+  }
   const pendingRebalances: Array<{ kind: 'assign' | 'revoke'; partitions: number[] }> = [];
   let consumer: Consumer | undefined;
   let dlqProducer: BatchProducer | undefined;
@@ -191,12 +213,14 @@ export function createStreamJob(
    * skipped or rewritten as no-ops: it is logged, never a reason to fail the job.
    */
   const commitOffsets = (offsets: Array<{ topic: string; partition: number; offset: number }>) =>
-    call<void>((cb) => consumer!.commitCb(offsets, (err) => cb(err))).catch((error: unknown) =>
-      log.warn('offset commit failed; the records will be read again and skipped', { offsets: offsets.map((o) => `${o.partition}@${o.offset}`).join(','), error: errorMessage(error) }),
-    );
+    call<void>((cb) => consumer!.commitCb(offsets, (err) => cb(err))).catch((error: unknown) => {
+      metrics.errors.inc({ ...job, kind: 'offset_commit' });
+      log.warn('offset commit failed; the records will be read again and skipped', { offsets: offsets.map((o) => `${o.partition}@${o.offset}`).join(','), error: errorMessage(error) });
+    });
 
   const controls: StreamJobControls = {
     log,
+    jobName: options.name,
     commit: (partition, nextOffset) => commitOffsets([{ topic: options.topic, partition, offset: nextOffset }]),
     logEnd: (partition) =>
       retry(
@@ -240,6 +264,7 @@ export function createStreamJob(
       this.assign(assignment);
       for (const p of partitions) assigned.add(p);
       pendingRebalances.push({ kind: 'assign', partitions });
+      metrics.assignedPartitions.set(job, assigned.size);
     } else if (err.code === REVOKE) {
       if (leaving) {
         // stop() already let the handler finish every partition
@@ -277,6 +302,7 @@ export function createStreamJob(
         }
         consumer!.unassign();
         for (const p of event.partitions) assigned.delete(p);
+        metrics.assignedPartitions.set(job, assigned.size);
       }
     }
   }
@@ -371,9 +397,15 @@ export function createStreamJob(
     await producer.begin().catch((error: unknown) => {
       throw retriableUnlessFatal(error);
     });
+    const produced = new Map<string, number>();
     try {
       for (const letter of letters) await producer.produce(deadLetterTopic, letter);
-      await handler!.handle(batches, { produce: (topic, message) => producer.produce(topic, message) });
+      await handler!.handle(batches, {
+        produce: (topic, message) => {
+          produced.set(topic, (produced.get(topic) ?? 0) + 1);
+          return producer.produce(topic, message);
+        },
+      });
       await producer.sendOffsets(
         batches.map((b) => ({ topic: b.topic, partition: b.partition, offset: b.lastOffset + 1 })),
         consumer!,
@@ -381,6 +413,8 @@ export function createStreamJob(
       const commitStarted = performance.now();
       await producer.commit();
       stats.commitMs += performance.now() - commitStarted;
+      metrics.transactionCommitDuration.observe(job, secondsSince(commitStarted));
+      for (const [topic, count] of produced) metrics.recordsOut.inc({ ...job, output: topic }, count);
     } catch (error) {
       await producer.abort().catch((cause: unknown) => {
         abortPending = true;
@@ -430,8 +464,10 @@ export function createStreamJob(
       timeoutMs: context.config.JOB_OUTAGE_TIMEOUT_S * 1000,
       initialDelayMs: 200,
       maxDelayMs: 15_000,
-      onRetry: (error: unknown, attempt: number, delayMs: number) =>
-        log.warn(`${what} failed; retrying`, { attempt, delayMs, waitedMs: Date.now() - since, error: errorMessage(error) }),
+      onRetry: (error: unknown, attempt: number, delayMs: number) => {
+        metrics.errors.inc({ ...job, kind: what.replaceAll(' ', '_') });
+        log.warn(`${what} failed; retrying`, { attempt, delayMs, waitedMs: Date.now() - since, error: errorMessage(error) });
+      },
     };
   }
 
@@ -464,6 +500,8 @@ export function createStreamJob(
     stats.recordsIn += messages.length;
     stats.batches++;
     stats.batchMs += performance.now() - startedAt;
+    metrics.recordsIn.inc({ ...job, topic: options.topic }, messages.length);
+    metrics.batchDuration.observe(job, secondsSince(startedAt));
   }
 
   async function loop(): Promise<void> {
@@ -475,6 +513,7 @@ export function createStreamJob(
         const refused = notAuthorized(error, config, `read ${options.topic} in consumer group ${options.name}`);
         if (refused) throw refused;
         if (!isRetriable(error) && (error as { isFatal?: boolean }).isFatal) throw error;
+        metrics.errors.inc({ ...job, kind: 'consume' });
         log.warn('consume failed; polling again', { error: errorMessage(error) });
         return [] as Message[];
       });
@@ -522,9 +561,17 @@ export function createStreamJob(
           // a batch waiting out an outage does not poll: stay in the group for as long as it may wait
           'max.poll.interval.ms': config.JOB_OUTAGE_TIMEOUT_S ? Math.min(Math.max(300_000, (config.JOB_OUTAGE_TIMEOUT_S + 60) * 1000), 86_400_000) : 86_400_000,
           rebalance_cb: onRebalance,
+          'statistics.interval.ms': 5_000,
         },
         { 'auto.offset.reset': 'earliest' },
       ) as Consumer;
+      consumer.on('event.stats', (statistics) => {
+        try {
+          exportLag(statistics as { message?: string });
+        } catch (error) {
+          log.debug('unreadable consumer statistics', { error: errorMessage(error) });
+        }
+      });
       await connectOrExplain(consumer as unknown as kafkaJavascript.Client<string>, config, 15_000);
       // wait for the first record only, then take whatever else is already fetched
       consumer.setDefaultConsumeTimeout(profile.pollTimeoutMs);
@@ -533,6 +580,7 @@ export function createStreamJob(
       running = true;
       loopDone = loop().catch((error: unknown) => {
         running = false;
+        metrics.errors.inc({ ...job, kind: 'fatal' });
         log.error('job failed', { error: errorMessage(error) });
         fail(error);
       });

@@ -3,6 +3,7 @@ import { cliArgs, helpText, runCli } from '../core/cli.ts';
 import { loadConfig } from '../core/config.ts';
 import { createClientContext } from '../core/context.ts';
 import { LakestreamError } from '../core/errors.ts';
+import { serveMetrics } from '../core/metrics.ts';
 import { runJobsUntilSignal } from '../core/stream-job.ts';
 import { pipelineJobs } from './jobs.ts';
 
@@ -20,6 +21,8 @@ Options:
   --flush-interval-ms T lake sinks: flush a partition whose oldest row is T ms old (default 30000)
   --instance ID         transactional jobs: stable id of this process (default 0)
   --stats-interval-ms T log each job's stats and the process's memory every T ms (default 10000)
+  --metrics-port P      serve Prometheus metrics at http://HOST:P/metrics (0: any free port, logged;
+                        default METRICS_PORT, else none)
   -h, --help
 
 SIGTERM or SIGINT flushes, commits and exits within ${STOP_TIMEOUT_MS / 1000} s. SIGHUP reloads models (session-scorer).
@@ -36,6 +39,7 @@ async function main(): Promise<void> {
       'flush-interval-ms': { type: 'string' },
       instance: { type: 'string' },
       'stats-interval-ms': { type: 'string' },
+      'metrics-port': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -44,6 +48,11 @@ async function main(): Promise<void> {
     if (value === undefined) return undefined;
     const n = Number(value);
     if (!Number.isInteger(n) || n <= 0) throw new LakestreamError('USAGE', `--${name} must be a positive integer, got ${JSON.stringify(value)}`);
+    return n;
+  };
+  const port = (value: string) => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value) || n > 65535) throw new LakestreamError('USAGE', `--metrics-port must be a port number (0-65535), got ${JSON.stringify(value)}`);
     return n;
   };
   if (values.instance !== undefined && !/^[A-Za-z0-9._-]+$/.test(values.instance)) {
@@ -64,6 +73,8 @@ async function main(): Promise<void> {
   const selected = values.all ? names : positionals;
   const unknown = selected.filter((name) => !factories[name]);
   if (unknown.length) throw new LakestreamError('USAGE', `unknown job ${unknown.join(', ')}; jobs: ${names.join(', ')}`);
+  const metricsPort = values['metrics-port'] === undefined ? config.METRICS_PORT : port(values['metrics-port']);
+  if (metricsPort !== undefined) await serveMetrics(metricsPort, context.log);
   await runJobsUntilSignal(
     selected.map((name) => factories[name]!()),
     context.log,

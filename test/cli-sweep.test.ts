@@ -50,6 +50,8 @@ const cases: Record<string, Case> = {
   'job: an unknown job': { cli: 'pipeline/cli.ts', args: ['nosuchjob'], says: /unknown job nosuchjob; jobs: transactions-job-backup/ },
   'job: an empty instance': { cli: 'pipeline/cli.ts', args: ['promo', '--instance', ''], says: /--instance must be letters/ },
   'job: a zero stats interval': { cli: 'pipeline/cli.ts', args: ['promo', '--stats-interval-ms', '0'], says: /--stats-interval-ms must be a positive integer, got "0"/ },
+  'job: a metrics port that is not a number': { cli: 'pipeline/cli.ts', args: ['promo', '--metrics-port', 'http'], says: /--metrics-port must be a port number \(0-65535\), got "http"/ },
+  'job: a malformed METRICS_PORT': { cli: 'pipeline/cli.ts', args: ['promo'], env: { METRICS_PORT: '99999' }, says: /METRICS_PORT/ },
   'job: Kafka unreachable': { cli: 'pipeline/cli.ts', args: ['transactions-job-backup', '--namespace', 'sweep'], env: { KAFKA_BROKERS: dead }, says: new RegExp(`Kafka at ${dead} is unreachable`), withinMs: 25_000 },
   'job: a wrong Kafka password': { cli: 'pipeline/cli.ts', args: ['promo', '--namespace', 'sweep'], env: wrongKafkaPassword, says: /rejected the credentials of user admin/ },
   'sql: a missing file': { cli: 'sql/cli.ts', args: ['-f', 'nope.sql'], says: /--file: no such file nope\.sql/ },

@@ -4,6 +4,7 @@ import type { ClientContext } from '../../core/context.ts';
 import { LakestreamError, errorMessage, isRetriable } from '../../core/errors.ts';
 import { columnsOf, eventTimePartition, parseSinkPartitionState, sinkFileKey, sinkStateKey, type SinkPartitionState } from '../../core/lake-layout.ts';
 import { PreconditionFailed, type ObjectStore } from '../../core/object-store.ts';
+import { metrics, secondsSince } from '../../core/metrics.ts';
 import { retry } from '../../core/retry.ts';
 import { createStreamJob, topicReset, type PartitionBatch, type StreamHandler, type StreamJob, type StreamJobControls, type StreamRecord } from '../../core/stream-job.ts';
 import { ParquetWriter, type Column } from './parquet.ts';
@@ -277,6 +278,11 @@ function lakeSinkHandler(
     stats.filesWritten += files.length;
     stats.bytesWritten += bytes;
     stats.flushes++;
+    const labels = { job: controls.jobName };
+    metrics.lakeFlushes.inc(labels);
+    metrics.lakeFlushBytes.observe(labels, bytes);
+    metrics.lakeFlushDuration.observe(labels, secondsSince(startedAt));
+    metrics.recordsOut.inc({ ...labels, output: `lake:${table.id}` }, job.rows);
     log.debug('flushed', { partition: buffer.partition, from: job.from, to: job.to, rows: job.rows, files: files.length, bytes, encodeMs: Math.round(encodeMs), flushMs: Math.round(performance.now() - startedAt) });
     await controls.commit(buffer.partition, job.to + 1);
   }

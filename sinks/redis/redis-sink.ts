@@ -1,6 +1,7 @@
 import type { ResolvedFeature } from '../../core/catalog.ts';
 import type { ClientContext } from '../../core/context.ts';
 import { LakestreamError, errorMessage } from '../../core/errors.ts';
+import { metrics, secondsSince } from '../../core/metrics.ts';
 import { createStreamJob, type StreamJob } from '../../core/stream-job.ts';
 import { writeFeatures } from './online-store.ts';
 
@@ -21,7 +22,10 @@ export function createRedisSink(feature: ResolvedFeature, context: ClientContext
       const latest = new Map<unknown, Record<string, unknown>>();
       for (const batch of batches) for (const record of batch.records) latest.set(record.value[feature.entityKey], record.value);
       try {
+        const startedAt = performance.now();
         stats.applied += await writeFeatures(redis, feature, [...latest.values()]);
+        metrics.redisWriteDuration.observe({ job: feature.redisSinkGroup! }, secondsSince(startedAt));
+        metrics.recordsOut.inc({ job: feature.redisSinkGroup!, output: `redis:${feature.id}` }, latest.size);
       } catch (cause) {
         // Redis being away is transient: the runtime retries the batch with backoff.
         throw new LakestreamError('REDIS_ERROR', `writing ${latest.size} ${feature.entity} features to Redis failed: ${errorMessage(cause)}`, { cause, retriable: true });
