@@ -2,12 +2,12 @@
 # Installs what lakestream needs on a fresh Debian/Ubuntu machine: OS packages, pnpm and the
 # project's dependencies (librdkafka is built from source against the system's libraries).
 # Safe to re-run; each step is skipped when already done. The servers themselves are installed
-# by `pnpm run stack:up` into ~/.cache/lakestream.
+# by `pnpm run stack:up` into ~/.cache/lakestream. Chromium is for the dashboard's browser tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PNPM_VERSION=10.34.9
-DEBIAN_PACKAGES=(zlib1g-dev libssl-dev libsasl2-dev libzstd-dev liblz4-dev redis-server redis-tools build-essential python3-pip openssl)
+DEBIAN_PACKAGES=(zlib1g-dev libssl-dev libsasl2-dev libzstd-dev liblz4-dev redis-server redis-tools build-essential python3-pip openssl chromium)
 
 step() { printf '\n==> %s\n' "$*"; }
 

@@ -1,0 +1,122 @@
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { repoRoot } from '../../core/config.ts';
+import { createLogger } from '../../core/log.ts';
+import { createCollector } from '../../dashboard/collect.ts';
+import { startDashboard } from '../../dashboard/server.ts';
+import { createTransactionGenerator } from '../../ingest/transactions/generator.ts';
+import { createTransactionsProducer } from '../../ingest/transactions/producer.ts';
+import { config, onCleanup, unusedPort, waitFor } from '../helpers.ts';
+import { setupPipeline } from '../pipeline/fixture.ts';
+
+const artifacts = join(repoRoot, 'test-artifacts');
+
+/** Debian's Chromium, as the machine runs it: no sandbox as root, and no calls home. */
+async function launchChromium(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+}
+
+/** What a chart on the page holds, read from Chart.js itself. */
+function chartData(page: Page, id: string) {
+  return page.evaluate((canvasId) => {
+    const chart = (globalThis as unknown as { Chart: { getChart(id: string): { data: { labels: unknown[]; datasets: Array<{ label: string; data: Array<number | null> }> } } | undefined } }).Chart.getChart(canvasId);
+    return chart ? { labels: chart.data.labels.map(String), datasets: chart.data.datasets.map((d) => ({ label: d.label, data: d.data })) } : undefined;
+  }, id);
+}
+
+const isEmpty = (page: Page, card: string) => page.locator(`[data-source="${card}"]`).evaluate((element) => element.classList.contains('is-empty'));
+
+test('the dashboard shows a live pipeline in a real browser: empty states first, then charts that move with the data', { timeout: 300_000 }, async (t) => {
+  const { namespace, names, job } = await setupPipeline(t, 'dashboard');
+  const log = createLogger('dashboard-test');
+  const dashboard = await startDashboard(createCollector(config, { namespace, lakeIntervalMs: 2_000 }), { port: 0, host: '127.0.0.1', intervalMs: 1_000, log });
+  onCleanup(t, () => dashboard.close());
+  const browser = await launchChromium();
+  onCleanup(t, () => browser.close());
+  const page = await browser.newPage({ viewport: { width: 1400, height: 1800 } });
+  const pageErrors: string[] = [];
+  page.on('pageerror', (error) => pageErrors.push(error.message));
+  await page.goto(dashboard.url);
+
+  // a new namespace: topics exist but hold nothing, the lake is empty; nothing is an error
+  await page.waitForFunction('Number(document.body.dataset.snapshots ?? 0) >= 2');
+  assert.equal(await page.locator('#banners .banner').count(), 0, await page.locator('#banners').innerText());
+  assert.equal(await isEmpty(page, 'tables'), true);
+  assert.equal(await isEmpty(page, 'topUsers'), true);
+  assert.equal(await isEmpty(page, 'probabilities'), true);
+  assert.equal(await isEmpty(page, 'promo'), true);
+  assert.match(await page.locator('[data-source="tables"] .empty').innerText(), /no tables yet/);
+  assert.equal(await isEmpty(page, 'topics'), false, 'the namespace\'s topics are listed, at 0 records/s');
+  assert.match(await page.locator('[data-source="topUsers"] details.source pre').textContent() ?? '', /DuckDB: SELECT user_id, count\(\*\)/, 'each card names its query');
+
+  // data flows: a producer at a steady rate and the transactions jobs
+  const producer = await createTransactionsProducer(config, { topic: names.topic.transactions });
+  onCleanup(t, () => producer.close());
+  for (const name of ['transactions-job-backup', 'transactions-ml-features-job']) await job(name, { flushIntervalMs: 1_000 }).start();
+  const generate = createTransactionGenerator({ users: 30, seed: 21, spreadDays: 0 });
+  let sent = 0;
+  const producing = (async () => {
+    for (let second = 0; second < 8; second++) {
+      await producer.send(Array.from({ length: 250 }, generate));
+      sent += 250;
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+    }
+  })();
+  onCleanup(t, () => producing);
+
+  const rate = await waitFor('the transactions/s chart to show the flow', async () => {
+    const data = await chartData(page, 'chart-transactions');
+    const peak = Math.max(0, ...(data?.datasets[0]?.data ?? []).map((v) => v ?? 0));
+    return peak > 50 ? peak : undefined;
+  }, 60_000, 500).catch(async (error: unknown) => {
+    const snapshot = (await (await fetch(new URL('/api/snapshot', dashboard.url))).json()) as Record<string, unknown>;
+    throw new Error(`${String(error)}; the chart: ${JSON.stringify(await chartData(page, "chart-transactions"))}; the server's snapshot: ${JSON.stringify({ services: snapshot.services, topics: snapshot.topics, transactions: snapshot.transactions }).slice(0, 2_000)}`);
+  });
+  assert.ok(rate < 2_000, `a plausible rate (${rate}/s for 250 every second)`);
+  const topics = await chartData(page, 'chart-topics');
+  assert.ok(topics!.datasets.some((d) => d.label === 'transactions' && d.data.some((v) => (v ?? 0) > 0)), 'events/s per topic includes transactions (named without the namespace)');
+  await producing;
+
+  // the lake and its queries catch up: rows, files, the top users and the amounts
+  await waitFor('the lake table to show every row', async () => {
+    const row = await page.locator('#table-lake tbody tr', { hasText: /^transactions/ }).first().innerText().catch(() => '');
+    return row.includes(sent.toLocaleString('en-US')) ? row : undefined;
+  }, 90_000, 1_000);
+  assert.equal(await isEmpty(page, 'tables'), false);
+  const top = await waitFor('the top users chart', async () => ((await chartData(page, 'chart-top-users'))?.labels.length === 10 ? chartData(page, 'chart-top-users') : undefined), 30_000, 500);
+  const topCounts = top!.datasets[0]!.data as number[];
+  assert.deepEqual([...topCounts].sort((a, b) => b - a), topCounts, 'largest first');
+  const amounts = await chartData(page, 'chart-amounts');
+  const perCurrency = amounts!.datasets.map((d) => d.data.reduce<number>((sum, v) => sum + (v ?? 0), 0));
+  assert.equal(perCurrency.reduce((a, b) => a + b, 0), sent, 'every transaction in the amount distribution, once');
+  assert.ok(amounts!.datasets.length >= 2, 'one series per currency');
+  await waitFor('the consumer lag of the sink to be listed', async () => ((await page.locator("#table-lag").innerText()).includes("transactions-job-backup") ? true : undefined), 30_000, 500);
+  assert.equal(await isEmpty(page, 'deadLetters'), false);
+
+  mkdirSync(artifacts, { recursive: true });
+  await page.screenshot({ path: join(artifacts, 'dashboard.png'), fullPage: true });
+  assert.deepEqual(pageErrors, []);
+});
+
+test('a backing service that does not answer shows a banner naming it and its setting, and the rest still renders', { timeout: 120_000 }, async (t) => {
+  const deadRedis = `redis://127.0.0.1:${await unusedPort()}`;
+  const dashboard = await startDashboard(createCollector({ ...config, REDIS_URL: deadRedis }, { namespace: 'dashboard-no-redis' }), { port: 0, host: '127.0.0.1', intervalMs: 1_000, log: createLogger('dashboard-test') });
+  onCleanup(t, () => dashboard.close());
+  const browser = await launchChromium();
+  onCleanup(t, () => browser.close());
+  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  await page.goto(dashboard.url);
+  const banner = page.locator('#banners .banner[data-service="Redis"]');
+  await banner.waitFor({ timeout: 30_000 });
+  assert.match(await banner.innerText(), /Redis is not answering \(REDIS_URL\)/);
+  assert.equal(await page.locator('#banners .banner[data-service="Kafka"]').count(), 0, 'Kafka answers');
+  assert.equal(await isEmpty(page, 'promo'), true);
+  mkdirSync(artifacts, { recursive: true });
+  await page.screenshot({ path: join(artifacts, 'dashboard-redis-down.png') });
+});
