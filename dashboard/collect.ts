@@ -67,8 +67,11 @@ export interface ScheduledRun {
 
 export const queries = {
   tableRows: (view: string) => `SELECT count(*) AS rows FROM ${view}`,
-  probabilities: `SELECT floor(least(purchase_probability, 0.999) * 10)::INTEGER AS bin, count(DISTINCT user_session) AS sessions
-FROM session_predictions WHERE kind = 'score' GROUP BY 1 ORDER BY 1`,
+  // each session once, at its latest score
+  probabilities: `WITH latest AS (
+  SELECT user_session, arg_max(purchase_probability, event_time) AS probability FROM session_predictions WHERE kind = 'score' GROUP BY 1
+)
+SELECT floor(least(probability, 0.999) * 10)::INTEGER AS bin, count(*) AS sessions FROM latest GROUP BY 1 ORDER BY 1`,
   conversion: `WITH offered AS (SELECT DISTINCT user_session FROM promo_actions WHERE action = 'offer'),
 sessions AS (
   SELECT s.user_session, o.user_session IS NOT NULL AS offered,
@@ -274,7 +277,7 @@ export function createCollector(config: Config, options: { namespace?: string; l
 function sourcesOf(names: Catalog, config: Config): Record<string, string> {
   return {
     topics: `Kafka ${config.KAFKA_BROKERS}: ListOffsets latest − earliest per topic; rate = change between two snapshots`,
-    lag: 'Kafka: OffsetFetch of each job\'s consumer group against ListOffsets latest, per partition',
+    lag: "Kafka: OffsetFetch of each job's consumer group against ListOffsets latest, per partition (records read but not yet durable count too; in a topic written in transactions the last commit marker counts as 1)",
     deadLetters: 'Kafka: records in each dlq.* topic (ListOffsets latest − earliest)',
     tables: `S3 ${config.S3_ENDPOINT}: ListObjectsV2 of each table's prefix (files, bytes) and of its sink state (last flush); rows: DuckDB ${queries.tableRows('<table>')}`,
     runs: `S3: manifests under ${names.roots.backfillManifests}/ and ${names.roots.compactionManifests}/`,

@@ -3,12 +3,16 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { topicDeclarations } from '../../core/catalog.ts';
 import { repoRoot } from '../../core/config.ts';
+import { uniformDraw } from '../../core/hash.ts';
 import { createLogger } from '../../core/log.ts';
 import { createCollector } from '../../dashboard/collect.ts';
 import { startDashboard } from '../../dashboard/server.ts';
 import { createTransactionGenerator } from '../../ingest/transactions/generator.ts';
+import { createTopicProducer } from '../../ingest/topic-producer.ts';
 import { createTransactionsProducer } from '../../ingest/transactions/producer.ts';
+import { readPromoSummary } from '../../processors/promo/summary.ts';
 import { config, onCleanup, unusedPort, waitFor } from '../helpers.ts';
 import { setupPipeline } from '../pipeline/fixture.ts';
 
@@ -119,4 +123,57 @@ test('a backing service that does not answer shows a banner naming it and its se
   assert.equal(await isEmpty(page, 'promo'), true);
   mkdirSync(artifacts, { recursive: true });
   await page.screenshot({ path: join(artifacts, 'dashboard-redis-down.png') });
+});
+
+test('the business view: probabilities, offers, conversion and money per hour match the promo job\'s own figures', { timeout: 300_000 }, async (t) => {
+  const { names, job, redis, query } = await setupPipeline(t, 'dashboard-shop');
+  const dashboard = await startDashboard(createCollector(config, { namespace: names.namespace, lakeIntervalMs: 2_000 }), { port: 0, host: '127.0.0.1', intervalMs: 1_000, log: createLogger('dashboard-test') });
+  onCleanup(t, () => dashboard.close());
+  for (const name of ['promo', 'promo-actions-lake-sink', 'session-predictions-lake-sink', 'promo-economics-redis-sink']) await job(name, { flushIntervalMs: 500 }).start();
+
+  // scored sessions as the session scorer writes them, a third of them ending in a purchase
+  const producer = await createTopicProducer(config, { ...topicDeclarations.sessionPredictions, name: names.topic.sessionPredictions });
+  onCleanup(t, () => producer.close());
+  const records = [];
+  for (let i = 0; i < 400; i++) {
+    const session = `dashboard-session-${i}`;
+    const base = { user_session: session, user_id: i, model_version: 1, events: 1, views: 1, carts: 1, removes: 0, duration_s: 5 };
+    const scores = 1 + Math.floor(uniformDraw(`${session}:n`) * 3);
+    for (let k = 0; k < scores; k++) {
+      records.push({ ...base, kind: 'score', purchase_probability: uniformDraw(`${session}:${k}`), cart_value: 20 + k * 15, event_time: Date.UTC(2026, 10, 23, i % 3) + k * 60_000 });
+    }
+    if (uniformDraw(`${session}:buys`) < 0.33) records.push({ ...base, kind: 'purchase', purchase_probability: 1, cart_value: 50, event_time: Date.UTC(2026, 10, 23, i % 3) + 10 * 60_000 });
+  }
+  await producer.send(records);
+
+  const summary = await waitFor('the promo economics of every session in Redis', async () => {
+    const figures = await readPromoSummary(redis, names.features.promoEconomics);
+    const inLake = Number((await query<{ n: string }>('SELECT count(*) AS n FROM session_predictions'))[0]!.n);
+    return figures.offers > 0 && inLake === records.length ? figures : undefined;
+  }, 120_000, 1_000);
+  const browser = await launchChromium();
+  onCleanup(t, () => browser.close());
+  const page = await browser.newPage({ viewport: { width: 1400, height: 1800 } });
+  await page.goto(dashboard.url);
+
+  await waitFor('the offers made to appear', async () => ((await page.locator('[data-figure="offers made"]').innerText().catch(() => '')) === summary.offers.toLocaleString('en-US') ? true : undefined), 60_000, 500);
+  const probabilities = await waitFor('the probability histogram', async () => {
+    const data = await chartData(page, 'chart-probabilities');
+    const total = (data?.datasets[0]?.data ?? []).reduce<number>((sum, v) => sum + (v ?? 0), 0);
+    return total === 400 ? data : undefined;
+  }, 60_000, 500);
+  assert.equal(probabilities!.labels.length, 10, 'ten bands of 0.1; each session counted once, at its latest score');
+  const conversion = (await chartData(page, 'chart-conversion'))!;
+  assert.deepEqual(conversion.labels.map((label) => label.replace(/ \(.*/, '')), ['without promo', 'with promo']);
+  const offeredSessions = Number(/\((\d+) sessions\)/.exec(conversion.labels[1]!)![1]);
+  assert.equal(offeredSessions, summary.offers, 'one offer per offered session');
+  assert.ok(conversion.datasets[0]!.data.every((rate) => rate !== null && rate >= 0 && rate <= 1));
+  const hourly = (await chartData(page, 'chart-hourly'))!;
+  assert.deepEqual(hourly.datasets.map((d) => d.label), ['revenue', 'discount cost', 'margin']);
+  const sum = (label: string) => hourly.datasets.find((d) => d.label === label)!.data.reduce<number>((total, v) => total + (v ?? 0), 0);
+  assert.equal(Math.round(sum('revenue') * 100), summary.revenue_cents, 'revenue over the hours = the promo\'s running total in Redis');
+  assert.equal(Math.round(sum('discount cost') * 100), summary.discount_cents);
+  assert.equal(Math.round(sum('margin') * 100), summary.margin_cents);
+  mkdirSync(artifacts, { recursive: true });
+  await page.screenshot({ path: join(artifacts, 'dashboard-business.png'), fullPage: true });
 });
