@@ -2,12 +2,13 @@
 # Installs what lakestream needs on a fresh Debian/Ubuntu machine: OS packages, pnpm and the
 # project's dependencies (librdkafka is built from source against the system's libraries).
 # Safe to re-run; each step is skipped when already done. The servers themselves are installed
-# by `pnpm run stack:up` into ~/.cache/lakestream. Chromium is for the dashboard's browser tests.
+# by `pnpm run stack:up` into ~/.cache/lakestream. Chromium is for the dashboard's browser tests,
+# Prometheus for the test of the shipped scrape config and Grafana queries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PNPM_VERSION=10.34.9
-DEBIAN_PACKAGES=(zlib1g-dev libssl-dev libsasl2-dev libzstd-dev liblz4-dev redis-server redis-tools build-essential python3-pip openssl chromium)
+DEBIAN_PACKAGES=(zlib1g-dev libssl-dev libsasl2-dev libzstd-dev liblz4-dev redis-server redis-tools build-essential python3-pip openssl chromium prometheus)
 
 step() { printf '\n==> %s\n' "$*"; }
 

@@ -13,7 +13,7 @@ import { createTransactionGenerator } from '../../ingest/transactions/generator.
 import { createTopicProducer } from '../../ingest/topic-producer.ts';
 import { createTransactionsProducer } from '../../ingest/transactions/producer.ts';
 import { readPromoSummary } from '../../processors/promo/summary.ts';
-import { config, onCleanup, unusedPort, waitFor } from '../helpers.ts';
+import { config, onCleanup, runCliFile, unusedPort, waitFor } from '../helpers.ts';
 import { setupPipeline } from '../pipeline/fixture.ts';
 
 const artifacts = join(repoRoot, 'test-artifacts');
@@ -102,6 +102,15 @@ test('the dashboard shows a live pipeline in a real browser: empty states first,
   assert.ok(amounts!.datasets.length >= 2, 'one series per currency');
   await waitFor('the consumer lag of the sink to be listed', async () => ((await page.locator("#table-lag").innerText()).includes("transactions-job-backup") ? true : undefined), 30_000, 500);
   assert.equal(await isEmpty(page, 'deadLetters'), false);
+
+  // a backfill over the archived day shows up among the runs
+  const backfill = await runCliFile('backfill/cli.ts', ['--namespace', namespace], {}, 120_000);
+  assert.equal(backfill.status, 0, backfill.stderr.slice(-2_000));
+  const run = await waitFor('the backfill run to be listed', async () => {
+    const text = await page.locator('#table-runs tbody').innerText().catch(() => '');
+    return /backfill\s+\S+\s+done/.test(text) ? text : undefined;
+  }, 30_000, 500);
+  assert.equal(await isEmpty(page, 'runs'), false, run);
 
   mkdirSync(artifacts, { recursive: true });
   await page.screenshot({ path: join(artifacts, 'dashboard.png'), fullPage: true });
