@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { parse } from 'yaml';
 import { envSchema, repoRoot } from '../core/config.ts';
+import { metricNames } from '../core/metrics.ts';
 
 interface Service {
   image?: string;
@@ -84,5 +85,44 @@ test('docker-compose.secure.yml closes every open listener and gives the apps th
     assert.equal(parsed.data.KAFKA_SECURITY_PROTOCOL, 'sasl_plaintext');
     assert.ok(parsed.data.KAFKA_CREDENTIALS_DIR, `${name} reads the users' passwords from the shared volume`);
     assert.ok(secure.services[name]!.volumes?.some((volume) => volume.startsWith('kafka-users:/secrets/kafka-users')));
+  }
+});
+
+test('docker-compose has Prometheus scraping the pipeline and Grafana provisioned with the lakestream dashboard', () => {
+  const prometheus = services.prometheus!;
+  const grafana = services.grafana!;
+  assert.match(prometheus.image ?? '', /^prom\/prometheus:v\d+\.\d+\.\d+$/, 'a pinned image');
+  assert.match(grafana.image ?? '', /^grafana\/grafana:\d+\.\d+\.\d+$/, 'a pinned image');
+  const mounts = (service: Service) => new Map((service.volumes ?? []).map((volume) => volume.split(':') as [string, string]).map(([from, to]) => [to, join(repoRoot, from)]));
+
+  // Prometheus scrapes the port the pipeline serves its metrics on, keeping the jobs' `job` label
+  const prometheusConfig = mounts(prometheus).get('/etc/prometheus/prometheus.yml')!;
+  assert.ok(existsSync(prometheusConfig), prometheusConfig);
+  const scrape = (parse(readFileSync(prometheusConfig, 'utf8')) as { scrape_configs: Array<{ honor_labels?: boolean; static_configs: Array<{ targets: string[] }> }> }).scrape_configs;
+  const port = services.pipeline!.environment!.METRICS_PORT;
+  assert.ok(port, 'the pipeline serves metrics');
+  assert.ok(scrape.some((c) => c.honor_labels === true && c.static_configs.some((s) => s.targets.includes(`pipeline:${port}`))), JSON.stringify(scrape));
+
+  // Grafana: the datasource is the compose Prometheus, the dashboards folder is the mounted one
+  const provisioning = mounts(grafana).get('/etc/grafana/provisioning')!;
+  const dashboardsDir = [...mounts(grafana)].find(([to]) => to.startsWith('/var/lib/grafana/dashboards'))!;
+  const datasources = (parse(readFileSync(join(provisioning, 'datasources', 'prometheus.yml'), 'utf8')) as { datasources: Array<{ uid: string; url: string }> }).datasources;
+  assert.equal(new URL(datasources[0]!.url).hostname, 'prometheus');
+  assert.ok(services[new URL(datasources[0]!.url).hostname]?.ports?.some((p) => p.endsWith(`:${new URL(datasources[0]!.url).port}`)));
+  const providers = (parse(readFileSync(join(provisioning, 'dashboards', 'lakestream.yml'), 'utf8')) as { providers: Array<{ options: { path: string } }> }).providers;
+  assert.equal(providers[0]!.options.path, dashboardsDir[0]);
+
+  // every query uses a metric the jobs export (a typo would chart nothing, silently)
+  const dashboard = JSON.parse(readFileSync(join(dashboardsDir[1], 'lakestream.json'), 'utf8')) as { uid: string; panels: Array<{ title: string; datasource: { uid: string }; targets: Array<{ expr: string }> }> };
+  assert.equal(dashboard.uid, 'lakestream');
+  const known = new Set([...metricNames, ...metricNames.flatMap((name) => ['_bucket', '_sum', '_count'].map((suffix) => name + suffix)), 'process_resident_memory_bytes', 'nodejs_heap_size_used_bytes']);
+  const functions = new Set(['sum', 'by', 'rate', 'histogram_quantile', 'le', 'job', 'output', 'reason', 'kind', 'partition', 'topic', 'instance', 'label_values']);
+  for (const panel of dashboard.panels) {
+    assert.equal(panel.datasource.uid, datasources[0]!.uid, panel.title);
+    for (const { expr } of panel.targets) {
+      const names = (expr.replace(/\{[^}]*\}/g, '').replace(/\[[^\]]*\]/g, '').match(/[a-z_][a-z0-9_]*/g) ?? []).filter((word) => !functions.has(word));
+      assert.ok(names.length > 0, `${panel.title}: ${expr}`);
+      for (const name of names) assert.ok(known.has(name), `${panel.title}: ${name} is not a metric the jobs export`);
+    }
   }
 });
