@@ -51,6 +51,16 @@ export function kafkaUserGrants(catalog: Catalog): KafkaUserGrant[] {
       transactionalIdPrefixes: [],
     });
   }
+  const gatewayTopics = Object.entries(topicDeclarations).flatMap(([id, d]) => ('gateway' in d && d.gateway ? [catalog.topic[id as TopicId]] : []));
+  grants.push({
+    user: kafkaUserOf('gateway'),
+    purpose: `publishes ${gatewayTopics.join(', ')} for HTTP clients`,
+    read: [],
+    write: gatewayTopics,
+    groups: [],
+    prefixedGroups: [],
+    transactionalIdPrefixes: [],
+  });
   for (const table of Object.values(catalog.tables)) {
     grants.push({
       user: kafkaUserOf(table.sink),
@@ -79,14 +89,16 @@ export function kafkaUserGrants(catalog: Catalog): KafkaUserGrant[] {
       ...('state' in processor ? [catalog.topic[processor.state]] : []),
       ...('totals' in processor ? [catalog.topic[processor.totals]] : []),
     ];
+    const outputs = [catalog.topic[processor.output], ...('blocked' in processor ? [catalog.topic[processor.blocked]] : [])];
     const group = catalog.group(processor.name);
-    // a processor without a state topic rebuilds its state from its output (the features job)
-    const restoredFrom = 'state' in processor ? changelogs : [catalog.topic[processor.output], ...changelogs];
+    // a processor without a state topic rebuilds its state from its output (the features job);
+    // the product filter keeps none
+    const restoredFrom = 'state' in processor ? changelogs : 'blocked' in processor ? [] : [catalog.topic[processor.output], ...changelogs];
     grants.push({
       user: kafkaUserOf(processor.name),
-      purpose: `reads ${catalog.topic[processor.input]}, writes ${[catalog.topic[processor.output], ...changelogs].join(', ')} in transactions`,
+      purpose: `reads ${catalog.topic[processor.input]}, writes ${[...outputs, ...changelogs].join(', ')} in transactions`,
       read: [catalog.topic[processor.input], ...restoredFrom],
-      write: [catalog.topic[processor.output], ...changelogs, catalog.deadLetterTopic(catalog.topic[processor.input])],
+      write: [...outputs, ...changelogs, catalog.deadLetterTopic(catalog.topic[processor.input])],
       groups: [group],
       prefixedGroups: restoredFrom.map(restoreGroup),
       transactionalIdPrefixes: [`${group}-`],

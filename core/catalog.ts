@@ -1,3 +1,5 @@
+import { validateOrder } from '../schemas/orders.ts';
+import { validateProduct } from '../schemas/products.ts';
 import { validateShopEvent } from '../schemas/shop-events.ts';
 import { validateTransaction } from '../schemas/transactions.ts';
 
@@ -30,6 +32,8 @@ export interface TopicDeclaration {
   valueSchema: string;
   /** Business rules every reader applies after decoding: throws RECORD_INVALID to dead-letter a record. */
   rules?: (record: Record<string, unknown>) => void;
+  /** Clients may publish to it through the HTTP gateway (`POST /v1/topics/<name>/records`). */
+  gateway?: boolean;
   description: string;
 }
 
@@ -82,6 +86,7 @@ export const topicDeclarations = {
     cleanupPolicy: 'delete',
     valueSchema: 'transactions-value.avsc',
     rules: (record) => void validateTransaction(record),
+    gateway: true,
     description: 'Money movements keyed by user_id; the lake keeps them beyond the one-day retention.',
   },
   userTransactionCounts: {
@@ -101,6 +106,7 @@ export const topicDeclarations = {
     cleanupPolicy: 'delete',
     valueSchema: 'shop-events-value.avsc',
     rules: (record) => void validateShopEvent(record),
+    gateway: true,
     description: 'Click events of the web shop keyed by user_session: all events of a session in one partition, in order.',
   },
   sessionPredictions: {
@@ -148,6 +154,46 @@ export const topicDeclarations = {
     valueSchema: 'promo-state-value.avsc',
     description: "The promo job's per-session state (offered, converted), co-partitioned with session-predictions: its changelog.",
   },
+  orders: {
+    name: 'orders',
+    key: 'user_id',
+    ...sixPartitionsReplicated,
+    retentionMs: 7 * DAY,
+    cleanupPolicy: 'delete',
+    valueSchema: 'orders-value.avsc',
+    rules: (record) => void validateOrder(record),
+    gateway: true,
+    description: "Orders placed through the HTTP gateway (its order page), keyed by user_id.",
+  },
+  inputProducts: {
+    name: 'input-products',
+    key: 'product_id',
+    ...sixPartitionsReplicated,
+    retentionMs: 7 * DAY,
+    cleanupPolicy: 'delete',
+    valueSchema: 'input-products-value.avsc',
+    rules: (record) => void validateProduct(record),
+    gateway: true,
+    description: 'Products as shops publish them, keyed by product_id; the product filter reads them.',
+  },
+  products: {
+    name: 'products',
+    key: 'product_id',
+    ...sixPartitionsReplicated,
+    retentionMs: -1,
+    cleanupPolicy: 'compact',
+    valueSchema: 'products-value.avsc',
+    description: 'Products allowed for sale: input-products without the denylisted ones, co-partitioned with it (the latest version of each product).',
+  },
+  blockedProducts: {
+    name: 'blocked-products',
+    key: 'product_id',
+    ...sixPartitionsReplicated,
+    retentionMs: 7 * DAY,
+    cleanupPolicy: 'delete',
+    valueSchema: 'blocked-products-value.avsc',
+    description: 'Products the product filter held back, each with the denylist reason, co-partitioned with input-products.',
+  },
 } satisfies Record<string, TopicDeclaration>;
 
 export type TopicId = keyof typeof topicDeclarations;
@@ -194,6 +240,20 @@ export const tableDeclarations = {
     topic: 'promoEconomics',
     eventTimeField: 'event_time',
     sink: 'promo-economics-lake-sink',
+  },
+  orders: {
+    view: 'orders',
+    path: 'orders',
+    topic: 'orders',
+    eventTimeField: 'order_time',
+    sink: 'orders-lake-sink',
+  },
+  blockedProducts: {
+    view: 'blocked_products',
+    path: 'blocked_products',
+    topic: 'blockedProducts',
+    eventTimeField: 'blocked_at',
+    sink: 'blocked-products-lake-sink',
   },
 } satisfies Record<string, TableDeclaration>;
 
@@ -251,7 +311,9 @@ export const processorDeclarations = {
   transactionsFeatures: { name: 'transactions-ml-features-job', input: 'transactions', output: 'userTransactionCounts' },
   sessionScorer: { name: 'session-scorer', input: 'shopEvents', output: 'sessionPredictions', state: 'sessionState' },
   promo: { name: 'promo', input: 'sessionPredictions', output: 'promoActions', state: 'promoState', totals: 'promoEconomics' },
-} satisfies Record<string, { name: string; input: TopicId; output: TopicId; state?: TopicId; totals?: TopicId }>;
+  /** Stateless: each product passes or is blocked by the denylist as it stands in Redis. */
+  productFilter: { name: 'product-filter', input: 'inputProducts', output: 'products', blocked: 'blockedProducts' },
+} satisfies Record<string, { name: string; input: TopicId; output: TopicId; state?: TopicId; totals?: TopicId; blocked?: TopicId }>;
 
 /** A dead-letter topic's settings; one exists for every declared topic. */
 const deadLetterTopic = { partitions: 1, replicationFactor: 3, minInsyncReplicas: 2, retentionMs: 14 * DAY, cleanupPolicy: 'delete' } as const;
@@ -314,6 +376,8 @@ export interface Catalog {
   features: Record<FeatureId, ResolvedFeature>;
   /** Object-store roots, namespaced. */
   roots: typeof roots;
+  /** Redis keys that are not features: the product denylist (a hash of product id to entry). */
+  redisKeys: { productDenylist: string };
 }
 
 /**
@@ -386,5 +450,6 @@ export function catalog(namespace = ''): Catalog {
     tables,
     features,
     roots: resolvedRoots,
+    redisKeys: { productDenylist: `${namespace ? `${namespace}:` : ''}denylist:products` },
   };
 }

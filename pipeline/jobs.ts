@@ -2,6 +2,7 @@ import { processorDeclarations } from '../core/catalog.ts';
 import { kafkaUserOf } from '../core/access.ts';
 import { asKafkaUserContext, type ClientContext } from '../core/context.ts';
 import type { StreamJob } from '../core/stream-job.ts';
+import { createProductFilter } from '../processors/product-filter/job.ts';
 import { createPromoJob } from '../processors/promo/job.ts';
 import { createSessionScorer } from '../processors/session-scorer/job.ts';
 import { createFeaturesJob } from '../processors/transactions-features/job.ts';
@@ -30,6 +31,7 @@ export function pipelineJobs(context: ClientContext, settings: JobSettings = {})
   jobs[processorDeclarations.transactionsFeatures.name] = (as) => createFeaturesJob(as, { instance: settings.instance });
   jobs[processorDeclarations.sessionScorer.name] = (as) => createSessionScorer(as, { instance: settings.instance });
   jobs[processorDeclarations.promo.name] = (as) => createPromoJob(as, { instance: settings.instance });
+  jobs[processorDeclarations.productFilter.name] = (as) => createProductFilter(as, { instance: settings.instance });
   for (const feature of Object.values(catalog.features)) {
     if (feature.redisSink) jobs[feature.redisSink] = (as) => createRedisSink(feature, as);
   }

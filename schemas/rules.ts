@@ -54,7 +54,7 @@ export function recordValidator<T>(recordName: string, rules: Record<keyof T & s
     if (field === undefined) return input as T;
     const shown = JSON.stringify(input, (_k, v) => (typeof v === 'bigint' ? v.toString() : v));
     throw new LakestreamError('RECORD_INVALID', `invalid ${recordName}: ${field}: ${message} in ${shown}`, {
-      context: { reason: 'invalid', field, record: shown?.slice(0, 500) },
+      context: { reason: 'invalid', field, rule: message, record: shown?.slice(0, 500) },
     });
   };
 }
