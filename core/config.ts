@@ -112,6 +112,11 @@ export const envSchema = z
       .enum(['auto', 'json', 'pretty'])
       .default('auto')
       .describe('Logs as one JSON object per line, or as readable lines; auto: readable when stderr is a terminal.'),
+    GATEWAY_API_KEYS_FILE: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('The HTTP gateway requires API keys from this JSON file ({"<key>": {"client": …, "topics": […]}}); unset: open. `--api-keys` overrides it.'),
     METRICS_PORT: z.coerce
       .number()
       .int()

@@ -16,6 +16,8 @@ export interface ProducerTuning {
   deliveryTimeoutMs?: number;
   /** librdkafka's statistics every second (JSON parsed), e.g. for retry counts. */
   onStatistics?: (statistics: Record<string, unknown>) => void;
+  /** Keep track of whether any broker is connected (`BatchProducer.brokersUp`). */
+  trackBrokers?: boolean;
 }
 
 /**
@@ -154,8 +156,21 @@ export interface BatchProducer {
    * Produces `messages` and resolves once every one has its delivery report (acknowledged by the
    * in-sync replicas with acks=all), with how many failed and the first error.
    */
-  send(topic: string, messages: Iterable<OutgoingMessage>): Promise<{ sent: number; failed: number; firstError?: Error }>;
+  send(topic: string, messages: Iterable<OutgoingMessage>, options?: { positions?: boolean }): Promise<{ sent: number; failed: number; firstError?: Error; positions?: Array<DeliveredAt | undefined> }>;
+  /**
+   * With `trackBrokers`: false from the moment librdkafka reports every broker down until its
+   * statistics show one connected again. A record produced meanwhile can wait in librdkafka's
+   * queue past its delivery timeout (seen here: 45 s against 20 s) and land once Kafka is back,
+   * so a caller that must answer now refuses it instead of queueing it.
+   */
+  brokersUp(): boolean;
   close(): Promise<void>;
+}
+
+/** Where Kafka stored a record. */
+export interface DeliveredAt {
+  partition: number;
+  offset: number;
 }
 
 /**
@@ -179,13 +194,22 @@ export async function createBatchProducer(config: KafkaConnection, clientId: str
       partitioner: 'murmur2_random',
       dr_cb: true,
       ...(tuning.deliveryTimeoutMs ? { 'message.timeout.ms': tuning.deliveryTimeoutMs } : {}),
-      ...(tuning.onStatistics ? { 'statistics.interval.ms': 1_000 } : {}),
+      ...(tuning.onStatistics || tuning.trackBrokers ? { 'statistics.interval.ms': 1_000 } : {}),
     },
     {},
   );
-  if (tuning.onStatistics) {
-    const onStatistics = tuning.onStatistics;
-    producer.on('event.stats', (event: { message: string }) => onStatistics(JSON.parse(event.message) as Record<string, unknown>));
+  let brokersUp = true;
+  if (tuning.onStatistics || tuning.trackBrokers) {
+    producer.on('event.stats', (event: { message: string }) => {
+      const statistics = JSON.parse(event.message) as { brokers?: Record<string, { state?: string }> };
+      if (tuning.trackBrokers) brokersUp = Object.values(statistics.brokers ?? {}).some((broker) => broker.state === 'UP');
+      tuning.onStatistics?.(statistics);
+    });
+  }
+  if (tuning.trackBrokers) {
+    producer.on('event.error', (error: { code?: number }) => {
+      if (error.code === kafkaJavascript.CODES.ERRORS.ERR__ALL_BROKERS_DOWN) brokersUp = false;
+    });
   }
   await connectOrExplain(producer, config, tuning.connectTimeoutMs ?? 10_000);
   producer.setPollInterval(5);
@@ -194,28 +218,34 @@ export async function createBatchProducer(config: KafkaConnection, clientId: str
     outstanding: number;
     failed: number;
     firstError?: Error;
+    /** Asked for: each record's partition and offset, by its index in the send. */
+    positions?: Array<DeliveredAt | undefined>;
     done(): void;
   }
   producer.on('delivery-report', (err, report) => {
-    const pending = report.opaque as Pending;
+    // one shared opaque per send, or (positions asked for) one per record with its index
+    const opaque = report.opaque as Pending | { pending: Pending; index: number };
+    const pending = 'pending' in opaque ? opaque.pending : opaque;
     if (err) {
       pending.failed++;
-      pending.firstError ??= new Error(err.message);
+      pending.firstError ??= Object.assign(new Error(err.message), { code: err.code });
+    } else if ('pending' in opaque) {
+      pending.positions![opaque.index] = { partition: report.partition, offset: Number(report.offset) };
     }
     if (--pending.outstanding === 0) pending.done();
   });
   return {
     // `messages` may be a generator handing out transient buffers: each one is produced (and so
     // copied by librdkafka) before the next is asked for.
-    async send(topic, messages) {
+    async send(topic, messages, options = {}) {
       let done: () => void = () => {};
       const finished = new Promise<void>((resolve) => (done = resolve));
-      const pending: Pending = { outstanding: 1, failed: 0, done };
+      const pending: Pending = { outstanding: 1, failed: 0, done, ...(options.positions ? { positions: [] } : {}) };
       let sent = 0;
       for (let message of messages) {
         for (;;) {
           try {
-            producer.produce(topic, message.partition ?? null, message.value, message.key, null, pending, message.headers);
+            producer.produce(topic, message.partition ?? null, message.value, message.key, null, pending.positions ? { pending, index: sent } : pending, message.headers);
             pending.outstanding++;
             sent++;
             break;
@@ -230,8 +260,9 @@ export async function createBatchProducer(config: KafkaConnection, clientId: str
       }
       if (--pending.outstanding === 0) pending.done();
       await finished;
-      return { sent, failed: pending.failed, firstError: pending.firstError };
+      return { sent, failed: pending.failed, firstError: pending.firstError, ...(pending.positions ? { positions: pending.positions } : {}) };
     },
+    brokersUp: () => brokersUp,
     close: () =>
       new Promise<void>((resolve) => {
         producer.flush(10_000, () => {

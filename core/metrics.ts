@@ -87,6 +87,19 @@ export const metrics = {
     labelNames: ['job', 'topic', 'partition'] as const,
     registers: [registry],
   }),
+  gatewayRequests: new Counter({
+    name: 'lakestream_gateway_requests_total',
+    help: 'HTTP requests to the gateway, by topic (empty for other paths) and status code',
+    labelNames: ['topic', 'status'] as const,
+    registers: [registry],
+  }),
+  gatewayRequestDuration: new Histogram({
+    name: 'lakestream_gateway_request_duration_seconds',
+    help: 'Time from a publish request to its answer, acknowledgement by Kafka included',
+    labelNames: ['topic'] as const,
+    buckets: latencyBuckets,
+    registers: [registry],
+  }),
   assignedPartitions: new Gauge({
     name: 'lakestream_assigned_partitions',
     help: 'Partitions assigned to this member of the job',

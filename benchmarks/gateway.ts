@@ -1,0 +1,117 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { cliArgs, helpText, runCli } from '../core/cli.ts';
+import { loadConfig } from '../core/config.ts';
+import { LakestreamError } from '../core/errors.ts';
+import { createAdmin } from '../core/kafka.ts';
+import { createLogger } from '../core/log.ts';
+import { createObjectStore } from '../core/object-store.ts';
+import { createRedis } from '../core/redis.ts';
+import { createS3 } from '../core/s3.ts';
+import { createRegistry } from '../core/registry.ts';
+import { startGateway } from '../gateway/server.ts';
+import { applyInfra } from '../infra/apply.ts';
+import { dropNamespace } from '../infra/namespace.ts';
+import { topicsFor } from '../infra/topics.ts';
+
+const usage = helpText(`Usage: pnpm run bench:gateway [-- options]
+
+wrk (Debian's) against the gateway on loopback, on a namespace of its own (dropped afterwards):
+POST of one order per request (each acknowledged by Kafka with acks=all), of a batch of orders
+per request, and GET /healthz beside them as the HTTP server's own ceiling. Prints requests/s,
+records/s and latency percentiles.
+
+Options:
+  --seconds N       each run's length (default 15)
+  --connections N   concurrent connections (default 32)
+  --batch N         orders per request in the batch run (default 100)
+  -h, --help
+`);
+
+interface WrkFigures {
+  requestsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  non2xx: number;
+  errors: number;
+}
+
+function runWrk(url: string, seconds: number, connections: number, script?: string): WrkFigures {
+  const args = ['-t2', `-c${connections}`, `-d${seconds}s`, '--latency', ...(script ? ['-s', script] : []), url];
+  const result = spawnSync('wrk', args, { encoding: 'utf8' });
+  if (result.error) throw new LakestreamError('USAGE', `wrk could not run (${result.error.message}): bash scripts/bootstrap.sh installs it`);
+  const out = result.stdout;
+  const ms = (label: string) => {
+    const match = new RegExp(`^\\s+${label}\\s+([\\d.]+)(us|ms|s)\\s*$`, 'm').exec(out);
+    if (!match) return Number.NaN;
+    return Number(match[1]) * ({ us: 0.001, ms: 1, s: 1000 } as Record<string, number>)[match[2]!]!;
+  };
+  return {
+    requestsPerSecond: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? Number.NaN),
+    p50Ms: ms('50%'),
+    p99Ms: ms('99%'),
+    non2xx: Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0),
+    errors: [...out.matchAll(/(?:connect|read|write|timeout) (\d+)/g)].reduce((sum, m) => sum + Number(m[1]), 0),
+  };
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    args: cliArgs(),
+    options: {
+      seconds: { type: 'string', default: '15' },
+      connections: { type: 'string', default: '32' },
+      batch: { type: 'string', default: '100' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) return void console.log(usage);
+  const positive = (name: string, value: string) => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n <= 0) throw new LakestreamError('USAGE', `--${name} must be a positive integer, got ${JSON.stringify(value)}`);
+    return n;
+  };
+  const seconds = positive('seconds', values.seconds);
+  const connections = positive('connections', values.connections);
+  const batch = positive('batch', values.batch);
+  const config = loadConfig();
+  const namespace = `bench-gateway-${Date.now().toString(36)}`;
+  const admin = createAdmin(config, 'lakestream-bench');
+  await applyInfra(topicsFor(namespace), { admin, registry: createRegistry(config), registryUrl: config.SCHEMA_REGISTRY_URL });
+  const gateway = await startGateway(config, { port: 0, host: '127.0.0.1', namespace, maxBodyBytes: 4 * 1024 * 1024, maxRecords: 10_000, ackTimeoutMs: 10_000, log: createLogger('gateway') });
+  const dir = mkdtempSync(join(tmpdir(), 'lakestream-wrk-'));
+  const order = (i: number) => ({ order_id: `bench-order-${i.toString().padStart(8, '0')}`, customer_name: 'Bench', user_id: i % 1000, product: `product ${i % 50}`, quantity: 1 + (i % 3), unit_price: 9.99, order_time: Date.UTC(2026, 10, 23) });
+  const script = (name: string, body: unknown) => {
+    const file = join(dir, `${name}.lua`);
+    writeFileSync(file, `wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = ${JSON.stringify(JSON.stringify(body))}\n`);
+    return file;
+  };
+  try {
+    const url = new URL('/v1/topics/orders/records', gateway.url).toString();
+    console.log(`bench:gateway: wrk -t2 -c${connections} -d${seconds}s on loopback, namespace ${namespace}`);
+    runWrk(new URL('/healthz', gateway.url).toString(), 2, connections); // warm-up
+    const health = runWrk(new URL('/healthz', gateway.url).toString(), seconds, connections);
+    const single = runWrk(url, seconds, connections, script('single', order(1)));
+    const batched = runWrk(url, seconds, connections, script('batch', Array.from({ length: batch }, (_, i) => order(i))));
+    const row = (label: string, f: WrkFigures, perRequest: number) =>
+      `| ${label} | ${Math.round(f.requestsPerSecond).toLocaleString('en-US')} | ${Math.round(f.requestsPerSecond * perRequest).toLocaleString('en-US')} | ${f.p50Ms.toFixed(2)} | ${f.p99Ms.toFixed(2)} | ${f.non2xx} | ${f.errors} |`;
+    console.log(['', '| run | requests/s | records/s | p50 ms | p99 ms | non-2xx | socket errors |', '|---|---:|---:|---:|---:|---:|---:|',
+      row('GET /healthz (HTTP server alone, the ceiling)', health, 0),
+      row('POST 1 order per request (acks=all each)', single, 1),
+      row(`POST ${batch} orders per request`, batched, batch),
+      '', `one order per request runs at ${((single.requestsPerSecond / health.requestsPerSecond) * 100).toFixed(0)}% of the bare server's request rate`].join('\n'));
+  } finally {
+    await gateway.close();
+    const redis = createRedis(config);
+    const s3 = createS3(config);
+    await dropNamespace(config, namespace, { admin, objectStore: createObjectStore(s3, config.LAKE_BUCKET), redis }).catch(() => {});
+    redis.disconnect();
+    s3.destroy();
+    await admin.close();
+  }
+}
+
+runCli('bench:gateway', main);

@@ -1,0 +1,278 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Admin } from '@platformatic/kafka';
+import type { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
+import type { Type } from 'avsc';
+import { avroCodec, type AvroCodec } from '../core/avro.ts';
+import { catalog, topicDeclarations, type TopicDeclaration } from '../core/catalog.ts';
+import type { Config } from '../core/config.ts';
+import { errorMessage } from '../core/errors.ts';
+import { createAdmin } from '../core/kafka.ts';
+import { createBatchProducer, type BatchProducer, type OutgoingMessage } from '../core/kafka-producer.ts';
+import type { Logger } from '../core/log.ts';
+import { metrics, registry as metricsRegistry, secondsSince } from '../core/metrics.ts';
+import { createRegistry } from '../core/registry.ts';
+import { openApiDocument } from './openapi.ts';
+import { checkRecord, type FieldError } from './records.ts';
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+export interface ApiKey {
+  client: string;
+  /** Topics (un-namespaced names) the key may publish to; `*` for every gateway topic. */
+  topics: string[];
+}
+
+export interface GatewayOptions {
+  port: number;
+  host: string;
+  namespace: string;
+  /** Largest request body accepted (413 beyond). */
+  maxBodyBytes: number;
+  /** Most records in one request (413 beyond). */
+  maxRecords: number;
+  /** How long a request may wait for Kafka's acknowledgement before it gets 503. */
+  ackTimeoutMs: number;
+  /** API keys by key; none: the gateway is open. */
+  apiKeys?: Map<string, ApiKey>;
+  log: Logger;
+}
+
+export interface Gateway {
+  url: string;
+  close(): Promise<void>;
+}
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly body: Record<string, unknown> = {},
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+interface GatewayTopic {
+  /** As clients name it: `orders`. */
+  name: string;
+  /** As Kafka knows it: `<namespace>.orders`. */
+  kafkaName: string;
+  declaration: TopicDeclaration;
+  codec?: AvroCodec;
+}
+
+const RETRY_AFTER_S = 5;
+
+/**
+ * HTTP → Kafka. `POST /v1/topics/{topic}/records` takes one JSON record or an array; every record
+ * is checked against the topic's registered Avro schema and its business rules before anything is
+ * sent, so a request is published whole or not at all (400 lists each bad record's fields). Valid
+ * records are produced as Avro (idempotent, acks=all) and the answer gives each one's partition
+ * and offset. No 200 without every acknowledgement: a Kafka that does not acknowledge within
+ * `ackTimeoutMs` gets 503 with Retry-After. A retry after a 503 may publish a record twice (a
+ * write can land after its acknowledgement was lost); consumers that must not see duplicates key
+ * on a client-chosen id, as orders do with `order_id`.
+ */
+export async function startGateway(config: Config, options: GatewayOptions): Promise<Gateway> {
+  const names = catalog(options.namespace);
+  const topics = new Map<string, GatewayTopic>(
+    (Object.entries(topicDeclarations) as Array<[keyof typeof topicDeclarations, TopicDeclaration]>)
+      .filter(([, declaration]) => declaration.gateway)
+      .map(([id, declaration]) => [declaration.name, { name: declaration.name, kafkaName: names.topic[id], declaration }]),
+  );
+  const schemaRegistry: SchemaRegistry = createRegistry(config, { retries: 1 });
+  const producer: BatchProducer = await createBatchProducer(config, 'lakestream-gateway', { deliveryTimeoutMs: options.ackTimeoutMs, trackBrokers: true });
+  let admin: Admin | undefined;
+  const keyDigests = [...(options.apiKeys ?? new Map<string, ApiKey>())].map(([key, grant]) => ({ digest: sha256(key), grant }));
+  const pages: Record<string, { file: string; type: string }> = {
+    '/': { file: join(here, 'public', 'order.html'), type: 'text/html; charset=utf-8' },
+    '/order.js': { file: join(here, 'public', 'order.js'), type: 'text/javascript; charset=utf-8' },
+  };
+
+  async function codecOf(topic: GatewayTopic): Promise<AvroCodec> {
+    if (!topic.codec) {
+      try {
+        topic.codec = await avroCodec(schemaRegistry, await schemaRegistry.getLatestSchemaId(`${topic.kafkaName}-value`));
+      } catch (error) {
+        throw new HttpError(503, `the schema of ${topic.name} could not be read from the schema registry: ${errorMessage(error)}`, {}, { 'retry-after': String(RETRY_AFTER_S) });
+      }
+    }
+    return topic.codec;
+  }
+
+  /** The key's grant; 401 without a known key. Keys are compared by digest, in constant time. */
+  function authorise(request: IncomingMessage, topic: GatewayTopic): void {
+    if (!options.apiKeys) return;
+    const presented = /^Bearer (.+)$/i.exec(request.headers.authorization ?? '')?.[1] ?? (request.headers['x-api-key'] as string | undefined);
+    if (!presented) throw new HttpError(401, 'an API key is required (Authorization: Bearer <key>, or X-API-Key)', {}, { 'www-authenticate': 'Bearer' });
+    const digest = sha256(presented);
+    const match = keyDigests.find((candidate) => timingSafeEqual(candidate.digest, digest));
+    if (!match) throw new HttpError(401, 'unknown API key', {}, { 'www-authenticate': 'Bearer' });
+    if (!match.grant.topics.includes('*') && !match.grant.topics.includes(topic.name)) {
+      throw new HttpError(403, `API key of ${match.grant.client} may not publish to ${topic.name} (it may publish to ${match.grant.topics.join(', ') || 'nothing'})`);
+    }
+  }
+
+  async function readJson(request: IncomingMessage): Promise<unknown> {
+    if (!/^application\/json\b/i.test(request.headers['content-type'] ?? '')) throw new HttpError(415, 'the body must be JSON (Content-Type: application/json)');
+    const declared = Number(request.headers['content-length'] ?? 0);
+    if (declared > options.maxBodyBytes) throw new HttpError(413, `the body is ${declared} bytes; the limit is ${options.maxBodyBytes}`);
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of request as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > options.maxBodyBytes) throw new HttpError(413, `the body is over the limit of ${options.maxBodyBytes} bytes`);
+      chunks.push(chunk);
+    }
+    try {
+      return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    } catch (error) {
+      throw new HttpError(400, `the body is not valid JSON: ${errorMessage(error)}`);
+    }
+  }
+
+  async function publish(request: IncomingMessage, topicName: string): Promise<Record<string, unknown>> {
+    const topic = topics.get(topicName);
+    if (options.apiKeys && !topic) authorise(request, { name: topicName } as GatewayTopic);
+    if (!topic) throw new HttpError(404, `no topic ${topicName} takes records over HTTP; topics: ${[...topics.keys()].join(', ')}`);
+    authorise(request, topic);
+    const body = await readJson(request);
+    const records = Array.isArray(body) ? body : [body];
+    if (!records.length) throw new HttpError(400, 'the array holds no record');
+    if (records.length > options.maxRecords) throw new HttpError(413, `${records.length} records in one request; the limit is ${options.maxRecords}`);
+    const codec = await codecOf(topic);
+    const checked = records.map((record) => checkRecord(codec.type as Type, topic.declaration.rules, record));
+    const invalid = checked.flatMap((result, index) => ('errors' in result ? [{ index, errors: result.errors as FieldError[] }] : []));
+    if (invalid.length) {
+      const first = invalid[0]!;
+      throw new HttpError(400, `${invalid.length} of ${records.length} records invalid, nothing published (record ${first.index}: ${first.errors[0]!.field} ${first.errors[0]!.message})`, { records: invalid });
+    }
+    const messages: OutgoingMessage[] = checked.map((result) => {
+      const record = (result as { record: Record<string, unknown> }).record;
+      return { key: String(record[topic.declaration.key]), value: codec.encode(record) };
+    });
+    // with no broker connected a record would sit in librdkafka's queue and land whenever Kafka
+    // is back, after the client was told 503 and retried: refuse it unsent instead
+    if (!producer.brokersUp()) {
+      throw new HttpError(503, `Kafka at ${config.KAFKA_BROKERS.join(',')} is unreachable: nothing was published; retry later`, { records: messages.map(() => ({ error: 'not sent' })) }, { 'retry-after': String(RETRY_AFTER_S) });
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new HttpError(503, `Kafka did not acknowledge within ${options.ackTimeoutMs / 1000} s; the records may or may not be published: retry, and tell duplicates by their ids`, { records: messages.map(() => ({ error: 'unknown' })) }, { 'retry-after': String(RETRY_AFTER_S) })),
+        options.ackTimeoutMs + 2_000,
+      );
+    });
+    const { failed, firstError, positions } = await Promise.race([producer.send(topic.kafkaName, messages, { positions: true }), deadline]).finally(() => clearTimeout(timer));
+    if (failed) {
+      // the acknowledged ones are published: say which, so a client retries only the rest
+      const outcome = messages.map((_, index) => positions?.[index] ?? { error: 'not acknowledged' });
+      throw new HttpError(
+        503,
+        `Kafka did not acknowledge ${failed} of ${messages.length} records within ${options.ackTimeoutMs / 1000} s (${errorMessage(firstError)}); retry those`,
+        { records: outcome },
+        { 'retry-after': String(RETRY_AFTER_S) },
+      );
+    }
+    metrics.recordsOut.inc({ job: 'gateway', output: topic.kafkaName }, messages.length);
+    return { topic: topic.name, records: positions };
+  }
+
+  async function ready(): Promise<void> {
+    admin ??= createAdmin(config, 'lakestream-gateway-ready');
+    await withTimeout(admin.listTopics(), 3_000, 'Kafka');
+    const response = await withTimeout(fetch(`${config.SCHEMA_REGISTRY_URL.replace(/\/$/, '')}/subjects`), 3_000, 'the schema registry');
+    if (!response.ok) throw new Error(`the schema registry answered ${response.status}`);
+  }
+
+  const send = (response: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) =>
+    response.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body));
+
+  const server = createServer((request, response) => {
+    const started = performance.now();
+    const path = new URL(request.url ?? '/', 'http://gateway').pathname;
+    const topicName = /^\/v1\/topics\/([^/]+)\/records$/.exec(path)?.[1];
+    const done = (status: number) => {
+      metrics.gatewayRequests.inc({ topic: topicName ?? '', status: String(status) });
+      if (topicName) metrics.gatewayRequestDuration.observe({ topic: topicName }, secondsSince(started));
+    };
+    const fail = (error: unknown) => {
+      const status = error instanceof HttpError ? error.status : 500;
+      if (status === 500) options.log.error('request failed', { path, error: errorMessage(error) });
+      else if (status === 503) options.log.warn('kafka unavailable', { path, error: errorMessage(error) });
+      send(response, status, { error: errorMessage(error), ...(error instanceof HttpError ? error.body : {}) }, error instanceof HttpError ? error.headers : {});
+      // a body cut off at its limit is not read further
+      if (status === 413) request.resume();
+      done(status);
+    };
+    if (topicName !== undefined) {
+      if (request.method !== 'POST') return fail(new HttpError(405, 'records are published with POST', {}, { allow: 'POST' }));
+      publish(request, decodeURIComponent(topicName)).then((body) => {
+        send(response, 200, body);
+        done(200);
+      }, fail);
+    } else if (request.method === 'GET' && pages[path]) {
+      response.writeHead(200, { 'content-type': pages[path].type }).end(readFileSync(pages[path].file));
+      done(200);
+    } else if (request.method === 'GET' && path === '/openapi.json') {
+      Promise.all([...topics.values()].map(async (topic) => ({ name: topic.name, type: (await codecOf(topic)).type as Type, description: topic.declaration.description })))
+        .then((described) => send(response, 200, openApiDocument(described, { apiKeys: Boolean(options.apiKeys), maxBodyBytes: options.maxBodyBytes, maxRecords: options.maxRecords })))
+        .then(() => done(200), fail);
+    } else if (request.method === 'GET' && path === '/healthz') {
+      send(response, 200, { status: 'ok' });
+      done(200);
+    } else if (request.method === 'GET' && path === '/readyz') {
+      ready().then(() => (send(response, 200, { status: 'ready' }), done(200)), (error: unknown) => fail(new HttpError(503, `not ready: ${errorMessage(error)}`, {}, { 'retry-after': String(RETRY_AFTER_S) })));
+    } else if (request.method === 'GET' && path === '/metrics') {
+      metricsRegistry.metrics().then((text) => response.writeHead(200, { 'content-type': metricsRegistry.contentType }).end(text), fail);
+    } else {
+      fail(new HttpError(404, `nothing at ${request.method} ${path}; records go to POST /v1/topics/{topic}/records (see /openapi.json)`));
+    }
+  });
+  // a client that sends slowly or never finishes does not hold a connection for ever
+  server.requestTimeout = options.ackTimeoutMs + 15_000;
+  server.headersTimeout = 10_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => resolve());
+  }).catch(async (error: unknown) => {
+    await producer.close();
+    throw error;
+  });
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://${options.host === '0.0.0.0' ? '127.0.0.1' : options.host}:${port}/`,
+    async close() {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      await producer.close();
+      await admin?.close().catch(() => {});
+    },
+  };
+}
+
+function sha256(text: string): Buffer {
+  return createHash('sha256').update(text).digest();
+}
+
+function withTimeout<T>(what: Promise<T>, ms: number, label: string): Promise<T> {
+  return Promise.race([what, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${label} did not answer within ${ms / 1000} s`)), ms).unref())]);
+}
+
+/** API keys from a JSON file: `{ "<key>": { "client": "shop-a", "topics": ["orders"] } }`. */
+export function readApiKeys(file: string): Map<string, ApiKey> {
+  const parsed = JSON.parse(readFileSync(file, 'utf8')) as Record<string, Partial<ApiKey>>;
+  const keys = new Map<string, ApiKey>();
+  for (const [key, grant] of Object.entries(parsed)) {
+    if (key.length < 16) throw new Error(`an API key in ${file} is shorter than 16 characters`);
+    if (!Array.isArray(grant.topics) || !grant.topics.every((topic) => typeof topic === 'string')) throw new Error(`the key of ${grant.client ?? 'a client'} in ${file} needs "topics": [names or "*"]`);
+    keys.set(key, { client: String(grant.client ?? 'unnamed'), topics: grant.topics });
+  }
+  return keys;
+}
