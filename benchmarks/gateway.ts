@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -39,11 +39,16 @@ interface WrkFigures {
   errors: number;
 }
 
-function runWrk(url: string, seconds: number, connections: number, script?: string): WrkFigures {
+/** wrk in a child process: the gateway under test serves from this process's event loop meanwhile. */
+async function runWrk(url: string, seconds: number, connections: number, script?: string): Promise<WrkFigures> {
   const args = ['-t2', `-c${connections}`, `-d${seconds}s`, '--latency', ...(script ? ['-s', script] : []), url];
-  const result = spawnSync('wrk', args, { encoding: 'utf8' });
-  if (result.error) throw new LakestreamError('USAGE', `wrk could not run (${result.error.message}): bash scripts/bootstrap.sh installs it`);
-  const out = result.stdout;
+  const out = await new Promise<string>((resolve, reject) => {
+    const child = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    let text = '';
+    child.stdout.on('data', (chunk: Buffer) => (text += chunk));
+    child.once('error', (error) => reject(new LakestreamError('USAGE', `wrk could not run (${error.message}): bash scripts/bootstrap.sh installs it`)));
+    child.once('close', () => resolve(text));
+  });
   const ms = (label: string) => {
     const match = new RegExp(`^\\s+${label}\\s+([\\d.]+)(us|ms|s)\\s*$`, 'm').exec(out);
     if (!match) return Number.NaN;
@@ -92,10 +97,10 @@ async function main(): Promise<void> {
   try {
     const url = new URL('/v1/topics/orders/records', gateway.url).toString();
     console.log(`bench:gateway: wrk -t2 -c${connections} -d${seconds}s on loopback, namespace ${namespace}`);
-    runWrk(new URL('/healthz', gateway.url).toString(), 2, connections); // warm-up
-    const health = runWrk(new URL('/healthz', gateway.url).toString(), seconds, connections);
-    const single = runWrk(url, seconds, connections, script('single', order(1)));
-    const batched = runWrk(url, seconds, connections, script('batch', Array.from({ length: batch }, (_, i) => order(i))));
+    await runWrk(url, 2, connections, script('warmup', order(0)));
+    const health = await runWrk(new URL('/healthz', gateway.url).toString(), seconds, connections);
+    const single = await runWrk(url, seconds, connections, script('single', order(1)));
+    const batched = await runWrk(url, seconds, connections, script('batch', Array.from({ length: batch }, (_, i) => order(i))));
     const row = (label: string, f: WrkFigures, perRequest: number) =>
       `| ${label} | ${Math.round(f.requestsPerSecond).toLocaleString('en-US')} | ${Math.round(f.requestsPerSecond * perRequest).toLocaleString('en-US')} | ${f.p50Ms.toFixed(2)} | ${f.p99Ms.toFixed(2)} | ${f.non2xx} | ${f.errors} |`;
     console.log(['', '| run | requests/s | records/s | p50 ms | p99 ms | non-2xx | socket errors |', '|---|---:|---:|---:|---:|---:|---:|',
