@@ -143,4 +143,4 @@ step('8/9 (cont.)', ['run', 'features', '--', 'user', ...ids]);
 step('9/9 the shop: conversion by predicted probability, and does the promo pay off?', ['run', 'sql', '--', '-f', 'sql/conversion-by-band.sql']);
 step('9/9 (cont.)', ['run', 'sql', '--', '-f', 'sql/promo-roi.sql']);
 step('9/9 (cont.) the running economics ML serving and dashboards read from Redis', ['run', 'features', '--', 'promo']);
-console.log('\ndemo: done. More: `pnpm run sql -- -f sql/shop-funnel.sql`, `pnpm run features -- session <id>`, `pnpm run stack:status`, `pnpm run stack:down`.');
+console.log('\ndemo: done. More: `pnpm run sql -- -f sql/shop-funnel.sql`, `pnpm run features -- session <id>`, `pnpm run dashboard` (the live page), `pnpm run gateway` (HTTP and the order page), `pnpm run stack:status`, `pnpm run stack:down`.');

@@ -5,7 +5,7 @@ import { topicDeclarations } from '../../core/catalog.ts';
 import { createConsumer } from '../../core/kafka.ts';
 import { createTopicProducer } from '../../ingest/topic-producer.ts';
 import type { Product } from '../../schemas/products.ts';
-import { config, onCleanup, runCliFile, uniqueName, waitFor } from '../helpers.ts';
+import { config, onCleanup, runCliFile, spawnJobs, uniqueName, waitFor } from '../helpers.ts';
 import { setupPipeline } from '../pipeline/fixture.ts';
 
 const product = (id: number, round: number): Product => ({
@@ -77,4 +77,47 @@ test('product filter: a product put on the denylist at run time is blocked (with
   assert.deepEqual(archived.map((row) => [Number(row.product_id), row.reason]), [[2, 'counterfeit'], [4, 'recalled']]);
   assert.equal(seen.products.length + seen.blocked.length, 10, 'each product passed or blocked exactly once');
   assert.deepEqual({ passed: filter.stats().passed, blocked: filter.stats().blocked }, { passed: 8, blocked: 2 });
+});
+
+test('product filter: kill -9 twice while 3,000 products arrive; each is passed or blocked exactly once', { timeout: 240_000 }, async (t) => {
+  const { namespace, names, registry, redis } = await setupPipeline(t, 'filter-kill');
+  // every seventh product is denylisted, written straight into the hash the CLI writes
+  const denied = Array.from({ length: 3_000 }, (_, i) => i + 1).filter((id) => id % 7 === 0);
+  await redis.hset(names.redisKeys.productDenylist, Object.fromEntries(denied.map((id) => [String(id), JSON.stringify({ reason: 'test', added_at: 1 })])));
+  const producer = await createTopicProducer(config, { ...topicDeclarations.inputProducts, name: names.topic.inputProducts });
+  onCleanup(t, () => producer.close());
+
+  const start = () => spawnJobs(t, ['product-filter'], ['--namespace', namespace, '--instance', '0']);
+  let filter = start();
+  for (let round = 0; round < 3; round++) {
+    await producer.send(Array.from({ length: 1_000 }, (_, i) => product(round * 1_000 + i + 1, 1)));
+    // killed once it has been through some of this round's products
+    await waitFor('the filter to be at work', async () => (/"msg":"first records"/.test(filter.output()) ? true : undefined), 60_000, 100);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    if (round < 2) {
+      await filter.kill9();
+      filter = start();
+    }
+  }
+
+  const decode = createAvroDecoder(registry);
+  const passed = new Map<number, number>();
+  const blocked = new Map<number, number>();
+  const consumer = createConsumer(config, uniqueName('filter-kill-reader'));
+  await consumer.connect();
+  onCleanup(t, () => consumer.disconnect());
+  await consumer.subscribe({ topics: [names.topic.products, names.topic.blockedProducts] });
+  await consumer.run({
+    eachMessage: async ({ topic, message }) => {
+      const id = Number((await decode(message.value)).value.product_id);
+      const seen = topic === names.topic.products ? passed : blocked;
+      seen.set(id, (seen.get(id) ?? 0) + 1);
+    },
+  });
+  await waitFor('all 3,000 products judged', async () => (passed.size + blocked.size >= 3_000 ? true : undefined), 120_000, 500);
+  await new Promise((resolve) => setTimeout(resolve, 2_000));
+  assert.deepEqual([...blocked.keys()].sort((a, b) => a - b), denied, 'exactly the denylisted ones blocked');
+  assert.equal(passed.size, 3_000 - denied.length);
+  assert.ok([...passed.values(), ...blocked.values()].every((copies) => copies === 1), 'no product twice');
+  assert.ok(!denied.some((id) => passed.has(id)), 'none of them passed');
 });
