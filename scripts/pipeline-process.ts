@@ -77,8 +77,8 @@ export interface JobProcess {
   /** The last 2,000,000 characters it printed (its logs): a chaos run keeps the whole of them. */
   output(): string;
   kill9(): Promise<void>;
-  /** SIGTERM (flush, commit, exit); resolves with the exit code. */
-  terminate(): Promise<number | null>;
+  /** SIGTERM (flush, commit, exit); resolves with the exit code, or null if it had to be killed after `graceMs` (default 60 s). */
+  terminate(graceMs?: number): Promise<number | null>;
 }
 
 /**
@@ -105,9 +105,14 @@ export function startJobProcess(jobs: string[], args: string[], env: NodeJS.Proc
       if (running()) child.kill('SIGKILL');
       await exited;
     },
-    async terminate() {
-      if (running()) child.kill('SIGTERM');
-      return exited;
+    async terminate(graceMs = 60_000) {
+      if (!running()) return exited;
+      child.kill('SIGTERM');
+      // a job that hangs while stopping must not hang its caller: past the grace it is killed
+      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      const code = await exited;
+      clearTimeout(timer);
+      return code;
     },
   };
 }

@@ -108,7 +108,9 @@ export interface ChaosOptions {
  * process; the scenario's fault and heal; then the drain, and the count of every record.
  */
 export async function runScenario(config: Config, scenario: Scenario, options: ChaosOptions = {}): Promise<ChaosRow> {
-  const log = options.log ?? (() => {});
+  const begun = performance.now();
+  // every line carries its time in the run, so a slow or stuck phase can be told from the log alone
+  const log = (message: string) => options.log?.(`${((performance.now() - begun) / 1000).toFixed(1)} s ${message}`);
   const rate = options.rate ?? 300;
   const namespace = `chaos-${scenario.id}-${Date.now().toString(36)}`;
   const names = catalog(namespace);
@@ -219,11 +221,13 @@ export async function runScenario(config: Config, scenario: Scenario, options: C
     await sleep((options.warmupSeconds ?? 8) * 1000);
     // a scenario that breaks down still heals the stack and is reported, not thrown
     let scenarioError: string | undefined;
+    ctx.log('fault');
     await scenario.run(ctx).catch(async (error: unknown) => {
       scenarioError = errorMessage(error);
       await ctx.faults.heal();
     });
     ctx.healed();
+    ctx.log(`healed${scenarioError ? ` after the scenario failed: ${scenarioError}` : ''}`);
     // recovery: every record acknowledged by the time of healing is in the lake
     const snapshot = [...acknowledged];
     const snapshotMax = Math.max(-1, ...snapshot);
@@ -240,8 +244,12 @@ export async function runScenario(config: Config, scenario: Scenario, options: C
     producing = false;
     await producing$;
     ctx.log(`stopped producing; ${inFlight.size} records still in flight`);
-    while (inFlight.size) await sleep(100);
+    // delivery.timeout.ms settles every send; past it a record still in flight is a client bug to report, not to wait on forever
+    const settleDeadline = performance.now() + 30_000;
+    while (inFlight.size && performance.now() < settleDeadline) await sleep(100);
+    if (inFlight.size) notes.push(`${inFlight.size} sends never settled`);
     await producer.close();
+    ctx.log('producer closed');
 
     // jobs that died on their own are part of the verdict, then restarted to drain
     for (const [name, job] of jobs) {
@@ -304,6 +312,7 @@ export async function runScenario(config: Config, scenario: Scenario, options: C
     if (!featuresExact) row.missed.push('features differ from the lake');
     if (recoverSeconds === undefined) row.missed.push('did not recover');
     if (notes.some((text) => / exited \(/.test(text))) row.missed.push('a job died');
+    if (notes.some((text) => /sends never settled/.test(text))) row.missed.push('sends never settled');
     if (scenarioError) row.missed.push(`the scenario failed: ${scenarioError}`);
     const own = scenario.check?.(row);
     if (own) row.missed.push(own);
@@ -315,8 +324,9 @@ export async function runScenario(config: Config, scenario: Scenario, options: C
   } finally {
     // a run cut short (a test's time limit) still leaves the jobs' output behind
     if (!logsSaved) log(`${scenario.id}: job logs in ${saveLogs()}`);
-    for (const job of jobs.values()) await job.terminate().catch(() => {});
-    await Promise.all([...jobs.values()].map((job) => job.kill9()));
+    log(`${scenario.id}: stopping the jobs and dropping ${namespace}`);
+    await Promise.all([...jobs.values()].map((job) => job.terminate(30_000).catch(() => {})));
+    await Promise.all(started.map((job) => job.kill9()));
     await dropNamespace(config, namespace, { admin, objectStore, redis }, ctx.extraTopics).catch((error: unknown) => log(`cleanup of ${namespace} failed: ${errorMessage(error)}`));
     await admin.close().catch(() => {});
     redis.disconnect();

@@ -77,10 +77,10 @@ export const scenarios: Scenario[] = [
     name: 'kill the active controller',
     expected: 'a new controller is elected; 0 lost, 0 duplicates',
     async run(ctx) {
-      const controller = ctx.faults.activeController();
+      const controller = await ctx.faults.activeController();
       ctx.faults.kill(`kafka-${controller}`);
       await sleep(5_000);
-      const elected = ctx.faults.activeController();
+      const elected = await ctx.faults.activeController();
       ctx.note(`controller ${controller} killed, ${elected} elected`);
       await sleep(8_000);
       await ctx.faults.heal();

@@ -1,4 +1,5 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import type { Config } from '../../core/config.ts';
 import { repoRoot } from '../../core/config.ts';
@@ -17,7 +18,7 @@ export interface StackFaults {
   /** `pnpm run stack:up`, or with `nodes` only those Kafka nodes (`--node N`). */
   heal(nodes?: number[]): Promise<void>;
   /** The node id of the active KRaft controller (the metadata quorum's leader). */
-  activeController(): number;
+  activeController(): Promise<number>;
   /** The Kafka node ids of the stack. */
   nodes: number[];
 }
@@ -45,11 +46,15 @@ export function stackFaults(config: Config): StackFaults {
       const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
       if (code !== 0) throw new LakestreamError('STACK_START_TIMEOUT', `stack:up ${nodes.length ? `--node ${nodes.join(',')} ` : ''}failed (exit ${code}): ${output.slice(-2_000)}`);
     },
-    activeController() {
+    async activeController() {
       const tool = java({ cacheDir: config.LAKESTREAM_CACHE_DIR, stackDir }, 'org.apache.kafka.tools.MetadataQuorumCommand', ['--bootstrap-controller', controllers, 'describe', '--status'], ['-Xmx128m']);
-      const result = spawnSync(tool.command, tool.args, { encoding: 'utf8', timeout: 60_000 });
-      const leader = /LeaderId:\s+(\d+)/.exec(result.stdout ?? '');
-      if (!leader) throw new LakestreamError('KAFKA_ERROR', `could not read the metadata quorum's leader: ${(result.stderr || result.stdout || '').slice(-1_000)}`);
+      // asynchronous: the scenario's producer shares this event loop and must keep its rate while a JVM starts
+      const result = await promisify(execFile)(tool.command, tool.args, { encoding: 'utf8', timeout: 60_000 }).catch((error: { stdout?: string; stderr?: string; message: string }) => ({
+        stdout: error.stdout ?? '',
+        stderr: error.stderr || error.message,
+      }));
+      const leader = /LeaderId:\s+(\d+)/.exec(result.stdout);
+      if (!leader) throw new LakestreamError('KAFKA_ERROR', `could not read the metadata quorum's leader: ${(result.stderr || result.stdout).slice(-1_000)}`);
       return Number(leader[1]);
     },
   };

@@ -62,6 +62,9 @@ test('infra:apply fixes config drift and reports partition drift it must not fix
       },
     ],
   });
+  // a broker serves configs from its copy of the cluster metadata, which follows the controller
+  // by a moment: apply must see the drift, so wait until every read agrees on it
+  await waitForRetention(admin, spec!.name, '1000');
   const actions = await applyInfra([spec!], { admin, registry: createRegistry(config), registryUrl: config.SCHEMA_REGISTRY_URL });
   const drift = actions.find((a) => a.kind === 'drift');
   assert.match(drift?.detail ?? '', /has 2 partitions, declared 6/);
@@ -70,3 +73,18 @@ test('infra:apply fixes config drift and reports partition drift it must not fix
   const metadata = await admin.metadata({ topics: [spec!.name], forceUpdate: true });
   assert.equal(metadata.topics.get(spec!.name)!.partitionsCount, 2, 'partitions left alone');
 });
+
+async function waitForRetention(admin: ReturnType<typeof testAdmin>, topic: string, expected: string): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  let agreeing = 0;
+  let last: string | undefined;
+  while (agreeing < 5) {
+    const [described] = await admin.describeConfigs({
+      resources: [{ resourceType: ConfigResourceTypes.TOPIC, resourceName: topic, configurationKeys: ['retention.ms'] }],
+    });
+    last = described!.configs.find((c) => c.name === 'retention.ms')?.value ?? undefined;
+    agreeing = last === expected ? agreeing + 1 : 0;
+    if (Date.now() > deadline) assert.fail(`retention.ms of ${topic} still reads ${last}, not ${expected}, 15 s after it was set`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}

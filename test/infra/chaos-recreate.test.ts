@@ -1,0 +1,3 @@
+import { recreateTest } from './chaos-cases.ts';
+
+recreateTest();
