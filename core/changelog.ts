@@ -72,7 +72,8 @@ export async function readPartitionsToEnd(
     }
     return counts;
   } finally {
-    await call((cb) => consumer.disconnect(cb)).catch(() => {});
+    // the state is read: a disconnect that hangs (brokers in flux) must not hold the job with it
+    await Promise.race([call((cb) => consumer.disconnect(cb)).catch(() => {}), new Promise((resolve) => setTimeout(resolve, 10_000).unref())]);
   }
 }
 

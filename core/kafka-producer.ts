@@ -343,6 +343,20 @@ async function initTransactionalProducer(
   );
   const call = (fn: (cb: (err: unknown) => void) => void) =>
     new Promise<void>((resolve, reject) => fn((err) => (err ? reject(err) : resolve())));
+  /**
+   * A transactional call that has not called back well past its own timeout: seen once with two
+   * brokers and the coordinator restarting, a batch then waited for ever. Reported as a fatal
+   * timeout, so the job replaces this producer (whose successor fences it) and retries the batch.
+   */
+  const guarded = (what: string, timeoutMs: number, fn: (cb: (err: unknown) => void) => void) => {
+    let timer: NodeJS.Timeout | undefined;
+    const stuck = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        reject(Object.assign(new Error(`${what} did not return within ${Math.round((timeoutMs + 15_000) / 1000)} s`), { code: kafkaJavascript.CODES.ERRORS.ERR__TIMED_OUT, isFatal: true }));
+      }, timeoutMs + 15_000);
+    });
+    return Promise.race([call(fn), stuck]).finally(() => clearTimeout(timer));
+  };
   await connectOrExplain(producer, config, 15_000);
   producer.setPollInterval(5);
   try {
@@ -355,7 +369,7 @@ async function initTransactionalProducer(
   const produceOne = (topic: string, message: OutgoingMessage) =>
     producer.produce(topic, message.partition ?? null, message.value, message.key, null, undefined, message.headers);
   return {
-    begin: () => call((cb) => producer.beginTransaction(cb)),
+    begin: () => guarded('beginTransaction', 0, (cb) => producer.beginTransaction(cb)),
     produce(topic, message) {
       try {
         produceOne(topic, message);
@@ -375,13 +389,18 @@ async function initTransactionalProducer(
         })();
       }
     },
-    sendOffsets: (offsets, consumer) => call((cb) => producer.sendOffsetsToTransaction(offsets, consumer, 30_000, cb)),
-    commit: () => call((cb) => producer.commitTransaction(60_000, cb)),
-    abort: () => call((cb) => producer.abortTransaction(30_000, cb)),
+    sendOffsets: (offsets, consumer) => guarded('sendOffsetsToTransaction', 30_000, (cb) => producer.sendOffsetsToTransaction(offsets, consumer, 30_000, cb)),
+    commit: () => guarded('commitTransaction', 60_000, (cb) => producer.commitTransaction(60_000, cb)),
+    abort: () => guarded('abortTransaction', 30_000, (cb) => producer.abortTransaction(30_000, cb)),
+    // a producer replaced because it hung may hang in disconnect too: let go of it after a while
     close: () =>
       new Promise<void>((resolve) => {
         stopPolling(producer);
-        producer.disconnect(() => resolve());
+        const timer = setTimeout(resolve, 15_000);
+        producer.disconnect(() => {
+          clearTimeout(timer);
+          resolve();
+        });
       }),
   };
 }

@@ -377,7 +377,11 @@ export function createStreamJob(
     return new LakestreamError('KAFKA_ERROR', `transaction aborted: ${errorMessage(error)}`, { cause: error, retriable: true });
   };
 
+  /** Where the batch under way stands, for the log of one that takes unusually long. */
+  let phase = 'idle';
+
   async function processTransactional(batches: PartitionBatch[], letters: OutgoingMessage[]): Promise<void> {
+    phase = 'starting the transaction';
     if (producerBroken) {
       await txProducer!.close().catch(() => {});
       log.warn('transactional producer unusable after a fatal error; starting a new one', { transactionalId: options.transactionalId });
@@ -399,6 +403,7 @@ export function createStreamJob(
     });
     const produced = new Map<string, number>();
     try {
+      phase = 'handling the batch';
       for (const letter of letters) await producer.produce(deadLetterTopic, letter);
       await handler!.handle(batches, {
         produce: (topic, message) => {
@@ -406,16 +411,19 @@ export function createStreamJob(
           return producer.produce(topic, message);
         },
       });
+      phase = 'sending offsets to the transaction';
       await producer.sendOffsets(
         batches.map((b) => ({ topic: b.topic, partition: b.partition, offset: b.lastOffset + 1 })),
         consumer!,
       );
+      phase = 'committing';
       const commitStarted = performance.now();
       await producer.commit();
       stats.commitMs += performance.now() - commitStarted;
       metrics.transactionCommitDuration.observe(job, secondsSince(commitStarted));
       for (const [topic, count] of produced) metrics.recordsOut.inc({ ...job, output: topic }, count);
     } catch (error) {
+      phase = 'aborting';
       await producer.abort().catch((cause: unknown) => {
         abortPending = true;
         log.warn('abort failed; retrying it before the next transaction', { error: errorMessage(cause) });
@@ -473,6 +481,17 @@ export function createStreamJob(
 
   async function processFetch(messages: Message[]): Promise<void> {
     const startedAt = performance.now();
+    phase = 'decoding';
+    const watchdog = setInterval(() => log.warn('batch still under way', { phase, seconds: Math.round((performance.now() - startedAt) / 1000), records: messages.length }), 60_000);
+    try {
+      await processFetchUnwatched(messages, startedAt);
+    } finally {
+      clearInterval(watchdog);
+      phase = 'idle';
+    }
+  }
+
+  async function processFetchUnwatched(messages: Message[], startedAt: number): Promise<void> {
     const retrying = outageRetry('batch');
     checkPositions(messages);
     const { batches, letters } = await retry(() => decodeFetch(messages), retrying);
