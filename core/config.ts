@@ -63,6 +63,13 @@ export const envSchema = z
       .default('lake')
       .describe('Bucket that holds the lake tables.'),
     REDIS_URL: url(['redis:', 'rediss:']).default('redis://127.0.0.1:6379').describe('Redis URL of the online feature store.'),
+    POSTGRES_URL: url(['postgres:', 'postgresql:'])
+      .default('postgres://lakestream:lakestream@127.0.0.1:5433/lakestream')
+      .describe('PostgreSQL URL, for the product denylist when DENYLIST_STORE=postgres (the local stack runs one here).'),
+    DENYLIST_STORE: z
+      .enum(['redis', 'postgres'])
+      .default('redis')
+      .describe('Where the product denylist lives: a Redis hash, or a PostgreSQL table (POSTGRES_URL).'),
     LAKESTREAM_CACHE_DIR: z
       .string()
       .default(join(homedir(), '.cache', 'lakestream'))
@@ -135,7 +142,7 @@ export interface Config extends EnvConfig {
 }
 
 /** Settings whose values never appear in messages or logs. */
-const secretSettings = new Set(['KAFKA_SASL_PASSWORD', 'S3_SECRET_ACCESS_KEY']);
+const secretSettings = new Set(['KAFKA_SASL_PASSWORD', 'S3_SECRET_ACCESS_KEY', 'POSTGRES_URL']);
 
 /**
  * Reads the platform's settings, refusing any invalid one with its name and the reason.

@@ -19,6 +19,7 @@ export type ErrorCode =
   | 'S3_ERROR'
   | 'DUCKDB_ERROR'
   | 'REDIS_ERROR'
+  | 'POSTGRES_ERROR'
   | 'USAGE';
 
 export type ErrorContext = Record<string, string | number | bigint | boolean | null | undefined>;

@@ -3,12 +3,13 @@
 # project's dependencies (librdkafka is built from source against the system's libraries).
 # Safe to re-run; each step is skipped when already done. The servers themselves are installed
 # by `pnpm run stack:up` into ~/.cache/lakestream. Chromium is for the dashboard's browser tests,
-# Prometheus for the test of the shipped scrape config and Grafana queries, wrk for bench:gateway.
+# Prometheus for the test of the shipped scrape config and Grafana queries, wrk for bench:gateway,
+# PostgreSQL for the product denylist when DENYLIST_STORE=postgres.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PNPM_VERSION=10.34.9
-DEBIAN_PACKAGES=(zlib1g-dev libssl-dev libsasl2-dev libzstd-dev liblz4-dev redis-server redis-tools build-essential python3-pip openssl chromium prometheus wrk)
+DEBIAN_PACKAGES=(zlib1g-dev libssl-dev libsasl2-dev libzstd-dev liblz4-dev redis-server redis-tools postgresql build-essential python3-pip openssl chromium prometheus wrk)
 
 step() { printf '\n==> %s\n' "$*"; }
 

@@ -61,6 +61,19 @@ const cases: Record<string, Case> = {
   'denylist: a product id that is not a number': { cli: 'processors/product-filter/denylist-cli.ts', args: ['add', 'lipstick'], says: /a product id is a non-negative 64-bit integer, got "lipstick"/ },
   'denylist: a reason on remove': { cli: 'processors/product-filter/denylist-cli.ts', args: ['remove', '5', '--reason', 'x'], says: /--reason goes with add, not remove/ },
   'denylist: Redis unreachable': { cli: 'processors/product-filter/denylist-cli.ts', args: ['list'], env: { REDIS_URL: `redis://${dead}` }, says: /Redis at .* is unreachable/ },
+  'denylist: PostgreSQL unreachable': {
+    cli: 'processors/product-filter/denylist-cli.ts',
+    args: ['list'],
+    env: { DENYLIST_STORE: 'postgres', POSTGRES_URL: `postgres://lakestream:not-shown@${dead}/lakestream` },
+    says: new RegExp(`PostgreSQL at postgres://lakestream:\\*\\*\\*@${dead}/lakestream is unreachable`),
+  },
+  'denylist: a wrong PostgreSQL password': {
+    cli: 'processors/product-filter/denylist-cli.ts',
+    args: ['add', '5'],
+    env: { DENYLIST_STORE: 'postgres', POSTGRES_URL: config.POSTGRES_URL.replace(/:[^:@/]*@/, ':wrong-password@') },
+    says: /PostgreSQL at postgres:\/\/lakestream:\*\*\*@\S+ refused the sign-in: password authentication failed for user "lakestream"/,
+  },
+  'denylist: an unknown store': { cli: 'processors/product-filter/denylist-cli.ts', args: ['list'], env: { DENYLIST_STORE: 'mysql' }, says: /DENYLIST_STORE: .*"redis"\|"postgres" \(got "mysql"\)/ },
   'job: a metrics port that is not a number': { cli: 'pipeline/cli.ts', args: ['promo', '--metrics-port', 'http'], says: /--metrics-port must be a port number \(0-65535\), got "http"/ },
   'job: a malformed METRICS_PORT': { cli: 'pipeline/cli.ts', args: ['promo'], env: { METRICS_PORT: '99999' }, says: /METRICS_PORT/ },
   'job: Kafka unreachable': { cli: 'pipeline/cli.ts', args: ['transactions-job-backup', '--namespace', 'sweep'], env: { KAFKA_BROKERS: dead }, says: new RegExp(`Kafka at ${dead} is unreachable`), withinMs: 25_000 },
@@ -97,7 +110,7 @@ for (const [name, c] of Object.entries(cases)) {
     assert.equal(result.status, c.status ?? 1, output);
     assert.match(result.stderr, c.says);
     assert.doesNotMatch(output, /\n\s+at .+:\d+:\d+\)?\n/, 'no stack trace');
-    assert.ok(!output.includes('not-it-0815') && !output.includes('wrong-secret'), 'no secret repeated');
+    assert.ok(!['not-it-0815', 'wrong-secret', 'not-shown', 'wrong-password'].some((secret) => output.includes(secret)), 'no secret repeated');
     assert.ok(result.ms < (c.withinMs ?? 10_000), `answered in ${result.ms} ms`);
   });
 }

@@ -46,6 +46,8 @@ test('docker-compose has the registry, MinIO with the lake bucket, Redis and Kaf
   assert.match(services.minio?.image ?? '', /^minio\/minio:/);
   assert.match(services['minio-create-bucket']?.entrypoint?.join(' ') ?? '', /mc mb --ignore-existing local\/lake/);
   assert.match(services.redis?.image ?? '', /^redis:/);
+  assert.match(services.postgres?.image ?? '', /^postgres:15/);
+  assert.equal(services.postgres?.environment?.POSTGRES_DB, 'lakestream');
   assert.match(services['kafka-ui']?.image ?? '', /kafka-ui/);
   assert.equal(services['kafka-ui']?.environment?.KAFKA_CLUSTERS_0_SCHEMAREGISTRY, 'http://schema-registry:8080/apis/ccompat/v7');
 });
@@ -64,6 +66,7 @@ test('docker-compose passes the apps an environment the config schema accepts', 
     assert.ok(services[registryHost], `${name} points at the compose service ${registryHost}`);
     assert.ok(services[new URL(parsed.data.S3_ENDPOINT).hostname], `${name} S3 endpoint is a compose service`);
     assert.ok(services[new URL(parsed.data.REDIS_URL).hostname], `${name} Redis is a compose service`);
+    assert.ok(services[new URL(parsed.data.POSTGRES_URL).hostname], `${name} PostgreSQL is a compose service`);
   }
 });
 

@@ -13,10 +13,11 @@ import { kafka, kafkaMode, kafkaUsersDir, stackKafkaConnection } from './kafka.t
 import { minio, s3UsersDir } from './minio.ts';
 import { S3_JOBS_USER } from '../s3-access.ts';
 import { logPath, residentKib, runningPid, stopDaemon } from './processes.ts';
+import { postgres } from './postgres.ts';
 import { redis } from './redis.ts';
 import { registry } from './registry.ts';
 
-const services: StackService[] = [kafka, registry, minio, redis, duckdbHttpfs];
+const services: StackService[] = [kafka, registry, minio, redis, postgres, duckdbHttpfs];
 
 const usage = helpText(`Usage: pnpm run stack:<up|down|status> [-- options]
 
@@ -117,6 +118,7 @@ function writeStackEnv(ctx: StackContext): void {
     // --secure: commands use the jobs' S3 user, limited to the lake's prefixes, not MinIO's root
     ...(ctx.secure ? [`S3_ACCESS_KEY_ID=${S3_JOBS_USER}`, `S3_SECRET_ACCESS_KEY_FILE=${join(s3UsersDir(ctx), S3_JOBS_USER)}`] : []),
     `REDIS_URL=${ctx.config.REDIS_URL}`,
+    `POSTGRES_URL=${ctx.config.POSTGRES_URL}`,
   ];
   writeFileSync(join(ctx.stackDir, 'stack.env'), lines.join('\n') + '\n');
 }
@@ -126,6 +128,7 @@ async function down(ctx: StackContext, wipe: boolean): Promise<void> {
   const stopped = await Promise.all(names.map(async (name) => ((await stopDaemon(ctx.stackDir, name)) ? name : undefined)));
   const list = stopped.filter(Boolean);
   console.log(list.length ? `stack: stopped ${list.join(', ')}` : 'stack: nothing of ours was running');
+  if (wipe) for (const service of services) service.wipe?.(ctx);
   if (wipe && existsSync(ctx.stackDir)) {
     rmSync(ctx.stackDir, { recursive: true, force: true });
     console.log(`stack: wiped ${ctx.stackDir}`);

@@ -30,6 +30,8 @@ export interface StackService {
   /** Names of the daemons (pid files) this service runs. */
   daemons(ctx: StackContext): string[];
   endpoint(ctx: StackContext): string;
+  /** Removes data it keeps outside the stack directory (`stack:down -- --wipe`). */
+  wipe?(ctx: StackContext): void;
 }
 
 export function portOf(hostPort: string): number {

@@ -16,6 +16,10 @@ export interface DaemonSpec {
   args: string[];
   env?: NodeJS.ProcessEnv;
   cwd?: string;
+  /** A directory outside the stack's where the daemon moves itself (PostgreSQL run as its own user chdirs to its data). */
+  home?: string;
+  /** How it is asked to stop (default SIGTERM). */
+  stopSignal?: NodeJS.Signals;
 }
 
 export const logPath = (stackDir: string, name: string) => join(stackDir, 'logs', `${name}.log`);
@@ -38,15 +42,26 @@ function workingDirectory(pid: number): string | undefined {
   }
 }
 
-/** The pid of our running daemon `name`, or undefined. */
-export function runningPid(stackDir: string, name: string): number | undefined {
+/** A pid file: the pid on its first line, then `home=` and `stop=` when the daemon declared them. */
+function readPidFile(stackDir: string, name: string): { pid: number; home?: string; stopSignal: NodeJS.Signals } | undefined {
   const file = pidPath(stackDir, name);
   if (!existsSync(file)) return undefined;
-  const pid = Number(readFileSync(file, 'utf8').trim());
+  const [first, ...rest] = readFileSync(file, 'utf8').trim().split('\n');
+  const pid = Number(first);
   if (!Number.isInteger(pid) || pid <= 0) return undefined;
-  const cwd = workingDirectory(pid);
-  if (!alive(pid) || cwd === undefined || !(cwd === stackDir || cwd.startsWith(`${stackDir}/`))) return undefined;
-  return pid;
+  const fields = Object.fromEntries(rest.map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]));
+  return { pid, home: fields.home, stopSignal: (fields.stop as NodeJS.Signals | undefined) ?? 'SIGTERM' };
+}
+
+const within = (dir: string, root: string) => dir === root || dir.startsWith(`${root}/`);
+
+/** The pid of our running daemon `name`, or undefined. */
+export function runningPid(stackDir: string, name: string): number | undefined {
+  const entry = readPidFile(stackDir, name);
+  if (!entry) return undefined;
+  const cwd = workingDirectory(entry.pid);
+  if (!alive(entry.pid) || cwd === undefined || !(within(cwd, stackDir) || (entry.home !== undefined && within(cwd, entry.home)))) return undefined;
+  return entry.pid;
 }
 
 /** Starts `spec` detached unless it already runs; returns whether it was started now. */
@@ -63,7 +78,8 @@ export function startDaemon(stackDir: string, spec: DaemonSpec): boolean {
       stdio: ['ignore', log, log],
     });
     if (child.pid === undefined) throw new Error(`could not start ${spec.command}`);
-    writeFileSync(pidPath(stackDir, spec.name), `${child.pid}\n`);
+    const extra = [...(spec.home ? [`home=${spec.home}`] : []), ...(spec.stopSignal ? [`stop=${spec.stopSignal}`] : [])];
+    writeFileSync(pidPath(stackDir, spec.name), [child.pid, ...extra].join('\n') + '\n');
     child.unref();
   } finally {
     closeSync(log);
@@ -71,11 +87,11 @@ export function startDaemon(stackDir: string, spec: DaemonSpec): boolean {
   return true;
 }
 
-/** SIGTERM, then SIGKILL after `graceMs`. Returns false if the daemon was not running. */
+/** Its stop signal (SIGTERM unless declared), then SIGKILL after `graceMs`. Returns false if the daemon was not running. */
 export async function stopDaemon(stackDir: string, name: string, graceMs = 30_000): Promise<boolean> {
   const pid = runningPid(stackDir, name);
   if (pid !== undefined) {
-    process.kill(pid, 'SIGTERM');
+    process.kill(pid, readPidFile(stackDir, name)!.stopSignal);
     const deadline = Date.now() + graceMs;
     while (alive(pid) && Date.now() < deadline) await sleep(200);
     if (alive(pid)) process.kill(pid, 'SIGKILL');

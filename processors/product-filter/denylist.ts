@@ -1,14 +1,28 @@
+import pg from 'pg';
 import type { Redis } from 'ioredis';
-import { LakestreamError } from '../../core/errors.ts';
+import type { Config } from '../../core/config.ts';
+import { LakestreamError, errorMessage } from '../../core/errors.ts';
+import { createRedis, redactedUrl, redisFailure } from '../../core/redis.ts';
 
-/**
- * The product denylist, in Redis: one hash, product id → JSON entry. A hash keeps `list` one
- * round trip and lets the filter reload the whole list at once, so it never sees half a change.
- */
 export interface DenylistEntry {
   reason: string;
-  /** When it was added, ms since the epoch. */
+  /** When it was added, ms since the epoch (0: unknown). */
   added_at: number;
+}
+
+/**
+ * The product denylist, in Redis or PostgreSQL (DENYLIST_STORE). Either way `read` returns the
+ * whole list in one request, so the filter never judges by half a change.
+ */
+export interface DenylistStore {
+  /** Where the list lives, for messages: the server (without a password) and the key or table. */
+  readonly where: string;
+  /** True if the product was not on the list (else its reason is replaced). */
+  add(id: string, reason: string): Promise<boolean>;
+  /** True if the product was on the list. */
+  remove(id: string): Promise<boolean>;
+  read(): Promise<Map<string, DenylistEntry>>;
+  close(): Promise<void>;
 }
 
 export function productId(text: string): string {
@@ -16,26 +30,122 @@ export function productId(text: string): string {
   return BigInt(text).toString();
 }
 
-export async function addToDenylist(redis: Redis, key: string, id: string, reason: string): Promise<boolean> {
-  const entry: DenylistEntry = { reason, added_at: Date.now() };
-  return (await redis.hset(key, productId(id), JSON.stringify(entry))) === 1;
+/**
+ * The store DENYLIST_STORE names. `list` is the catalog's denylist key: a Redis hash's key, or
+ * the value of the `list` column in PostgreSQL, so namespaced pipelines keep separate lists.
+ * `redis` lends a connection the caller owns; without it the store opens (and closes) its own.
+ */
+export function openDenylist(config: Config, list: string, options: { redis?: () => Redis; connectTimeoutMs?: number } = {}): DenylistStore {
+  return config.DENYLIST_STORE === 'postgres' ? postgresDenylist(config.POSTGRES_URL, list, options) : redisDenylist(config.REDIS_URL, list, options);
 }
 
-export async function removeFromDenylist(redis: Redis, key: string, id: string): Promise<boolean> {
-  return (await redis.hdel(key, productId(id))) === 1;
+/** One hash, product id → JSON entry: `list` in one round trip. */
+function redisDenylist(url: string, key: string, options: { redis?: () => Redis; connectTimeoutMs?: number }): DenylistStore {
+  let owned: Redis | undefined;
+  const redis = () => options.redis?.() ?? (owned ??= createRedis({ REDIS_URL: url }, { maxRetriesPerRequest: 1, connectTimeout: options.connectTimeoutMs ?? 3_000 }));
+  const call = <T>(fn: (client: Redis) => Promise<T>): Promise<T> => {
+    const client = redis();
+    return fn(client).catch((error: unknown) => {
+      throw redisFailure(client, url, error);
+    });
+  };
+  return {
+    where: `Redis ${redactedUrl(url)} key ${key}`,
+    add: (id, reason) => call(async (client) => (await client.hset(key, productId(id), JSON.stringify({ reason, added_at: Date.now() } satisfies DenylistEntry))) === 1),
+    remove: (id) => call(async (client) => (await client.hdel(key, productId(id))) === 1),
+    read: () =>
+      call(async (client) => {
+        const raw = await client.hgetall(key);
+        return new Map(
+          Object.entries(raw).map(([id, value]) => {
+            try {
+              const parsed = JSON.parse(value) as Partial<DenylistEntry>;
+              return [id, { reason: String(parsed.reason ?? 'denylisted'), added_at: Number(parsed.added_at ?? 0) }];
+            } catch {
+              // an entry written by hand (`HSET key id reason`): the value is the reason
+              return [id, { reason: value || 'denylisted', added_at: 0 }];
+            }
+          }),
+        );
+      }),
+    async close() {
+      if (owned?.status === 'ready') await owned.quit();
+      else owned?.disconnect();
+    },
+  };
 }
 
-export async function readDenylist(redis: Redis, key: string): Promise<Map<string, DenylistEntry>> {
-  const raw = await redis.hgetall(key);
-  return new Map(
-    Object.entries(raw).map(([id, value]) => {
-      try {
-        const parsed = JSON.parse(value) as Partial<DenylistEntry>;
-        return [id, { reason: String(parsed.reason ?? 'denylisted'), added_at: Number(parsed.added_at ?? 0) }];
-      } catch {
-        // an entry written by hand (`HSET key id reason`): the value is the reason
-        return [id, { reason: value || 'denylisted', added_at: 0 }];
-      }
-    }),
-  );
+const TABLE = 'lakestream_product_denylist';
+
+/**
+ * One table for every namespace's list, keyed (list, product_id): an operator can also edit it
+ * with plain SQL (`INSERT INTO lakestream_product_denylist (list, product_id, reason) …`).
+ */
+function postgresDenylist(url: string, list: string, options: { connectTimeoutMs?: number }): DenylistStore {
+  const where = `PostgreSQL ${redactedUrl(url)} table ${TABLE} (list ${list})`;
+  const pool = new pg.Pool({ connectionString: url, max: 2, connectionTimeoutMillis: options.connectTimeoutMs ?? 3_000, query_timeout: 5_000, idleTimeoutMillis: 30_000 });
+  // an idle client's lost connection is reported on the pool; the next query reconnects and reports it properly
+  pool.on('error', () => {});
+  let created: Promise<void> | undefined;
+  const ensureTable = () =>
+    (created ??= pool
+      .query(
+        `CREATE TABLE IF NOT EXISTS ${TABLE} (
+           list text NOT NULL,
+           product_id bigint NOT NULL CHECK (product_id >= 0),
+           reason text NOT NULL DEFAULT 'denylisted',
+           added_at timestamptz NOT NULL DEFAULT now(),
+           PRIMARY KEY (list, product_id)
+         )`,
+      )
+      .then(
+        () => undefined,
+        (error: { code?: string }) => {
+          // two processes creating it at once: the loser's unique violation means it exists
+          if (error.code === '23505' || error.code === '42P07') return;
+          created = undefined;
+          throw error;
+        },
+      ));
+  const call = async <T>(sql: string, params: unknown[], map: (result: pg.QueryResult) => T): Promise<T> => {
+    try {
+      await ensureTable();
+      return map(await pool.query(sql, params));
+    } catch (error) {
+      throw postgresFailure(url, error);
+    }
+  };
+  return {
+    where,
+    add: (id, reason) =>
+      call(
+        `INSERT INTO ${TABLE} (list, product_id, reason) VALUES ($1, $2, $3)
+         ON CONFLICT (list, product_id) DO UPDATE SET reason = EXCLUDED.reason, added_at = now() RETURNING (xmax = 0) AS inserted`,
+        [list, productId(id), reason],
+        (result) => Boolean(result.rows[0]?.inserted),
+      ),
+    remove: (id) => call(`DELETE FROM ${TABLE} WHERE list = $1 AND product_id = $2`, [list, productId(id)], (result) => (result.rowCount ?? 0) > 0),
+    read: () =>
+      call(
+        `SELECT product_id::text AS id, reason, (extract(epoch FROM added_at) * 1000)::bigint::text AS added_at FROM ${TABLE} WHERE list = $1`,
+        [list],
+        (result) => new Map(result.rows.map((row: { id: string; reason: string; added_at: string }) => [row.id, { reason: row.reason, added_at: Number(row.added_at) }])),
+      ),
+    close: () => pool.end(),
+  };
+}
+
+const networkCodes = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE']);
+
+/** A failure that names the server (never its password) and says whether it was reachable at all. */
+function postgresFailure(url: string, error: unknown): LakestreamError {
+  const code = (error as { code?: unknown }).code;
+  const message = errorMessage(error);
+  const what =
+    (typeof code === 'string' && networkCodes.has(code)) || /timeout/i.test(message)
+      ? 'is unreachable'
+      : code === '28P01' || code === '28000'
+        ? 'refused the sign-in'
+        : 'failed';
+  return new LakestreamError('POSTGRES_ERROR', `PostgreSQL at ${redactedUrl(url)} ${what}: ${message}`, { cause: error, retriable: what !== 'refused the sign-in' });
 }

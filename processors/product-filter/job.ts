@@ -4,12 +4,12 @@ import type { ClientContext } from '../../core/context.ts';
 import { LakestreamError, errorMessage } from '../../core/errors.ts';
 import { createStreamJob, type StreamJob } from '../../core/stream-job.ts';
 import type { BlockedProduct, Product } from '../../schemas/products.ts';
-import { readDenylist, type DenylistEntry } from './denylist.ts';
+import { openDenylist, type DenylistEntry, type DenylistStore } from './denylist.ts';
 
 export interface ProductFilterOptions {
   /** Stable id of this process among the job's processes (its transactional id). */
   instance?: string;
-  /** How often the denylist is read again from Redis (default 250 ms). */
+  /** How often the denylist is read again from its store (default 250 ms). */
   refreshMs?: number;
 }
 
@@ -17,7 +17,8 @@ export interface ProductFilterOptions {
  * Passes products from input-products to products unless their id is on the denylist; a blocked
  * product goes to blocked-products with the denylist's reason instead (and from there to the
  * lake, `blocked_products`). Each batch is one Kafka transaction with its offsets: a product is
- * passed or blocked exactly once, whatever crashes. The denylist is re-read from Redis every
+ * passed or blocked exactly once, whatever crashes. The denylist is re-read from its store (Redis
+ * or PostgreSQL, DENYLIST_STORE) every
  * `refreshMs`, so `pnpm run denylist -- add|remove` takes effect within a second, without a restart.
  * A product is judged by the list as it stood when its batch ran.
  */
@@ -28,7 +29,7 @@ export function createProductFilter(context: ClientContext, options: ProductFilt
   const input = catalog.topic[declaration.input];
   const output = catalog.topic[declaration.output];
   const blockedTopic = catalog.topic[declaration.blocked];
-  const key = catalog.redisKeys.productDenylist;
+  let store: DenylistStore | undefined;
   const refreshMs = options.refreshMs ?? 250;
   const stats = { passed: 0, blocked: 0, denylisted: 0, denylistAgeMs: 0 };
   let denylist: Map<string, DenylistEntry> | undefined;
@@ -39,7 +40,8 @@ export function createProductFilter(context: ClientContext, options: ProductFilt
 
   async function refresh(): Promise<void> {
     try {
-      const next = await readDenylist(context.redis(), key);
+      store ??= openDenylist(context.config, catalog.redisKeys.productDenylist, { redis: context.redis });
+      const next = await store.read();
       if (denylist && next.size !== denylist.size) log.info('denylist changed', { job: name, entries: next.size });
       denylist = next;
       loadedAt = Date.now();
@@ -61,7 +63,9 @@ export function createProductFilter(context: ClientContext, options: ProductFilt
       }
       // a list older than a few refreshes may miss a product added since: wait rather than pass it
       if (!denylist || Date.now() - loadedAt > Math.max(5_000, refreshMs * 4)) {
-        throw new LakestreamError('REDIS_ERROR', `the product denylist (${key}) could not be read from Redis for ${Math.round((Date.now() - loadedAt) / 1000)} s`, { retriable: true });
+        throw new LakestreamError(context.config.DENYLIST_STORE === 'postgres' ? 'POSTGRES_ERROR' : 'REDIS_ERROR', `the product denylist could not be read from ${store?.where ?? 'its store'} for ${Math.round((Date.now() - loadedAt) / 1000)} s`, {
+          retriable: true,
+        });
       }
       stats.denylistAgeMs = Date.now() - loadedAt;
       codecs ??= {
@@ -88,6 +92,7 @@ export function createProductFilter(context: ClientContext, options: ProductFilt
     },
     async close() {
       clearInterval(refresher);
+      await store?.close();
     },
     stats: () => ({ ...stats }),
   }));

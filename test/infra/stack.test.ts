@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { Admin } from '@platformatic/kafka';
+import pg from 'pg';
 import { openDuckdb } from '../../core/duckdb.ts';
 import { createRedis } from '../../core/redis.ts';
 import { cleanupPrefix, config, onCleanup, testS3, uniqueName } from '../helpers.ts';
@@ -59,4 +60,16 @@ test('DuckDB reads a Parquet object from MinIO over s3://', async (t) => {
     `SELECT count(*)::INTEGER AS rows, sum(doubled)::BIGINT AS total FROM read_parquet('s3://${config.LAKE_BUCKET}/${prefix}numbers.parquet')`,
   );
   assert.deepEqual(reader.getRowObjectsJS(), [{ rows: 1000, total: 999_000n }]);
+});
+
+test('PostgreSQL answers on POSTGRES_URL, in its own database, and keeps a table', async (t) => {
+  const client = new pg.Client({ connectionString: config.POSTGRES_URL });
+  await client.connect();
+  onCleanup(t, () => client.end());
+  const table = uniqueName('stack_test').replace(/\W/g, '_');
+  await client.query(`CREATE TABLE ${table} (n int)`);
+  onCleanup(t, () => client.query(`DROP TABLE IF EXISTS ${table}`));
+  await client.query(`INSERT INTO ${table} SELECT generate_series(1, 10)`);
+  const { rows } = await client.query(`SELECT current_database() AS db, sum(n)::int AS total FROM ${table}`);
+  assert.deepEqual(rows, [{ db: new URL(config.POSTGRES_URL).pathname.slice(1), total: 55 }]);
 });

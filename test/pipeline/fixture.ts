@@ -1,5 +1,6 @@
 import type { TestContext } from 'node:test';
 import { catalog } from '../../core/catalog.ts';
+import type { Config } from '../../core/config.ts';
 import { createClientContext } from '../../core/context.ts';
 import { openLake } from '../../core/lake.ts';
 import { createRedis } from '../../core/redis.ts';
@@ -11,9 +12,9 @@ import { cleanupPrefix, cleanupRedisPrefix, cleanupTopics, config, onCleanup, te
 
 /**
  * A namespaced pipeline of its own for one test: topics (with the DLQ), schemas, a lake prefix
- * and a Redis key prefix, all removed afterwards.
+ * and a Redis key prefix, all removed afterwards. `settings` change the jobs' configuration.
  */
-export async function setupPipeline(t: TestContext, label: string) {
+export async function setupPipeline(t: TestContext, label: string, settings: Partial<Config> = {}) {
   const namespace = uniqueName(label);
   const names = catalog(namespace);
   const admin = testAdmin(t);
@@ -25,7 +26,7 @@ export async function setupPipeline(t: TestContext, label: string) {
   const redis = createRedis(config);
   onCleanup(t, () => redis.quit());
   cleanupRedisPrefix(t, redis, `${namespace}:`);
-  const context = createClientContext(config, { namespace });
+  const context = createClientContext({ ...config, ...settings }, { namespace });
   onCleanup(t, () => context.close());
   /** The pipeline's jobs by name, built in this process; each stops after the test. */
   const job = (name: string, settings: JobSettings = {}) => {

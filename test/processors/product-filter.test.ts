@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createAvroDecoder } from '../../core/avro.ts';
-import { topicDeclarations } from '../../core/catalog.ts';
+import pg from 'pg';
+import { catalog, topicDeclarations } from '../../core/catalog.ts';
 import { createConsumer } from '../../core/kafka.ts';
 import { createTopicProducer } from '../../ingest/topic-producer.ts';
 import type { Product } from '../../schemas/products.ts';
@@ -18,66 +19,85 @@ const product = (id: number, round: number): Product => ({
   updated_at: Date.UTC(2026, 10, 23) + round * 1_000 + id,
 });
 
-test('product filter: a product put on the denylist at run time is blocked (with its reason, in the lake), one taken off passes; exactly once', { timeout: 240_000 }, async (t) => {
-  const { namespace, names, job, registry, query } = await setupPipeline(t, 'filter');
-  const denylist = async (...args: string[]) => {
-    const result = await runCliFile('processors/product-filter/denylist-cli.ts', [...args, '--namespace', namespace]);
-    assert.equal(result.status, 0, result.stderr);
-    return result.stdout.trim();
-  };
-  assert.equal(await denylist('add', '2', '--reason', 'counterfeit'), 'added product 2: counterfeit');
+for (const store of ['redis', 'postgres'] as const) {
+  test(`product filter, denylist in ${store}: a product put on the denylist at run time is blocked (with its reason, in the lake), one taken off passes; exactly once`, { timeout: 240_000 }, async (t) => {
+    const { namespace, names, job, registry, query, redis } = await setupPipeline(t, 'filter', { DENYLIST_STORE: store });
+    const denylist = async (...args: string[]) => {
+      const result = await runCliFile('processors/product-filter/denylist-cli.ts', [...args, '--namespace', namespace], { DENYLIST_STORE: store });
+      assert.equal(result.status, 0, result.stderr);
+      return result.stdout.trim();
+    };
+    const listKey = catalog(namespace).redisKeys.productDenylist;
+    const postgres = new pg.Client({ connectionString: config.POSTGRES_URL });
+    await postgres.connect();
+    onCleanup(t, async () => {
+      await postgres.query('DELETE FROM lakestream_product_denylist WHERE list = $1', [listKey]).catch(() => {});
+      await postgres.end();
+    });
+    assert.equal(await denylist('add', '2', '--reason', 'counterfeit'), 'added product 2: counterfeit');
+    // the entry is where DENYLIST_STORE says, and only there
+    const inPostgres = (await postgres.query('SELECT product_id::text AS id, reason FROM lakestream_product_denylist WHERE list = $1', [listKey]).catch(() => ({ rows: [] }))).rows;
+    const inRedis = await redis.hgetall(listKey);
+    if (store === 'postgres') {
+      assert.deepEqual(inPostgres, [{ id: '2', reason: 'counterfeit' }]);
+      assert.deepEqual(inRedis, {});
+    } else {
+      assert.deepEqual(inPostgres, []);
+      assert.deepEqual(Object.keys(inRedis), ['2']);
+    }
 
-  const filter = job('product-filter');
-  await filter.start();
-  await job('blocked-products-lake-sink', { flushIntervalMs: 500 }).start();
-  const producer = await createTopicProducer(config, { ...topicDeclarations.inputProducts, name: names.topic.inputProducts });
-  onCleanup(t, () => producer.close());
+    const filter = job('product-filter');
+    await filter.start();
+    await job('blocked-products-lake-sink', { flushIntervalMs: 500 }).start();
+    const producer = await createTopicProducer(config, { ...topicDeclarations.inputProducts, name: names.topic.inputProducts });
+    onCleanup(t, () => producer.close());
 
-  // what reaches products and blocked-products, read committed
-  const decode = createAvroDecoder(registry);
-  const seen = { products: [] as Array<{ id: number; round: number }>, blocked: [] as Array<{ id: number; round: number; reason: string }> };
-  const consumer = createConsumer(config, uniqueName('filter-reader'));
-  await consumer.connect();
-  onCleanup(t, () => consumer.disconnect());
-  await consumer.subscribe({ topics: [names.topic.products, names.topic.blockedProducts] });
-  await consumer.run({
-    eachMessage: async ({ topic, message }) => {
-      const value = (await decode(message.value)).value as unknown as Product & { reason: string };
-      const round = Math.floor((value.updated_at - Date.UTC(2026, 10, 23)) / 1_000);
-      if (topic === names.topic.products) seen.products.push({ id: Number(value.product_id), round });
-      else seen.blocked.push({ id: Number(value.product_id), round, reason: value.reason });
-    },
+    // what reaches products and blocked-products, read committed
+    const decode = createAvroDecoder(registry);
+    const seen = { products: [] as Array<{ id: number; round: number }>, blocked: [] as Array<{ id: number; round: number; reason: string }> };
+    const consumer = createConsumer(config, uniqueName('filter-reader'));
+    await consumer.connect();
+    onCleanup(t, () => consumer.disconnect());
+    await consumer.subscribe({ topics: [names.topic.products, names.topic.blockedProducts] });
+    await consumer.run({
+      eachMessage: async ({ topic, message }) => {
+        const value = (await decode(message.value)).value as unknown as Product & { reason: string };
+        const round = Math.floor((value.updated_at - Date.UTC(2026, 10, 23)) / 1_000);
+        if (topic === names.topic.products) seen.products.push({ id: Number(value.product_id), round });
+        else seen.blocked.push({ id: Number(value.product_id), round, reason: value.reason });
+      },
+    });
+    const ids = (list: Array<{ id: number; round: number }>, round: number) => list.filter((p) => p.round === round).map((p) => p.id).sort((a, b) => a - b);
+    const round = async (n: number) => {
+      await producer.send([1, 2, 3, 4, 5].map((id) => product(id, n)));
+      await waitFor(`the five products of round ${n} judged`, async () => (ids(seen.products, n).length + ids(seen.blocked, n).length >= 5 ? true : undefined), 60_000, 200);
+    };
+
+    await round(1);
+    assert.deepEqual(ids(seen.products, 1), [1, 3, 4, 5]);
+    assert.deepEqual(seen.blocked.filter((p) => p.round === 1), [{ id: 2, round: 1, reason: 'counterfeit' }]);
+
+    // changed while the filter runs: product 2 off the list, product 4 on it
+    assert.equal(await denylist('remove', '2'), 'removed product 2');
+    assert.equal(await denylist('add', '4', '--reason', 'recalled'), 'added product 4: recalled');
+    const changedAt = Date.now();
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    await round(2);
+    assert.ok(Date.now() - changedAt < 60_000);
+    assert.deepEqual(ids(seen.products, 2), [1, 2, 3, 5], 'within a second of the change, without a restart');
+    assert.deepEqual(seen.blocked.filter((p) => p.round === 2), [{ id: 4, round: 2, reason: 'recalled' }]);
+    assert.match(await denylist('list'), /^4\t\S+\trecalled$/);
+
+    // the blocked ones are archived with their reason
+    const archived = await waitFor('both blocked products in the lake', async () => {
+      const rows = await query<{ product_id: string; reason: string }>('SELECT product_id, reason FROM blocked_products ORDER BY blocked_at, product_id');
+      return rows.length === 2 ? rows : undefined;
+    }, 60_000, 1_000);
+    assert.deepEqual(archived.map((row) => [Number(row.product_id), row.reason]), [[2, 'counterfeit'], [4, 'recalled']]);
+    assert.equal(seen.products.length + seen.blocked.length, 10, 'each product passed or blocked exactly once');
+    assert.deepEqual({ passed: filter.stats().passed, blocked: filter.stats().blocked }, { passed: 8, blocked: 2 });
   });
-  const ids = (list: Array<{ id: number; round: number }>, round: number) => list.filter((p) => p.round === round).map((p) => p.id).sort((a, b) => a - b);
-  const round = async (n: number) => {
-    await producer.send([1, 2, 3, 4, 5].map((id) => product(id, n)));
-    await waitFor(`the five products of round ${n} judged`, async () => (ids(seen.products, n).length + ids(seen.blocked, n).length >= 5 ? true : undefined), 60_000, 200);
-  };
-
-  await round(1);
-  assert.deepEqual(ids(seen.products, 1), [1, 3, 4, 5]);
-  assert.deepEqual(seen.blocked.filter((p) => p.round === 1), [{ id: 2, round: 1, reason: 'counterfeit' }]);
-
-  // changed while the filter runs: product 2 off the list, product 4 on it
-  assert.equal(await denylist('remove', '2'), 'removed product 2');
-  assert.equal(await denylist('add', '4', '--reason', 'recalled'), 'added product 4: recalled');
-  const changedAt = Date.now();
-  await new Promise((resolve) => setTimeout(resolve, 1_000));
-  await round(2);
-  assert.ok(Date.now() - changedAt < 60_000);
-  assert.deepEqual(ids(seen.products, 2), [1, 2, 3, 5], 'within a second of the change, without a restart');
-  assert.deepEqual(seen.blocked.filter((p) => p.round === 2), [{ id: 4, round: 2, reason: 'recalled' }]);
-  assert.match(await denylist('list'), /^4\t\S+\trecalled$/);
-
-  // the blocked ones are archived with their reason
-  const archived = await waitFor('both blocked products in the lake', async () => {
-    const rows = await query<{ product_id: string; reason: string }>('SELECT product_id, reason FROM blocked_products ORDER BY blocked_at, product_id');
-    return rows.length === 2 ? rows : undefined;
-  }, 60_000, 1_000);
-  assert.deepEqual(archived.map((row) => [Number(row.product_id), row.reason]), [[2, 'counterfeit'], [4, 'recalled']]);
-  assert.equal(seen.products.length + seen.blocked.length, 10, 'each product passed or blocked exactly once');
-  assert.deepEqual({ passed: filter.stats().passed, blocked: filter.stats().blocked }, { passed: 8, blocked: 2 });
-});
+}
 
 test('product filter: kill -9 twice while 3,000 products arrive; each is passed or blocked exactly once', { timeout: 240_000 }, async (t) => {
   const { namespace, names, registry, redis } = await setupPipeline(t, 'filter-kill');
