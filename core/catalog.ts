@@ -377,7 +377,7 @@ export interface Catalog {
   /** Object-store roots, namespaced. */
   roots: typeof roots;
   /** Redis keys that are not features: the product denylist (a hash of product id to entry). */
-  redisKeys: { productDenylist: string };
+  redisKeys: { productDenylist: string; /** Prefix of the gateway's Idempotency-Key entries. */ gatewayIdempotency: string };
 }
 
 /**
@@ -450,6 +450,9 @@ export function catalog(namespace = ''): Catalog {
     tables,
     features,
     roots: resolvedRoots,
-    redisKeys: { productDenylist: `${namespace ? `${namespace}:` : ''}denylist:products` },
+    redisKeys: {
+      productDenylist: `${namespace ? `${namespace}:` : ''}denylist:products`,
+      gatewayIdempotency: `${namespace ? `${namespace}:` : ''}gateway:idempotency:`,
+    },
   };
 }

@@ -13,6 +13,9 @@ HTTP → Kafka for clients that do not speak Kafka:
   GET  /openapi.json                the API, generated from the registered Avro schemas
   GET  /healthz, /readyz, /metrics
 
+A POST with an Idempotency-Key header is published at most once however often it is retried
+(the key's outcome is kept in Redis, REDIS_URL, for 24 h).
+
 Options:
   --port P            port (default 8088; 0: any free port)
   --host H            address (default 127.0.0.1; 0.0.0.0 to serve the network)

@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Admin } from '@platformatic/kafka';
+import type { Redis } from 'ioredis';
 import type { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import type { Type } from 'avsc';
 import { avroCodec, type AvroCodec } from '../core/avro.ts';
@@ -12,10 +13,12 @@ import { catalog, topicDeclarations, type TopicDeclaration } from '../core/catal
 import type { Config } from '../core/config.ts';
 import { errorMessage } from '../core/errors.ts';
 import { createAdmin } from '../core/kafka.ts';
-import { createBatchProducer, type BatchProducer, type OutgoingMessage } from '../core/kafka-producer.ts';
+import { createBatchProducer, type BatchProducer, type DeliveredAt, type OutgoingMessage } from '../core/kafka-producer.ts';
 import type { Logger } from '../core/log.ts';
 import { metrics, registry as metricsRegistry, secondsSince } from '../core/metrics.ts';
+import { createRedis, redactedUrl } from '../core/redis.ts';
 import { createRegistry } from '../core/registry.ts';
+import { fingerprintOf, idempotencyStore, validIdempotencyKey, type Claim } from './idempotency.ts';
 import { openApiDocument } from './openapi.ts';
 import { checkRecord, type FieldError } from './records.ts';
 
@@ -69,15 +72,20 @@ interface GatewayTopic {
 
 const RETRY_AFTER_S = 5;
 
+interface Answer {
+  body: Record<string, unknown>;
+  headers?: Record<string, string>;
+}
+
 /**
  * HTTP → Kafka. `POST /v1/topics/{topic}/records` takes one JSON record or an array; every record
  * is checked against the topic's registered Avro schema and its business rules before anything is
  * sent, so a request is published whole or not at all (400 lists each bad record's fields). Valid
  * records are produced as Avro (idempotent, acks=all) and the answer gives each one's partition
  * and offset. No 200 without every acknowledgement: a Kafka that does not acknowledge within
- * `ackTimeoutMs` gets 503 with Retry-After. A retry after a 503 may publish a record twice (a
- * write can land after its acknowledgement was lost); consumers that must not see duplicates key
- * on a client-chosen id, as orders do with `order_id`.
+ * `ackTimeoutMs` gets 503 with Retry-After. A plain retry after a 503 may publish a record twice
+ * (a write can land after the client was answered); a retry with the same `Idempotency-Key`
+ * cannot: the gateway records in Redis what Kafka finally acknowledged for that key.
  */
 export async function startGateway(config: Config, options: GatewayOptions): Promise<Gateway> {
   const names = catalog(options.namespace);
@@ -91,6 +99,10 @@ export async function startGateway(config: Config, options: GatewayOptions): Pro
   // one-order requests (3,031 → 6,042/s, p99 17 → 11 ms with wrk -c32, bench:gateway)
   const producer: BatchProducer = await createBatchProducer(config, 'lakestream-gateway', { deliveryTimeoutMs: options.ackTimeoutMs, trackBrokers: true, lingerMs: 1 });
   let admin: Admin | undefined;
+  let redis: Redis | undefined;
+  // a pending claim outlives any send (delivery timeout, then the answer's grace)
+  const idempotency = idempotencyStore(() => (redis ??= createRedis(config, { maxRetriesPerRequest: 1, connectTimeout: 3_000 })), options.ackTimeoutMs * 2 + 30_000);
+  const retryAfter = { 'retry-after': String(RETRY_AFTER_S) };
   const keyDigests = [...(options.apiKeys ?? new Map<string, ApiKey>())].map(([key, grant]) => ({ digest: sha256(key), grant }));
   const pages: Record<string, { file: string; type: string }> = {
     '/': { file: join(here, 'public', 'order.html'), type: 'text/html; charset=utf-8' },
@@ -108,9 +120,9 @@ export async function startGateway(config: Config, options: GatewayOptions): Pro
     return topic.codec;
   }
 
-  /** The key's grant; 401 without a known key. Keys are compared by digest, in constant time. */
-  function authorise(request: IncomingMessage, topic: GatewayTopic): void {
-    if (!options.apiKeys) return;
+  /** The key's client (undefined for an open gateway); 401 without a known key. Keys are compared by digest, in constant time. */
+  function authorise(request: IncomingMessage, topic: GatewayTopic): string | undefined {
+    if (!options.apiKeys) return undefined;
     const presented = /^Bearer (.+)$/i.exec(request.headers.authorization ?? '')?.[1] ?? (request.headers['x-api-key'] as string | undefined);
     if (!presented) throw new HttpError(401, 'an API key is required (Authorization: Bearer <key>, or X-API-Key)', {}, { 'www-authenticate': 'Bearer' });
     const digest = sha256(presented);
@@ -119,6 +131,7 @@ export async function startGateway(config: Config, options: GatewayOptions): Pro
     if (!match.grant.topics.includes('*') && !match.grant.topics.includes(topic.name)) {
       throw new HttpError(403, `API key of ${match.grant.client} may not publish to ${topic.name} (it may publish to ${match.grant.topics.join(', ') || 'nothing'})`);
     }
+    return match.grant.client;
   }
 
   async function readJson(request: IncomingMessage): Promise<unknown> {
@@ -139,11 +152,13 @@ export async function startGateway(config: Config, options: GatewayOptions): Pro
     }
   }
 
-  async function publish(request: IncomingMessage, topicName: string): Promise<Record<string, unknown>> {
+  async function publish(request: IncomingMessage, topicName: string): Promise<Answer> {
     const topic = topics.get(topicName);
     if (options.apiKeys && !topic) authorise(request, { name: topicName } as GatewayTopic);
     if (!topic) throw new HttpError(404, `no topic ${topicName} takes records over HTTP; topics: ${[...topics.keys()].join(', ')}`);
-    authorise(request, topic);
+    const client = authorise(request, topic);
+    const idempotencyKey = request.headers['idempotency-key'] as string | undefined;
+    if (idempotencyKey !== undefined && !validIdempotencyKey(idempotencyKey)) throw new HttpError(400, 'Idempotency-Key must be 1 to 255 printable ASCII characters');
     const body = await readJson(request);
     const records = Array.isArray(body) ? body : [body];
     if (!records.length) throw new HttpError(400, 'the array holds no record');
@@ -159,31 +174,71 @@ export async function startGateway(config: Config, options: GatewayOptions): Pro
       const record = (result as { record: Record<string, unknown> }).record;
       return { key: String(record[topic.declaration.key]), value: codec.encode(record) };
     });
+    if (idempotencyKey === undefined) return { body: await send(topic, messages, messages.map(() => null)) };
+
+    // the key is the client's, per client and topic: two shops may both pick "order-1"
+    const entry = `${names.redisKeys.gatewayIdempotency}${client ?? '-'}:${topic.name}:${sha256(idempotencyKey).toString('hex')}`;
+    const claim = await idempotency.claim(entry, fingerprintOf(messages)).catch((error: unknown) => {
+      throw new HttpError(503, `the Idempotency-Key store (Redis at ${redactedUrl(config.REDIS_URL)}) is unreachable: ${errorMessage(error)}; nothing was published, retry later`, {}, retryAfter);
+    });
+    if (claim.state === 'mismatch') throw new HttpError(422, 'this Idempotency-Key was used for different records; a retry must send the same records');
+    if (claim.state === 'pending') throw new HttpError(409, 'a request with this Idempotency-Key is still being published; retry later', {}, retryAfter);
+    if (claim.state === 'done') return { body: claim.answer, headers: { 'idempotent-replayed': 'true' } };
+    return { body: await send(topic, messages, claim.state === 'partial' ? claim.positions : messages.map(() => null), { entry, claim }), ...(claim.state === 'partial' ? { headers: { 'idempotent-replayed': 'partial' } } : {}) };
+  }
+
+  /**
+   * Sends the records without a position in `known` (the others were acknowledged by an earlier
+   * attempt of the same Idempotency-Key) and answers once all have one. With an idempotency
+   * entry, what Kafka finally acknowledged is recorded even if the client was already told 503.
+   */
+  async function send(topic: GatewayTopic, messages: OutgoingMessage[], known: Array<DeliveredAt | null>, idempotent?: { entry: string; claim: Claim }): Promise<Record<string, unknown>> {
+    const missing = messages.flatMap((_, index) => (known[index] ? [] : [index]));
     // with no broker connected a record would sit in librdkafka's queue and land whenever Kafka
     // is back, after the client was told 503 and retried: refuse it unsent instead
     if (!producer.brokersUp()) {
-      throw new HttpError(503, `Kafka at ${config.KAFKA_BROKERS.join(',')} is unreachable: nothing was published; retry later`, { records: messages.map(() => ({ error: 'not sent' })) }, { 'retry-after': String(RETRY_AFTER_S) });
+      if (idempotent) await settleIdempotency(idempotent.entry, known).catch(() => {});
+      throw new HttpError(503, `Kafka at ${config.KAFKA_BROKERS.join(',')} is unreachable: nothing was published; retry later`, { records: messages.map((_, index) => known[index] ?? { error: 'not sent' }) }, retryAfter);
     }
+    const sending = producer.send(topic.kafkaName, missing.map((index) => messages[index]!), { positions: true }).then((result) => {
+      const positions = [...known];
+      missing.forEach((index, i) => (positions[index] = result.positions?.[i] ?? null));
+      return { ...result, positions };
+    });
+    // recorded whenever Kafka settles the send, even after the client was answered 503
+    const recorded = idempotent
+      ? sending
+          .then(({ positions }) => settleIdempotency(idempotent.entry, positions, { topic: topic.name, records: positions }))
+          .catch((error: unknown) => options.log.warn('could not record the outcome of an Idempotency-Key', { topic: topic.name, error: errorMessage(error) }))
+      : undefined;
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(
-        () => reject(new HttpError(503, `Kafka did not acknowledge within ${options.ackTimeoutMs / 1000} s; the records may or may not be published: retry, and tell duplicates by their ids`, { records: messages.map(() => ({ error: 'unknown' })) }, { 'retry-after': String(RETRY_AFTER_S) })),
+        () => reject(new HttpError(503, `Kafka did not acknowledge within ${options.ackTimeoutMs / 1000} s; the records may or may not be published: retry${idempotent ? ' with the same Idempotency-Key' : ', and tell duplicates by their ids'}`, { records: messages.map((_, index) => known[index] ?? { error: 'unknown' }) }, retryAfter)),
         options.ackTimeoutMs + 2_000,
       );
     });
-    const { failed, firstError, positions } = await Promise.race([producer.send(topic.kafkaName, messages, { positions: true }), deadline]).finally(() => clearTimeout(timer));
+    const { failed, firstError, positions } = await Promise.race([sending, deadline]).finally(() => clearTimeout(timer));
+    // on record before the client hears of it, so its next retry finds the outcome, not `pending`
+    await recorded;
     if (failed) {
       // the acknowledged ones are published: say which, so a client retries only the rest
-      const outcome = messages.map((_, index) => positions?.[index] ?? { error: 'not acknowledged' });
+      const outcome = positions.map((position) => position ?? { error: 'not acknowledged' });
       throw new HttpError(
         503,
-        `Kafka did not acknowledge ${failed} of ${messages.length} records within ${options.ackTimeoutMs / 1000} s (${errorMessage(firstError)}); retry those`,
+        `Kafka did not acknowledge ${failed} of ${missing.length} records within ${options.ackTimeoutMs / 1000} s (${errorMessage(firstError)}); retry ${idempotent ? 'with the same Idempotency-Key: only those will be sent' : 'those'}`,
         { records: outcome },
-        { 'retry-after': String(RETRY_AFTER_S) },
+        retryAfter,
       );
     }
-    metrics.recordsOut.inc({ job: 'gateway', output: topic.kafkaName }, messages.length);
+    metrics.recordsOut.inc({ job: 'gateway', output: topic.kafkaName }, missing.length);
     return { topic: topic.name, records: positions };
+  }
+
+  /** Done if every record has a position, partial if some, forgotten if none. */
+  function settleIdempotency(entry: string, positions: Array<DeliveredAt | null>, answer?: Record<string, unknown>): Promise<void> {
+    if (answer && positions.every(Boolean)) return idempotency.done(entry, answer);
+    return positions.some(Boolean) ? idempotency.partial(entry, positions) : idempotency.forget(entry);
   }
 
   async function ready(): Promise<void> {
@@ -193,7 +248,7 @@ export async function startGateway(config: Config, options: GatewayOptions): Pro
     if (!response.ok) throw new Error(`the schema registry answered ${response.status}`);
   }
 
-  const send = (response: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) =>
+  const reply = (response: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) =>
     response.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body));
 
   const server = createServer((request, response) => {
@@ -208,15 +263,15 @@ export async function startGateway(config: Config, options: GatewayOptions): Pro
       const status = error instanceof HttpError ? error.status : 500;
       if (status === 500) options.log.error('request failed', { path, error: errorMessage(error) });
       else if (status === 503) options.log.warn('kafka unavailable', { path, error: errorMessage(error) });
-      send(response, status, { error: errorMessage(error), ...(error instanceof HttpError ? error.body : {}) }, error instanceof HttpError ? error.headers : {});
+      reply(response, status, { error: errorMessage(error), ...(error instanceof HttpError ? error.body : {}) }, error instanceof HttpError ? error.headers : {});
       // a body cut off at its limit is not read further
       if (status === 413) request.resume();
       done(status);
     };
     if (topicName !== undefined) {
       if (request.method !== 'POST') return fail(new HttpError(405, 'records are published with POST', {}, { allow: 'POST' }));
-      publish(request, decodeURIComponent(topicName)).then((body) => {
-        send(response, 200, body);
+      publish(request, decodeURIComponent(topicName)).then((answer) => {
+        reply(response, 200, answer.body, answer.headers);
         done(200);
       }, fail);
     } else if (request.method === 'GET' && pages[path]) {
@@ -224,13 +279,13 @@ export async function startGateway(config: Config, options: GatewayOptions): Pro
       done(200);
     } else if (request.method === 'GET' && path === '/openapi.json') {
       Promise.all([...topics.values()].map(async (topic) => ({ name: topic.name, type: (await codecOf(topic)).type as Type, description: topic.declaration.description })))
-        .then((described) => send(response, 200, openApiDocument(described, { apiKeys: Boolean(options.apiKeys), maxBodyBytes: options.maxBodyBytes, maxRecords: options.maxRecords })))
+        .then((described) => reply(response, 200, openApiDocument(described, { apiKeys: Boolean(options.apiKeys), maxBodyBytes: options.maxBodyBytes, maxRecords: options.maxRecords })))
         .then(() => done(200), fail);
     } else if (request.method === 'GET' && path === '/healthz') {
-      send(response, 200, { status: 'ok' });
+      reply(response, 200, { status: 'ok' });
       done(200);
     } else if (request.method === 'GET' && path === '/readyz') {
-      ready().then(() => (send(response, 200, { status: 'ready' }), done(200)), (error: unknown) => fail(new HttpError(503, `not ready: ${errorMessage(error)}`, {}, { 'retry-after': String(RETRY_AFTER_S) })));
+      ready().then(() => (reply(response, 200, { status: 'ready' }), done(200)), (error: unknown) => fail(new HttpError(503, `not ready: ${errorMessage(error)}`, {}, { 'retry-after': String(RETRY_AFTER_S) })));
     } else if (request.method === 'GET' && path === '/metrics') {
       metricsRegistry.metrics().then((text) => response.writeHead(200, { 'content-type': metricsRegistry.contentType }).end(text), fail);
     } else {
@@ -255,6 +310,7 @@ export async function startGateway(config: Config, options: GatewayOptions): Pro
       server.closeAllConnections();
       await producer.close();
       await admin?.close().catch(() => {});
+      redis?.disconnect();
     },
   };
 }

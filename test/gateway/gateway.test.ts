@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { createRedis } from '../../core/redis.ts';
+import { fingerprintOf, idempotencyStore } from '../../gateway/idempotency.ts';
 import { readApiKeys } from '../../gateway/server.ts';
-import { waitFor } from '../helpers.ts';
+import { config, onCleanup, uniqueName, waitFor } from '../helpers.ts';
 import { order, setupGateway } from './fixture.ts';
 
 test('gateway: valid records are acknowledged in Kafka where it says; an invalid one gets 400 with its fields and nothing of its batch is published', { timeout: 180_000 }, async (t) => {
@@ -89,4 +92,78 @@ test('gateway: API keys, each limited to its topics', { timeout: 120_000 }, asyn
   assert.equal((await post('orders', order(), { 'x-api-key': 'front-0123456789abcdef' })).status, 200);
   writeFileSync(file, JSON.stringify({ short: { topics: ['orders'] } }));
   assert.throws(() => readApiKeys(file), /shorter than 16 characters/);
+});
+
+test('gateway: with an Idempotency-Key a retry gets the first answer and publishes nothing again; twins sent at once publish once; other records under the key get 422', { timeout: 120_000 }, async (t) => {
+  const { post, read, published, redis, names } = await setupGateway(t, 'gateway-idempotent');
+  await read('orders');
+  const orders = [order(), order({ user_id: 8 })];
+  const key = { 'idempotency-key': `batch-${orders[0]!.order_id}` };
+  const first = await post('orders', orders, key);
+  assert.equal(first.status, 200, await first.clone().text());
+  const firstAnswer = await first.json();
+  const retry = await post('orders', orders, key);
+  assert.equal(retry.status, 200);
+  assert.equal(retry.headers.get('idempotent-replayed'), 'true');
+  assert.deepEqual(await retry.json(), firstAnswer, 'the same partitions and offsets');
+
+  const changed = await post('orders', [orders[0], order()], key);
+  assert.equal(changed.status, 422);
+  assert.match(((await changed.json()) as { error: string }).error, /used for different records/);
+  assert.equal((await post('orders', order(), { 'idempotency-key': 'no spaces allowed' })).status, 400);
+
+  // a double click: the same order twice at the same moment
+  const twin = order();
+  const twins = await Promise.all([1, 2, 3].map(() => post('orders', twin, { 'idempotency-key': twin.order_id })));
+  const statuses = twins.map((response) => response.status).sort();
+  assert.ok(statuses.includes(200) && statuses.every((status) => status === 200 || status === 409), `statuses ${statuses.join(', ')}`);
+  for (const response of twins.filter((r) => r.status === 409)) assert.equal(response.headers.get('retry-after'), '5');
+
+  // a retry after a partial failure sends only what Kafka did not acknowledge: here the
+  // first attempt is recorded as having stored only the first record
+  const [a, b] = [order(), order({ user_id: 9 })];
+  const partialKey = { 'idempotency-key': `partial-${a.order_id}` };
+  const stored = (await (await post('orders', [a, b], partialKey)).json()) as { records: Array<{ partition: number; offset: number }> };
+  // where the gateway keeps it: per client (none: "-"), topic and the key's digest
+  const partialEntry = `${names.redisKeys.gatewayIdempotency}-:orders:${createHash('sha256').update(partialKey['idempotency-key']).digest('hex')}`;
+  assert.equal(await redis.hget(partialEntry, 'state'), 'done');
+  await redis.hset(partialEntry, 'state', 'partial', 'body', JSON.stringify([stored.records[0], null]));
+  const completed = await post('orders', [a, b], partialKey);
+  assert.equal(completed.status, 200);
+  assert.equal(completed.headers.get('idempotent-replayed'), 'partial');
+  const completedBody = (await completed.json()) as { records: Array<{ partition: number; offset: number }> };
+  assert.deepEqual(completedBody.records[0], stored.records[0], 'the acknowledged one is not sent again');
+  assert.notDeepEqual(completedBody.records[1], stored.records[1], 'the other one is sent');
+
+  await waitFor('the orders in Kafka', async () => (published('orders').length >= 6 ? true : undefined), 30_000, 200);
+  await new Promise((resolve) => setTimeout(resolve, 2_000));
+  const ids = published('orders').map((p) => p.value.order_id);
+  assert.deepEqual(ids.sort(), [...orders.map((o) => o.order_id), twin.order_id, a.order_id, b.order_id, b.order_id].sort(), 'each order once, but the one recorded as unacknowledged');
+  const resent = published('orders').filter((p) => p.value.order_id === b.order_id).map((p) => ({ partition: p.partition, offset: p.offset }));
+  assert.deepEqual(resent.sort((x, y) => x.offset - y.offset), [stored.records[1], completedBody.records[1]].sort((x, y) => x!.offset - y!.offset));
+});
+
+test('Idempotency-Key store on real Redis: pending blocks a twin; a partial outcome hands the retry the positions already acknowledged; done replays', async (t) => {
+  const redis = createRedis(config);
+  onCleanup(t, () => redis.quit());
+  const store = idempotencyStore(() => redis, 60_000);
+  const key = `${uniqueName('idem')}:entry`;
+  onCleanup(t, () => redis.del(key));
+  const messages = [{ key: 'a', value: Buffer.from([1, 2]) }, { key: 'b', value: Buffer.from([3]) }];
+  const fingerprint = fingerprintOf(messages);
+  assert.notEqual(fingerprint, fingerprintOf([...messages].reverse()), 'order matters');
+  assert.notEqual(fingerprintOf([{ key: 'ab', value: Buffer.from([]) }]), fingerprintOf([{ key: 'a', value: Buffer.from('b') }]), 'no ambiguity between key and value');
+
+  assert.deepEqual(await store.claim(key, fingerprint), { state: 'new' });
+  assert.deepEqual(await store.claim(key, fingerprint), { state: 'pending' });
+  assert.deepEqual(await store.claim(key, 'other'), { state: 'mismatch' });
+  assert.ok((await redis.pttl(key)) <= 60_000, 'a pending claim expires');
+  await store.partial(key, [{ partition: 2, offset: 7 }, null]);
+  assert.deepEqual(await store.claim(key, fingerprint), { state: 'partial', positions: [{ partition: 2, offset: 7 }, null] });
+  assert.deepEqual(await store.claim(key, fingerprint), { state: 'pending' }, 'the retry that took over the partial one holds the key');
+  await store.done(key, { topic: 'orders', records: [{ partition: 2, offset: 7 }, { partition: 0, offset: 3 }] });
+  assert.deepEqual(await store.claim(key, fingerprint), { state: 'done', answer: { topic: 'orders', records: [{ partition: 2, offset: 7 }, { partition: 0, offset: 3 }] } });
+  assert.ok((await redis.pttl(key)) > 23 * 3600_000, 'remembered for a day');
+  await store.forget(key);
+  assert.deepEqual(await store.claim(key, fingerprint), { state: 'new' });
 });

@@ -4,7 +4,7 @@ import { stackFaults } from '../../infra/chaos/stack-faults.ts';
 import { config, waitFor } from '../helpers.ts';
 import { order, setupGateway } from './fixture.ts';
 
-test('gateway: with every broker down a publish gets 503 with Retry-After at once, never 200; the retry after recovery is stored once', { timeout: 240_000 }, async (t) => {
+test('gateway: with every broker down a publish gets 503 with Retry-After at once, never 200; the retry after recovery (same Idempotency-Key, twice) is stored once', { timeout: 240_000 }, async (t) => {
   const faults = stackFaults(config);
   t.after(() => faults.heal());
   const { post, read, published, gateway } = await setupGateway(t, 'gateway-outage', { ackTimeoutMs: 4_000 });
@@ -19,7 +19,8 @@ test('gateway: with every broker down a publish gets 503 with Retry-After at onc
   await new Promise((resolve) => setTimeout(resolve, 2_000));
   const pending = order();
   const startedAt = Date.now();
-  const refused = await post('orders', pending);
+  const key = { 'idempotency-key': `retry-${pending.order_id}` };
+  const refused = await post('orders', pending, key);
   step(`answered ${refused.status}`);
   assert.equal(refused.status, 503);
   assert.ok(Date.now() - startedAt < 2_000, 'refused at once, not queued behind a dead cluster');
@@ -32,13 +33,19 @@ test('gateway: with every broker down a publish gets 503 with Retry-After at onc
   step('readiness checked');
   await faults.heal();
   step('healed');
-  // the client's retry, as Retry-After asks
+  // the client's retry, as Retry-After asks, under the same Idempotency-Key: the refusal left it free
   const retried = await waitFor('the retry to be acknowledged', async () => {
-    const response = await post('orders', pending);
+    const response = await post('orders', pending, key);
     return response.status === 200 ? response : undefined;
   }, 120_000, 5_000);
   step('retry acknowledged');
   assert.equal(retried.status, 200);
+  assert.equal(retried.headers.get('idempotent-replayed'), null, 'the first publish of the key');
+  // and a retry whose answer the client missed: the same answer, nothing sent again
+  const again = await post('orders', pending, key);
+  assert.equal(again.status, 200);
+  assert.equal(again.headers.get('idempotent-replayed'), 'true');
+  assert.deepEqual(await again.json(), await retried.json());
   await read('orders');
   await waitFor('both orders in Kafka', async () => (published('orders').length >= 2 ? true : undefined), 60_000, 500);
   await new Promise((resolve) => setTimeout(resolve, 2_000));
