@@ -1,5 +1,5 @@
 import { describeEnv, loadConfig, type Config } from './config.ts';
-import { LakestreamError, errorMessage } from './errors.ts';
+import { LakestreamError, errorMessage, isNetworkError } from './errors.ts';
 
 /**
  * The command's arguments. `pnpm run x -- --flag` forwards the `--` separator itself, and
@@ -35,7 +35,6 @@ export function runCli(name: string, main: () => Promise<void>): void {
   });
 }
 
-const networkCodes = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ETIMEDOUT', 'ECONNRESET', 'EAI_AGAIN']);
 const s3CredentialErrors = new Set(['SignatureDoesNotMatch', 'InvalidAccessKeyId', 'AccessDenied', 'InvalidToken', 'ExpiredToken']);
 
 /**
@@ -60,7 +59,7 @@ export function explainFailure(error: unknown): string {
   if (s3Refusal) {
     return `S3 at ${config.S3_ENDPOINT} refused access key ${config.S3_ACCESS_KEY_ID} (${String(s3Refusal.name)}: ${String(s3Refusal.message)}): check S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY`;
   }
-  const network = chain.find((e) => typeof e.code === 'string' && networkCodes.has(e.code));
+  const network = chain.find((e) => isNetworkError(e));
   if (network) {
     const port = Number(network.port);
     const endpoints: Array<[string, string, string]> = [

@@ -1,5 +1,6 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Config } from './config.ts';
+import { isNetworkError, redactedUrl } from './errors.ts';
 import { createLogger } from './log.ts';
 
 const connectionErrors = new WeakMap<Redis, Error>();
@@ -30,8 +31,6 @@ export function createRedis(config: Pick<Config, 'REDIS_URL'>, overrides: RedisO
   return redis;
 }
 
-const networkCodes = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE']);
-
 /**
  * What to report for a failed command. While the client is not connected, the command only says
  * it ran out of retries; the connection error behind it, with the server, is the useful reason.
@@ -39,18 +38,6 @@ const networkCodes = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFO
 export function redisFailure(redis: Redis, url: string, error: unknown): Error {
   const connection = connectionErrors.get(redis);
   if (!connection || redis.status === 'ready') return error instanceof Error ? error : new Error(String(error));
-  const code = (connection as { code?: unknown }).code;
-  const what = typeof code === 'string' && networkCodes.has(code) ? 'is unreachable' : 'refused the connection';
+  const what = isNetworkError(connection) ? 'is unreachable' : 'refused the connection';
   return new Error(`Redis at ${redactedUrl(url)} ${what}: ${connection.message}`, { cause: error });
-}
-
-/** The URL without its password, fit for messages and logs. */
-export function redactedUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return url;
-  }
 }

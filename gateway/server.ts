@@ -11,14 +11,14 @@ import type { Type } from 'avsc';
 import { avroCodec, type AvroCodec } from '../core/avro.ts';
 import { catalog, topicDeclarations, type TopicDeclaration } from '../core/catalog.ts';
 import type { Config } from '../core/config.ts';
-import { errorMessage } from '../core/errors.ts';
+import { errorMessage, redactedUrl } from '../core/errors.ts';
 import { createAdmin } from '../core/kafka.ts';
 import { createBatchProducer, type BatchProducer, type DeliveredAt, type OutgoingMessage } from '../core/kafka-producer.ts';
 import type { Logger } from '../core/log.ts';
 import { metrics, registry as metricsRegistry, secondsSince } from '../core/metrics.ts';
-import { createRedis, redactedUrl } from '../core/redis.ts';
+import { createRedis } from '../core/redis.ts';
 import { createRegistry } from '../core/registry.ts';
-import { fingerprintOf, idempotencyStore, validIdempotencyKey, type Claim } from './idempotency.ts';
+import { fingerprintOf, idempotencyStore, validIdempotencyKey } from './idempotency.ts';
 import { openApiDocument } from './openapi.ts';
 import { checkRecord, type FieldError } from './records.ts';
 
@@ -184,7 +184,7 @@ export async function startGateway(config: Config, options: GatewayOptions): Pro
     if (claim.state === 'mismatch') throw new HttpError(422, 'this Idempotency-Key was used for different records; a retry must send the same records');
     if (claim.state === 'pending') throw new HttpError(409, 'a request with this Idempotency-Key is still being published; retry later', {}, retryAfter);
     if (claim.state === 'done') return { body: claim.answer, headers: { 'idempotent-replayed': 'true' } };
-    return { body: await send(topic, messages, claim.state === 'partial' ? claim.positions : messages.map(() => null), { entry, claim }), ...(claim.state === 'partial' ? { headers: { 'idempotent-replayed': 'partial' } } : {}) };
+    return { body: await send(topic, messages, claim.state === 'partial' ? claim.positions : messages.map(() => null), entry), ...(claim.state === 'partial' ? { headers: { 'idempotent-replayed': 'partial' } } : {}) };
   }
 
   /**
@@ -192,12 +192,12 @@ export async function startGateway(config: Config, options: GatewayOptions): Pro
    * attempt of the same Idempotency-Key) and answers once all have one. With an idempotency
    * entry, what Kafka finally acknowledged is recorded even if the client was already told 503.
    */
-  async function send(topic: GatewayTopic, messages: OutgoingMessage[], known: Array<DeliveredAt | null>, idempotent?: { entry: string; claim: Claim }): Promise<Record<string, unknown>> {
+  async function send(topic: GatewayTopic, messages: OutgoingMessage[], known: Array<DeliveredAt | null>, idempotencyEntry?: string): Promise<Record<string, unknown>> {
     const missing = messages.flatMap((_, index) => (known[index] ? [] : [index]));
     // with no broker connected a record would sit in librdkafka's queue and land whenever Kafka
     // is back, after the client was told 503 and retried: refuse it unsent instead
     if (!producer.brokersUp()) {
-      if (idempotent) await settleIdempotency(idempotent.entry, known).catch(() => {});
+      if (idempotencyEntry) await settleIdempotency(idempotencyEntry, known).catch(() => {});
       throw new HttpError(503, `Kafka at ${config.KAFKA_BROKERS.join(',')} is unreachable: nothing was published; retry later`, { records: messages.map((_, index) => known[index] ?? { error: 'not sent' }) }, retryAfter);
     }
     const sending = producer.send(topic.kafkaName, missing.map((index) => messages[index]!), { positions: true }).then((result) => {
@@ -206,15 +206,15 @@ export async function startGateway(config: Config, options: GatewayOptions): Pro
       return { ...result, positions };
     });
     // recorded whenever Kafka settles the send, even after the client was answered 503
-    const recorded = idempotent
+    const recorded = idempotencyEntry
       ? sending
-          .then(({ positions }) => settleIdempotency(idempotent.entry, positions, { topic: topic.name, records: positions }))
+          .then(({ positions }) => settleIdempotency(idempotencyEntry, positions, { topic: topic.name, records: positions }))
           .catch((error: unknown) => options.log.warn('could not record the outcome of an Idempotency-Key', { topic: topic.name, error: errorMessage(error) }))
       : undefined;
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(
-        () => reject(new HttpError(503, `Kafka did not acknowledge within ${options.ackTimeoutMs / 1000} s; the records may or may not be published: retry${idempotent ? ' with the same Idempotency-Key' : ', and tell duplicates by their ids'}`, { records: messages.map((_, index) => known[index] ?? { error: 'unknown' }) }, retryAfter)),
+        () => reject(new HttpError(503, `Kafka did not acknowledge within ${options.ackTimeoutMs / 1000} s; the records may or may not be published: retry${idempotencyEntry ? ' with the same Idempotency-Key' : ', and tell duplicates by their ids'}`, { records: messages.map((_, index) => known[index] ?? { error: 'unknown' }) }, retryAfter)),
         options.ackTimeoutMs + 2_000,
       );
     });
@@ -226,7 +226,7 @@ export async function startGateway(config: Config, options: GatewayOptions): Pro
       const outcome = positions.map((position) => position ?? { error: 'not acknowledged' });
       throw new HttpError(
         503,
-        `Kafka did not acknowledge ${failed} of ${missing.length} records within ${options.ackTimeoutMs / 1000} s (${errorMessage(firstError)}); retry ${idempotent ? 'with the same Idempotency-Key: only those will be sent' : 'those'}`,
+        `Kafka did not acknowledge ${failed} of ${missing.length} records within ${options.ackTimeoutMs / 1000} s (${errorMessage(firstError)}); retry ${idempotencyEntry ? 'with the same Idempotency-Key: only those will be sent' : 'those'}`,
         { records: outcome },
         retryAfter,
       );

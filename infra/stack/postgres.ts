@@ -3,8 +3,7 @@ import { chownSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, wr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { LakestreamError } from '../../core/errors.ts';
-import { redactedUrl } from '../../core/redis.ts';
+import { LakestreamError, redactedUrl } from '../../core/errors.ts';
 import type { StackContext, StackService } from './context.ts';
 import { onPath, run } from './install.ts';
 import { startDaemon } from './processes.ts';

@@ -1,8 +1,8 @@
 import pg from 'pg';
 import type { Redis } from 'ioredis';
 import type { Config } from '../../core/config.ts';
-import { LakestreamError, errorMessage } from '../../core/errors.ts';
-import { createRedis, redactedUrl, redisFailure } from '../../core/redis.ts';
+import { LakestreamError, errorMessage, isNetworkError, redactedUrl } from '../../core/errors.ts';
+import { createRedis, redisFailure } from '../../core/redis.ts';
 
 export interface DenylistEntry {
   reason: string;
@@ -135,14 +135,12 @@ function postgresDenylist(url: string, list: string, options: { connectTimeoutMs
   };
 }
 
-const networkCodes = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE']);
-
 /** A failure that names the server (never its password) and says whether it was reachable at all. */
 function postgresFailure(url: string, error: unknown): LakestreamError {
   const code = (error as { code?: unknown }).code;
   const message = errorMessage(error);
   const what =
-    (typeof code === 'string' && networkCodes.has(code)) || /timeout/i.test(message)
+    isNetworkError(error) || /timeout/i.test(message)
       ? 'is unreachable'
       : code === '28P01' || code === '28000'
         ? 'refused the sign-in'

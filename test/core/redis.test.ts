@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { test } from 'node:test';
-import { createRedis, redactedUrl, redisFailure } from '../../core/redis.ts';
+import { redactedUrl } from '../../core/errors.ts';
+import { createRedis, redisFailure } from '../../core/redis.ts';
 import { config, unusedPort } from '../helpers.ts';
 
 test('a client of createRedis prints nothing while Redis is unreachable, yet its callers see every error', { timeout: 30_000 }, async () => {

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
+import type { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import { createAvroDecoder } from '../../core/avro.ts';
 import pg from 'pg';
-import { catalog, topicDeclarations } from '../../core/catalog.ts';
+import { catalog, topicDeclarations, type Catalog } from '../../core/catalog.ts';
 import { createConsumer } from '../../core/kafka.ts';
 import { createTopicProducer } from '../../ingest/topic-producer.ts';
 import type { Product } from '../../schemas/products.ts';
@@ -18,6 +19,25 @@ const product = (id: number, round: number): Product => ({
   shop_id: 'shop-a',
   updated_at: Date.UTC(2026, 10, 23) + round * 1_000 + id,
 });
+
+/** Every record the filter committed to products or blocked-products (read committed), decoded. */
+async function readJudged(
+  t: TestContext,
+  names: Catalog,
+  registry: SchemaRegistry,
+  onRecord: (verdict: 'passed' | 'blocked', value: Product & { reason: string }) => void,
+): Promise<void> {
+  const decode = createAvroDecoder(registry);
+  const consumer = createConsumer(config, uniqueName('filter-reader'));
+  await consumer.connect();
+  onCleanup(t, () => consumer.disconnect());
+  await consumer.subscribe({ topics: [names.topic.products, names.topic.blockedProducts] });
+  await consumer.run({
+    eachMessage: async ({ topic, message }) => {
+      onRecord(topic === names.topic.products ? 'passed' : 'blocked', (await decode(message.value)).value as unknown as Product & { reason: string });
+    },
+  });
+}
 
 for (const store of ['redis', 'postgres'] as const) {
   test(`product filter, denylist in ${store}: a product put on the denylist at run time is blocked (with its reason, in the lake), one taken off passes; exactly once`, { timeout: 240_000 }, async (t) => {
@@ -53,19 +73,11 @@ for (const store of ['redis', 'postgres'] as const) {
     onCleanup(t, () => producer.close());
 
     // what reaches products and blocked-products, read committed
-    const decode = createAvroDecoder(registry);
     const seen = { products: [] as Array<{ id: number; round: number }>, blocked: [] as Array<{ id: number; round: number; reason: string }> };
-    const consumer = createConsumer(config, uniqueName('filter-reader'));
-    await consumer.connect();
-    onCleanup(t, () => consumer.disconnect());
-    await consumer.subscribe({ topics: [names.topic.products, names.topic.blockedProducts] });
-    await consumer.run({
-      eachMessage: async ({ topic, message }) => {
-        const value = (await decode(message.value)).value as unknown as Product & { reason: string };
-        const round = Math.floor((value.updated_at - Date.UTC(2026, 10, 23)) / 1_000);
-        if (topic === names.topic.products) seen.products.push({ id: Number(value.product_id), round });
-        else seen.blocked.push({ id: Number(value.product_id), round, reason: value.reason });
-      },
+    await readJudged(t, names, registry, (verdict, value) => {
+      const round = Math.floor((value.updated_at - Date.UTC(2026, 10, 23)) / 1_000);
+      if (verdict === 'passed') seen.products.push({ id: Number(value.product_id), round });
+      else seen.blocked.push({ id: Number(value.product_id), round, reason: value.reason });
     });
     const ids = (list: Array<{ id: number; round: number }>, round: number) => list.filter((p) => p.round === round).map((p) => p.id).sort((a, b) => a - b);
     const round = async (n: number) => {
@@ -120,19 +132,12 @@ test('product filter: kill -9 twice while 3,000 products arrive; each is passed 
     }
   }
 
-  const decode = createAvroDecoder(registry);
   const passed = new Map<number, number>();
   const blocked = new Map<number, number>();
-  const consumer = createConsumer(config, uniqueName('filter-kill-reader'));
-  await consumer.connect();
-  onCleanup(t, () => consumer.disconnect());
-  await consumer.subscribe({ topics: [names.topic.products, names.topic.blockedProducts] });
-  await consumer.run({
-    eachMessage: async ({ topic, message }) => {
-      const id = Number((await decode(message.value)).value.product_id);
-      const seen = topic === names.topic.products ? passed : blocked;
-      seen.set(id, (seen.get(id) ?? 0) + 1);
-    },
+  await readJudged(t, names, registry, (verdict, value) => {
+    const seen = verdict === 'passed' ? passed : blocked;
+    const id = Number(value.product_id);
+    seen.set(id, (seen.get(id) ?? 0) + 1);
   });
   await waitFor('all 3,000 products judged', async () => (passed.size + blocked.size >= 3_000 ? true : undefined), 120_000, 500);
   await new Promise((resolve) => setTimeout(resolve, 2_000));
