@@ -123,8 +123,10 @@ test('product filter: kill -9 twice while 3,000 products arrive; each is passed 
   let filter = start();
   for (let round = 0; round < 3; round++) {
     await producer.send(Array.from({ length: 1_000 }, (_, i) => product(round * 1_000 + i + 1, 1)));
-    // killed once it has been through some of this round's products
-    await waitFor('the filter to be at work', async () => (/"msg":"first records"/.test(filter.output()) ? true : undefined), 60_000, 100);
+    // killed once it has been through some of this round's products. A restarted instance gets
+    // the partitions only once the group has dropped the killed member (session timeout, 45 s),
+    // plus its own start: over 60 s on a loaded CI machine
+    await waitFor('the filter to be at work', async () => (/"msg":"first records"/.test(filter.output()) ? true : undefined), 120_000, 100);
     await new Promise((resolve) => setTimeout(resolve, 300));
     if (round < 2) {
       await filter.kill9();
