@@ -328,6 +328,11 @@ const roots = {
   models: 'models',
 };
 
+/** The Iceberg namespace of a catalog namespace: `lake` for production, else the name in SQL-friendly characters. */
+export function icebergNamespace(namespace: string): string {
+  return namespace ? namespace.replace(/[^A-Za-z0-9_]/g, '_') : 'lake';
+}
+
 /** A topic as infra:apply creates it. */
 export interface TopicSpec {
   name: string;
@@ -349,6 +354,8 @@ export interface ResolvedTable extends Omit<TableDeclaration, 'topic'> {
   group: string;
   /** Where the sink keeps its per-partition state: `<stateRoot>/<group>/partition=<p>.json`. */
   sinkStateRoot: string;
+  /** The Iceberg table in the REST catalog: namespace `lake` (tests: their namespace), named like the view. */
+  iceberg: { namespace: string[]; name: string };
 }
 
 export interface ResolvedFeature extends Omit<FeatureDeclaration, 'topic' | 'table'> {
@@ -421,6 +428,7 @@ export function catalog(namespace = ''): Catalog {
         valueSchema: topicDeclarations[d.topic].valueSchema,
         group: group(d.sink),
         sinkStateRoot: `${resolvedRoots.sinkState}/${group(d.sink)}`,
+        iceberg: { namespace: [icebergNamespace(namespace)], name: d.view },
       } satisfies ResolvedTable,
     ]),
   ) as Record<TableId, ResolvedTable>;

@@ -62,6 +62,11 @@ export const envSchema = z
       .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'expected a valid S3 bucket name')
       .default('lake')
       .describe('Bucket that holds the lake tables.'),
+    ICEBERG_CATALOG_URL: url(['http:', 'https:'])
+      .default('http://127.0.0.1:19120/iceberg')
+      .describe('Base URL of the Iceberg REST catalog that holds the lake tables (the part before /v1/).'),
+    ICEBERG_WAREHOUSE: z.string().min(1).default('lake').describe('The catalog warehouse of the lake tables (its location is s3://<LAKE_BUCKET>/).'),
+    ICEBERG_TOKEN: z.string().min(1).optional().describe('Bearer token for the Iceberg catalog, if it requires one.'),
     REDIS_URL: url(['redis:', 'rediss:']).default('redis://127.0.0.1:6379').describe('Redis URL of the online feature store.'),
     POSTGRES_URL: url(['postgres:', 'postgresql:'])
       .default('postgres://lakestream:lakestream@127.0.0.1:5433/lakestream')

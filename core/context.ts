@@ -10,6 +10,8 @@ import { createObjectStore, type ObjectStore } from './object-store.ts';
 import { createRedis } from './redis.ts';
 import { createRegistry } from './registry.ts';
 import { createS3 } from './s3.ts';
+import { createRestCatalog } from './iceberg/rest-catalog.ts';
+import type { TableDeps } from './iceberg/table.ts';
 
 /**
  * The clients one process shares among its jobs: one registry client and one schema cache, one
@@ -30,6 +32,8 @@ export interface ClientContext {
   readonly decode: AvroDecoder;
   s3(): S3Client;
   objectStore(): ObjectStore;
+  /** The Iceberg REST catalog of the lake tables, with the object store their files live in. */
+  lakeTables(): TableDeps;
   redis(): Redis;
   /** Closes whatever was opened. Idempotent. */
   close(): Promise<void>;
@@ -50,6 +54,7 @@ export function createClientContext(config: Config, options: { namespace?: strin
   let s3: S3Client | undefined;
   let store: ObjectStore | undefined;
   let redis: Redis | undefined;
+  let tables: TableDeps | undefined;
   let closed: Promise<void> | undefined;
   return {
     config,
@@ -62,6 +67,10 @@ export function createClientContext(config: Config, options: { namespace?: strin
       store ??= createObjectStore(this.s3(), config.LAKE_BUCKET);
       return store;
     },
+    lakeTables() {
+      tables ??= { catalog: lakeCatalog(config), store: this.objectStore() };
+      return tables;
+    },
     redis: () => (redis ??= createRedis(config, { maxRetriesPerRequest: 1 })),
     close() {
       closed ??= (async () => {
@@ -71,4 +80,9 @@ export function createClientContext(config: Config, options: { namespace?: strin
       return closed;
     },
   };
+}
+
+/** The lake's REST catalog client from the config (one per process; see ClientContext.lakeTables). */
+export function lakeCatalog(config: Pick<Config, 'ICEBERG_CATALOG_URL' | 'ICEBERG_WAREHOUSE' | 'ICEBERG_TOKEN'>) {
+  return createRestCatalog({ uri: config.ICEBERG_CATALOG_URL, warehouse: config.ICEBERG_WAREHOUSE, ...(config.ICEBERG_TOKEN ? { token: config.ICEBERG_TOKEN } : {}) });
 }

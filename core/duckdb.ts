@@ -7,6 +7,25 @@ type DuckdbSettings = Pick<
   'S3_ENDPOINT' | 'S3_REGION' | 'S3_ACCESS_KEY_ID' | 'S3_SECRET_ACCESS_KEY' | 'duckdbExtensionDir'
 >;
 
+/** Must match the DuckDB inside the pinned @duckdb/node-api. */
+const DUCKDB_VERSION = '1.4.4';
+
+/**
+ * Loads an extension from the file `stack:up` put in the extension directory. By name, DuckDB
+ * would try to install iceberg's avro dependency from its extension site, which is unreachable.
+ */
+export async function loadExtension(connection: DuckDBConnection, config: Pick<Config, 'duckdbExtensionDir'>, name: string): Promise<void> {
+  const file = `${config.duckdbExtensionDir}/v${DUCKDB_VERSION}/linux_amd64/${name}.duckdb_extension`;
+  try {
+    await connection.run(`LOAD ${sqlString(file)}`);
+  } catch (cause) {
+    throw new LakestreamError('DUCKDB_ERROR', `DuckDB could not load ${name} from ${file}; run \`pnpm run stack:up\` to install it`, {
+      cause,
+      context: { extensionDir: config.duckdbExtensionDir },
+    });
+  }
+}
+
 function sqlString(value: string): string {
   return `'${value.replaceAll("'", "''")}'`;
 }
@@ -28,14 +47,10 @@ export async function openDuckdb(
   });
   const connection = await instance.connect();
   try {
-    await connection.run('LOAD httpfs');
-  } catch (cause) {
+    await loadExtension(connection, config, 'httpfs');
+  } catch (error) {
     connection.closeSync();
-    throw new LakestreamError(
-      'DUCKDB_ERROR',
-      `DuckDB could not load httpfs from ${config.duckdbExtensionDir}; run \`pnpm run stack:up\` to install it`,
-      { cause, context: { extensionDir: config.duckdbExtensionDir } },
-    );
+    throw error;
   }
   const endpoint = new URL(config.S3_ENDPOINT);
   await connection.run(`CREATE OR REPLACE SECRET lake_s3 (

@@ -1,41 +1,61 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { catalog } from './catalog.ts';
+import { catalog, icebergNamespace } from './catalog.ts';
 import { repoRoot, type Config } from './config.ts';
-import { openDuckdb } from './duckdb.ts';
+import { lakeCatalog } from './context.ts';
+import { loadExtension, openDuckdb } from './duckdb.ts';
+import { LakestreamError, errorMessage } from './errors.ts';
+import { tableColumns } from './iceberg/schema.ts';
 import { columnsOf } from './lake-layout.ts';
-import { createObjectStore } from './object-store.ts';
-import { createS3 } from './s3.ts';
+
+/** The name under which `openLake` attaches the Iceberg catalog: `lakehouse.<namespace>.<table>`. */
+export const LAKEHOUSE = 'lakehouse';
+
+const quote = (name: string) => `"${name.replaceAll('"', '""')}"`;
+const sqlString = (value: string) => `'${value.replaceAll("'", "''")}'`;
 
 /**
- * DuckDB with one view per lake table over `s3://<bucket>/<namespace>/<path>/**\/*.parquet`,
- * Hive partitions (dt, hour) as columns, and `union_by_name` so files of every schema version
- * read together (a column a file lacks reads as NULL). A table with no file yet is an empty view
- * with the schema's columns, so queries work on a new lake too.
+ * DuckDB with the lake's Iceberg REST catalog attached (`lakehouse`, through DuckDB's iceberg
+ * extension) and one view per lake table over its Iceberg table, so SQL reads exactly what the
+ * table's current snapshot holds: every committed file, nothing uncommitted, old and new schema
+ * versions together. A table not created yet is an empty view with the schema's columns, so
+ * queries work on a new lake too. `lakehouse.<namespace>.<table>` is there for time travel
+ * (`iceberg_snapshots`, `AT (VERSION => …)`).
  */
 export async function openLake(config: Config, namespace = ''): Promise<{ connection: DuckDBConnection; close(): void }> {
   const duck = await openDuckdb(config);
-  const s3 = createS3(config);
-  const store = createObjectStore(s3, config.LAKE_BUCKET);
   try {
-    for (const table of Object.values(catalog(namespace).tables)) {
-      const prefix = `${table.path}/`;
-      if (await store.hasAny(prefix)) {
+    await loadExtension(duck.connection, config, 'avro');
+    await loadExtension(duck.connection, config, 'iceberg');
+    const names = catalog(namespace);
+    const icebergNs = icebergNamespace(namespace);
+    const existing = new Set(await lakeCatalog(config).listTables([icebergNs]));
+    if (existing.size) {
+      try {
+        // the local S3 secret reads the files: the catalog vends no credentials
         await duck.connection.run(
-          `CREATE OR REPLACE VIEW ${table.view} AS SELECT * FROM read_parquet('s3://${config.LAKE_BUCKET}/${prefix}**/*.parquet', hive_partitioning = true, union_by_name = true)`,
+          `ATTACH ${sqlString(config.ICEBERG_WAREHOUSE)} AS ${LAKEHOUSE} (TYPE iceberg, ENDPOINT ${sqlString(config.ICEBERG_CATALOG_URL)}, ${
+            config.ICEBERG_TOKEN ? `TOKEN ${sqlString(config.ICEBERG_TOKEN)}` : "AUTHORIZATION_TYPE 'none'"
+          }, ACCESS_DELEGATION_MODE 'none')`,
         );
+      } catch (cause) {
+        throw new LakestreamError('DUCKDB_ERROR', `DuckDB could not attach the Iceberg catalog at ${config.ICEBERG_CATALOG_URL}: ${errorMessage(cause)}`, { cause });
+      }
+    }
+    for (const table of Object.values(names.tables)) {
+      if (existing.has(table.iceberg.name)) {
+        await duck.connection.run(`CREATE OR REPLACE VIEW ${table.view} AS SELECT * FROM ${LAKEHOUSE}.${quote(icebergNs)}.${quote(table.iceberg.name)}`);
       } else {
-        const columns = columnsOf(JSON.parse(readFileSync(join(repoRoot, 'schemas', table.valueSchema), 'utf8')));
-        const select = [...columns.map((c) => `NULL::${c.sqlType} AS "${c.name}"`), 'NULL::DATE AS dt', 'NULL::BIGINT AS hour'].join(', ');
+        const columns = tableColumns(columnsOf(JSON.parse(readFileSync(join(repoRoot, 'schemas', table.valueSchema), 'utf8'))));
+        const sqlType = { int: 'INTEGER', long: 'BIGINT', float: 'FLOAT', double: 'DOUBLE', string: 'VARCHAR', boolean: 'BOOLEAN', binary: 'BLOB', date: 'DATE' } as const;
+        const select = columns.map((c) => `NULL::${sqlType[c.type]} AS ${quote(c.name)}`).join(', ');
         await duck.connection.run(`CREATE OR REPLACE VIEW ${table.view} AS SELECT ${select} WHERE false`);
       }
     }
   } catch (error) {
     duck.close();
     throw error;
-  } finally {
-    s3.destroy();
   }
   return duck;
 }

@@ -54,6 +54,13 @@ export const metrics = {
     buckets: latencyBuckets,
     registers: [registry],
   }),
+  lakeCommitDuration: new Histogram({
+    name: 'lakestream_lake_commit_duration_seconds',
+    help: 'Time of one Iceberg catalog commit of a round of lake flushes',
+    labelNames: ['job'] as const,
+    buckets: latencyBuckets,
+    registers: [registry],
+  }),
   lakeFlushDuration: new Histogram({
     name: 'lakestream_lake_flush_duration_seconds',
     help: 'Time to write one Parquet file to the lake and record its offsets',

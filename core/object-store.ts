@@ -15,6 +15,8 @@ import { retry } from './retry.ts';
 export interface ObjectStore {
   readonly bucket: string;
   put(key: string, body: Buffer, contentType?: string): Promise<void>;
+  /** The object's bytes, or undefined if there is no such key. */
+  get(key: string): Promise<Buffer | undefined>;
   getJson<T>(key: string): Promise<{ value: T; etag: string } | undefined>;
   putJson(key: string, value: unknown, condition?: { ifMatch?: string; ifNoneMatch?: '*' }): Promise<string>;
   delete(keys: string[]): Promise<void>;
@@ -37,6 +39,18 @@ export function createObjectStore(s3: S3Client, bucket: string): ObjectStore {
     bucket,
     async put(key, body, contentType = 'application/octet-stream') {
       await retry(() => s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: contentType })).then(() => {}), s3Retry);
+    },
+
+    async get(key) {
+      return retry(async () => {
+        try {
+          const response = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+          return Buffer.from(await response.Body!.transformToByteArray());
+        } catch (error) {
+          if ((error as { name?: string }).name === 'NoSuchKey') return undefined;
+          throw error;
+        }
+      }, s3Retry);
     },
 
     async getJson<T>(key: string) {

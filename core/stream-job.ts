@@ -81,6 +81,11 @@ export interface StreamJobControls {
   logEnd(partition: number): Promise<number>;
   /** The topic's id, which changes when the topic is deleted and created again under the same name. */
   topicId(): Promise<string>;
+  /**
+   * Moves an assigned partition's next read to `offset` (back or forward): records fetched before
+   * are dropped by librdkafka. A partition no longer assigned is left to its next owner.
+   */
+  seek(partition: number, offset: number): Promise<void>;
   readonly log: Logger;
   /** The job's name, the `job` label of its metrics. */
   readonly jobName: string;
@@ -222,6 +227,12 @@ export function createStreamJob(
     log,
     jobName: options.name,
     commit: (partition, nextOffset) => commitOffsets([{ topic: options.topic, partition, offset: nextOffset }]),
+    async seek(partition, offset) {
+      if (!assigned.has(partition)) return;
+      await call((cb) => consumer!.seek({ topic: options.topic, partition, offset }, 5_000, cb));
+      // a seek back is ours, not a topic reset
+      positions.set(partition, offset - 1);
+    },
     logEnd: (partition) =>
       retry(
         () => call<{ highOffset: number }>((cb) => consumer!.queryWatermarkOffsets(options.topic, partition, 10_000, cb)).then((w) => w.highOffset),

@@ -8,7 +8,8 @@ import { adminConnection } from '../../core/kafka.ts';
 import { LakestreamError, errorMessage } from '../../core/errors.ts';
 import { sleep } from '../../core/retry.ts';
 import type { StackContext, StackService } from './context.ts';
-import { duckdbHttpfs } from './duckdb.ts';
+import { duckdbExtensions } from './duckdb.ts';
+import { icebergCatalog } from './iceberg-catalog.ts';
 import { kafka, kafkaMode, kafkaUsersDir, stackKafkaConnection } from './kafka.ts';
 import { minio, s3UsersDir } from './minio.ts';
 import { S3_JOBS_USER } from '../s3-access.ts';
@@ -17,12 +18,13 @@ import { postgres } from './postgres.ts';
 import { redis } from './redis.ts';
 import { registry } from './registry.ts';
 
-const services: StackService[] = [kafka, registry, minio, redis, postgres, duckdbHttpfs];
+const services: StackService[] = [kafka, registry, minio, redis, postgres, icebergCatalog, duckdbExtensions];
 
 const usage = helpText(`Usage: pnpm run stack:<up|down|status> [-- options]
 
 Runs the real servers of the local stack on loopback, without Docker: Apache Kafka (KRaft),
-a Confluent-compatible Schema Registry (Apicurio), MinIO, Redis, and DuckDB's httpfs extension.
+a Confluent-compatible Schema Registry (Apicurio), MinIO, Redis, PostgreSQL, an Iceberg REST
+catalog (Nessie), and DuckDB's httpfs, avro and iceberg extensions.
 Servers are downloaded or built once into LAKESTREAM_CACHE_DIR; data, logs and pid files live in
 LAKESTREAM_STACK_DIR.
 
@@ -119,6 +121,7 @@ function writeStackEnv(ctx: StackContext): void {
     ...(ctx.secure ? [`S3_ACCESS_KEY_ID=${S3_JOBS_USER}`, `S3_SECRET_ACCESS_KEY_FILE=${join(s3UsersDir(ctx), S3_JOBS_USER)}`] : []),
     `REDIS_URL=${ctx.config.REDIS_URL}`,
     `POSTGRES_URL=${ctx.config.POSTGRES_URL}`,
+    `ICEBERG_CATALOG_URL=${ctx.config.ICEBERG_CATALOG_URL}`,
   ];
   writeFileSync(join(ctx.stackDir, 'stack.env'), lines.join('\n') + '\n');
 }

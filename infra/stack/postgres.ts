@@ -59,6 +59,20 @@ async function query(url: string, sql: string, params: unknown[] = []): Promise<
   }
 }
 
+/** Creates `database` on the stack's server unless it exists (owned by the URL's user). */
+export async function ensureDatabase(ctx: StackContext, database: string): Promise<void> {
+  const url = endpoint(ctx);
+  url.pathname = '/postgres';
+  const exists = await query(url.toString(), 'SELECT 1 FROM pg_database WHERE datname = $1', [database]);
+  if (exists.rowCount) return;
+  try {
+    await query(url.toString(), `CREATE DATABASE ${pg.escapeIdentifier(database)}`);
+  } catch (error) {
+    // a concurrent start created it first
+    if ((error as { code?: string }).code !== '42P04') throw error;
+  }
+}
+
 export const postgres: StackService = {
   name: 'postgres',
 
@@ -124,11 +138,7 @@ export const postgres: StackService = {
 
   /** The database of the URL exists once the stack is up. */
   async ready(ctx) {
-    const url = endpoint(ctx);
-    const database = decodeURIComponent(url.pathname.slice(1)) || 'postgres';
-    url.pathname = '/postgres';
-    const exists = await query(url.toString(), 'SELECT 1 FROM pg_database WHERE datname = $1', [database]);
-    if (!exists.rowCount) await query(url.toString(), `CREATE DATABASE ${pg.escapeIdentifier(database)}`);
+    await ensureDatabase(ctx, decodeURIComponent(endpoint(ctx).pathname.slice(1)) || 'postgres');
   },
 
   startTimeoutMs: 30_000,

@@ -1,8 +1,9 @@
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { LakestreamError } from '../../core/errors.ts';
 import type { StackContext, StackService } from './context.ts';
 import { download, isInstalled, markInstalled, run } from './install.ts';
+import { javaHome } from './java.ts';
 import { startDaemon } from './processes.ts';
 
 /**
@@ -21,9 +22,9 @@ interface Flavour {
 }
 
 function flavour(): Flavour {
-  const modern = javaHome(21);
+  const modern = javaHome(21, process.env.APICURIO_JAVA_HOME);
   if (modern) return { version: '3.3.3', java: join(modern, 'bin', 'java'), jar: 'quarkus-run.jar', managementPort: true };
-  const legacy = javaHome(17);
+  const legacy = javaHome(17, process.env.APICURIO_JAVA_HOME);
   if (legacy) return { version: '3.0.9', java: join(legacy, 'bin', 'java'), jar: 'apicurio-registry-app-3.0.9-runner.jar', managementPort: false };
   throw new LakestreamError('STACK_INSTALL_FAILED', 'the schema registry needs Java 17 or newer; none was found under /usr/lib/jvm (set APICURIO_JAVA_HOME)', {
     context: { service: 'schema-registry' },
@@ -34,29 +35,6 @@ const tarball = (version: string) =>
   `https://repo1.maven.org/maven2/io/apicurio/apicurio-registry-app/${version}/apicurio-registry-app-${version}-all.tar.gz`;
 
 const appDir = (ctx: Pick<StackContext, 'cacheDir'>, version: string) => join(ctx.cacheDir, 'apicurio', version);
-
-/** A JDK's major version, from its `release` file (or, failing that, its folder name). */
-function javaMajor(home: string): number {
-  try {
-    const version = /JAVA_VERSION="(\d+)/.exec(readFileSync(join(home, 'release'), 'utf8'));
-    if (version) return Number(version[1]);
-  } catch {
-    // no release file: fall back to the folder name
-  }
-  // Debian and Temurin name their JDK folders java-17-openjdk-amd64, temurin-25-jdk-amd64, …
-  const match = /(\d+)/.exec(home.split('/').pop() ?? '');
-  return match ? Number(match[1]) : 0;
-}
-
-/** The newest JDK home of at least `minimum`, from APICURIO_JAVA_HOME or /usr/lib/jvm. */
-function javaHome(minimum: number): string | undefined {
-  const explicit = process.env.APICURIO_JAVA_HOME;
-  const root = '/usr/lib/jvm';
-  const homes = explicit ? [explicit] : existsSync(root) ? readdirSync(root).map((name) => join(root, name)) : [];
-  return homes
-    .filter((home) => existsSync(join(home, 'bin', 'java')) && javaMajor(home) >= minimum)
-    .sort((a, b) => javaMajor(b) - javaMajor(a))[0];
-}
 
 function ports(ctx: StackContext): { http: number; management: number; host: string } {
   const url = new URL(ctx.config.SCHEMA_REGISTRY_URL);

@@ -2,10 +2,17 @@ import { z } from 'zod';
 import type { ResolvedTable } from '../../core/catalog.ts';
 import type { ClientContext } from '../../core/context.ts';
 import { LakestreamError, errorMessage, isRetriable } from '../../core/errors.ts';
-import { columnsOf, eventTimePartition, parseSinkPartitionState, sinkFileKey, sinkStateKey, type SinkPartitionState } from '../../core/lake-layout.ts';
-import { PreconditionFailed, type ObjectStore } from '../../core/object-store.ts';
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { repoRoot } from '../../core/config.ts';
+import type { DataFile } from '../../core/iceberg/manifest.ts';
+import { CommitConflict, CommitStateUnknown } from '../../core/iceberg/rest-catalog.ts';
+import { evolveSchema } from '../../core/iceberg/schema.ts';
+import { commitSnapshot, ensureTable, keyOf, liveFiles, type TableDeps, type TableState } from '../../core/iceberg/table.ts';
+import { columnsOf, eventTimePartition } from '../../core/lake-layout.ts';
 import { metrics, secondsSince } from '../../core/metrics.ts';
-import { retry } from '../../core/retry.ts';
+import { retry, sleep } from '../../core/retry.ts';
 import { createStreamJob, topicReset, type PartitionBatch, type StreamHandler, type StreamJob, type StreamJobControls, type StreamRecord } from '../../core/stream-job.ts';
 import { ParquetWriter, type Column } from './parquet.ts';
 
@@ -54,11 +61,14 @@ interface PartitionBuffer {
   partition: number;
   /** The id of the topic the partition's offsets belong to, read when the partition was loaded. */
   topicId: string;
-  /** Last offset durably in the lake; -1 when nothing is. */
-  committedThrough: number;
+  /**
+   * The table's next offset for this partition as this buffer last knew it (undefined: the table
+   * holds nothing of it). A commit goes through only if the table still says exactly this: the
+   * per-partition compare-and-set that fences a second owner.
+   */
+  committedNext: number | undefined;
   /** Last offset handed to a flush (committed or in flight). */
   flushedThrough: number;
-  etag: string | undefined;
   /** Highest offset handled: buffered, or dead-lettered. */
   lastSeen: number;
   groups: Map<string, FileGroup>;
@@ -67,82 +77,111 @@ interface PartitionBuffer {
   oldestAt: number | undefined;
   /** The partition's flushes run one after another, each after the previous one committed. */
   flushing: Promise<void>;
-  /** Set when another owner moved the partition state: this buffer must not write again. */
+  /** Set when the table moved this partition past what this buffer expected: it must not write again. */
   fenced: boolean;
 }
 
+/** A flush whose files are uploaded, waiting for the table commit that makes them visible. */
+interface ReadyFlush {
+  buffer: PartitionBuffer;
+  job: Flush;
+  files: DataFile[];
+  columns: Column[][];
+  done: (outcome: 'committed' | 'fenced') => void;
+  failed: (error: unknown) => void;
+}
+
 const HOUR_MS = 3_600_000;
+const DAY_MS = 24 * HOUR_MS;
 
 /**
- * Archives a topic to Parquet in the lake, exactly once: a lake table of the catalog, written by
- * its sink job on the stream-job runtime.
+ * Archives a topic to its Iceberg table in the lake, exactly once: a lake table of the catalog,
+ * written by its sink job on the stream-job runtime.
  *
- * Files are named from what they hold (`p<partition>-<first>-<last>.parquet` under the record's
- * event-time `dt=/hour=` folder), never from clocks or randomness. The lake's partition state
- * object, not the Kafka offset, is the truth of what is archived: offsets are committed to Kafka
- * only after it, and records at or below the lake's offset are skipped. So flush boundaries
- * (rows, bytes or time) may differ between runs without ever duplicating or losing a row.
- * Every state write is a compare-and-set on the previous ETag, so a fenced-off (zombie) owner
- * cannot commit. Buffers are bounded per partition and in total; a flush holds back consumption
- * (backpressure) instead of letting memory grow when S3 is slow.
+ * Each flush uploads Parquet files (one per event hour and schema, named at random: a file no
+ * snapshot references does not exist for any reader) and commits them as one Iceberg append
+ * whose snapshot summary carries the per-partition offsets the table now holds. The table, not
+ * the Kafka offset, is the truth of what is archived: on assignment the sink seeks to the
+ * table's offsets, and Kafka offsets are committed only after the table commit. A commit is
+ * made on the table's current snapshot and requires, per partition, that the table's offset is
+ * still the one this sink started its flush from; a second owner of a partition (a paused
+ * instance that came back after a rebalance, whichever commits second) is refused, drops its
+ * buffer, deletes its files and re-reads from the table's offset. Flushes that are ready together
+ * share one commit, so the table gets one snapshot per round of flushes, not one per partition.
+ * Buffers are bounded per partition and in total; a flush holds back consumption (backpressure).
+ * See docs/decisions/0015-iceberg-lakehouse.md.
  */
 export function createLakeSink(table: ResolvedTable, optionsInput: LakeSinkOptions, context: ClientContext): StreamJob {
   const options = lakeSinkOptionsSchema.parse(optionsInput);
   // a partition's time-based flush is due within a quarter of the interval, not up to a second late
   const tickMs = Math.min(1_000, Math.max(50, Math.round(options.flushIntervalMs / 4)));
   return createStreamJob({ name: table.group, topic: table.topic, commit: 'handler', tickMs }, context, (controls) =>
-    lakeSinkHandler(table, options, context.objectStore(), controls, context.config.JOB_OUTAGE_TIMEOUT_S * 1000),
+    lakeSinkHandler(table, options, context.lakeTables(), controls, context.config.JOB_OUTAGE_TIMEOUT_S * 1000),
   );
 }
 
 function lakeSinkHandler(
   table: ResolvedTable,
   options: z.output<typeof lakeSinkOptionsSchema>,
-  store: ObjectStore,
+  lake: TableDeps,
   controls: StreamJobControls,
   outageTimeoutMs: number,
 ): StreamHandler {
   const { log } = controls;
+  const store = lake.store;
   const partitions = new Map<number, PartitionBuffer>();
   const columnsBySchema = new Map<number, Column[]>();
-  const stats = { rowsWritten: 0, filesWritten: 0, bytesWritten: 0, flushes: 0 };
+  const stats = { rowsWritten: 0, filesWritten: 0, bytesWritten: 0, flushes: 0, commits: 0, conflicts: 0, fenced: 0 };
   let writer: Promise<ParquetWriter> | undefined;
   /** Bytes of rows buffered, and of rows handed to flushes not yet finished. */
   let bufferedBytes = 0;
   let inFlightBytes = 0;
   const settled = new Set<Promise<void>>();
   let failure: unknown;
+  /** The table as last read or committed; re-read after a refused commit. */
+  let state: TableState | undefined;
+  /** Partitions whose flush was fenced: the loop seeks them to the table's offset before its next batch. */
+  const fences = new Map<number, number>();
+  const ready: ReadyFlush[] = [];
+  let committing: Promise<void> | undefined;
 
-  async function loadPartition(partition: number): Promise<PartitionBuffer> {
-    const key = sinkStateKey(table.sinkStateRoot, partition);
-    const found = await store.getJson<unknown>(key);
-    const state = found ? parseSinkPartitionState(found.value, key) : undefined;
-    let etag = found?.etag;
-    const committedThrough = state?.committedThrough ?? -1;
+  async function tableState(refresh = false): Promise<TableState> {
+    if (!state || refresh) {
+      const columns = columnsOf(JSON.parse(readFileSync(join(repoRoot, 'schemas', table.valueSchema), 'utf8')));
+      state = await ensureTable(lake, table.iceberg, columns, `s3://${store.bucket}/${table.path}`, table.eventTimeField);
+    }
+    return state;
+  }
+
+  async function loadPartition(partition: number, firstOffset: number): Promise<PartitionBuffer> {
+    const current = await tableState(true);
+    const offsets = current.offsets;
+    const committedNext = offsets?.next[partition];
     // Offsets of another topic of the same name (deleted and created again since) would make the
     // sink skip the new topic's records up to the old offset without a word.
     // asked at every load: a recreated topic keeps its name, and this process may have cached nothing else
     const topicId = await controls.topicId();
-    if (state?.topicId && state.topicId !== topicId) {
-      throw topicReset(table.topic, [`partition ${partition}: the lake's offsets (up to ${committedThrough}) belong to topic id ${state.topicId}, the topic now has id ${topicId}`]);
+    if (committedNext !== undefined && offsets!.topicId && offsets!.topicId !== topicId) {
+      throw topicReset(table.topic, [`partition ${partition}: the table's offsets (up to ${committedNext - 1}) belong to topic id ${offsets!.topicId}, the topic now has id ${topicId}`]);
     }
-    if (committedThrough >= 0) {
+    if (committedNext !== undefined) {
       const logEnd = await controls.logEnd(partition);
-      if (committedThrough >= logEnd) throw topicReset(table.topic, [`partition ${partition}: the lake holds offsets up to ${committedThrough}, the log ends at ${logEnd}`]);
+      if (committedNext > logEnd) throw topicReset(table.topic, [`partition ${partition}: the table holds offsets up to ${committedNext - 1}, the log ends at ${logEnd}`]);
+      // The consumer starts from Kafka's committed offset, which may be behind the table's (a crash
+      // between the two commits) or, after a fenced owner committed to Kafka, ahead of it: the
+      // table decides where archiving goes on.
+      if (firstOffset > committedNext) {
+        await controls.seek(partition, committedNext);
+        log.warn('consumer was ahead of the table; rewound to the table\'s offset', { partition, from: firstOffset, to: committedNext });
+      }
     }
-    if (state?.pending) {
-      // A flush died between its intent and its commit: remove whatever of it reached the lake.
-      await store.delete(state.pending.files);
-      etag = await store.putJson(key, { committedThrough, topicId } satisfies SinkPartitionState, { ifMatch: etag });
-      log.warn('recovered an interrupted flush', { partition, from: state.pending.from, to: state.pending.to, files: state.pending.files.length });
-    }
+    const lastArchived = committedNext === undefined ? -1 : committedNext - 1;
     return {
       partition,
       topicId,
-      committedThrough,
-      flushedThrough: committedThrough,
-      etag,
-      lastSeen: committedThrough,
+      committedNext,
+      flushedThrough: lastArchived,
+      lastSeen: lastArchived,
       groups: new Map(),
       rows: 0,
       bytes: 0,
@@ -167,9 +206,8 @@ function lakeSinkHandler(
   /**
    * Hands the partition's buffered rows to a flush that runs in the background, after the
    * partition's previous flush: the next batches are decoded while DuckDB encodes (on its own
-   * thread) and S3 uploads. Each flush writes its intent, uploads, writes the new partition
-   * state, then commits the Kafka offset. A flush that fails fails the job: its rows are re-read
-   * from the lake's offset when it restarts.
+   * thread) and S3 uploads. A flush that fails fails the job: its rows are re-read from the
+   * table's offset when it restarts.
    */
   function startFlush(buffer: PartitionBuffer): Promise<void> {
     if (buffer.lastSeen <= buffer.flushedThrough || buffer.fenced) return buffer.flushing;
@@ -182,7 +220,7 @@ function lakeSinkHandler(
     inFlightBytes += job.bytes;
     bufferedBytes -= job.bytes;
     // After a failed flush nothing more is written: a later flush would commit past the failed
-    // range and skip its rows. The job fails and its successor re-reads from the lake's offset.
+    // range and skip its rows. The job fails and its successor re-reads from the table's offset.
     const run = buffer.flushing.then(() => (buffer.fenced || failure !== undefined ? undefined : writeFlush(buffer, job)));
     buffer.flushing = run
       .catch((error: unknown) => void (failure ??= error))
@@ -194,22 +232,11 @@ function lakeSinkHandler(
     return buffer.flushing;
   }
 
-  /**
-   * After a conditional write of the partition state failed, was it our own write that landed
-   * (the store took it, the answer was lost)? Then its ETag is ours and the flush goes on.
-   */
-  async function ownWriteLanded(buffer: PartitionBuffer, key: string, written: SinkPartitionState): Promise<boolean> {
-    const current = await store.getJson<SinkPartitionState>(key);
-    if (!current || JSON.stringify(current.value) !== JSON.stringify(written)) return false;
-    buffer.etag = current.etag;
-    return true;
-  }
-
   async function writeFlush(buffer: PartitionBuffer, job: Flush): Promise<void> {
-    const key = sinkStateKey(table.sinkStateRoot, buffer.partition);
-    const files = job.groups.map((group) => sinkFileKey(table.path, group.dt, group.hour, { partition: buffer.partition, first: group.first, last: group.last }));
     const startedAt = performance.now();
-    // Encoded once, before anything is written: a retried flush uploads the same bytes. One
+    const current = await tableState();
+    const fieldIds = Object.fromEntries(current.schema.fields.map((field) => [field.name, field.id]));
+    // Encoded once, before anything is written: a retried upload sends the same bytes. One
     // DuckDB statement encodes every file of a schema (a flush spanning many event hours writes
     // one file per hour).
     writer ??= ParquetWriter.open();
@@ -218,62 +245,46 @@ function lakeSinkHandler(
     job.groups.forEach((group, index) => bySchema.set(group.columns, [...(bySchema.get(group.columns) ?? []), index]));
     const bodies: Buffer[] = [];
     for (const [columns, indexes] of bySchema) {
-      const encoded = await parquet.writeFiles(columns, indexes.map((i) => job.groups[i]!));
+      // a column the table has not got yet gets its id when the commit evolves the schema
+      const evolved = evolveSchema({ schema: current.schema, lastColumnId: current.loaded.metadata['last-column-id'] }, columns);
+      const ids = Object.fromEntries(evolved.schema.fields.map((field) => [field.name, field.id]));
+      const encoded = await parquet.writeFiles(columns, indexes.map((i) => job.groups[i]!), { ...ids, ...fieldIds });
       indexes.forEach((i, k) => (bodies[i] = encoded[k]!));
     }
     const encodeMs = performance.now() - startedAt;
     for (const group of job.groups) group.values = [];
+    const location = current.loaded.metadata.location.replace(/\/+$/, '');
+    const files: DataFile[] = job.groups.map((group, i) => ({
+      path: `${location}/data/dt=${group.dt}/hour=${group.hour}/p${buffer.partition}-${group.first}-${group.last}-${randomUUID()}.parquet`,
+      records: BigInt(group.rows),
+      sizeBytes: BigInt(bodies[i]!.length),
+      partition: { dt: Math.floor(Date.parse(`${group.dt}T00:00:00Z`) / DAY_MS), hour: Number(group.hour) },
+    }));
     const bytes = bodies.reduce((sum, body) => sum + body.length, 0);
-    const intent: SinkPartitionState = { committedThrough: buffer.committedThrough, topicId: buffer.topicId, pending: { from: job.from, to: job.to, files } };
-    const committed: SinkPartitionState = { committedThrough: job.to, topicId: buffer.topicId };
-    // intent, uploads, commit; an outage of the store is waited out step by step (the consumer
-    // stops once the bounded buffers are full) instead of failing the job
-    let step: 'intent' | 'upload' | 'commit' = 'intent';
+    // an outage of the store is waited out (the consumer stops once the bounded buffers are full)
     const since = Date.now();
-    try {
-      await retry(
-        async () => {
-          if (step === 'intent') {
-            try {
-              buffer.etag = await store.putJson(key, intent, buffer.etag ? { ifMatch: buffer.etag } : { ifNoneMatch: '*' });
-            } catch (error) {
-              if (!(error instanceof PreconditionFailed && (await ownWriteLanded(buffer, key, intent)))) throw error;
-            }
-            step = 'upload';
-          }
-          if (step === 'upload') {
-            // uploads go up to 8 at a time; names come from content, so a repeat overwrites the same bytes
-            for (let i = 0; i < bodies.length; i += 8) {
-              await Promise.all(bodies.slice(i, i + 8).map((body, k) => store.put(files[i + k]!, body)));
-            }
-            step = 'commit';
-          }
-          try {
-            buffer.etag = await store.putJson(key, committed, { ifMatch: buffer.etag });
-          } catch (error) {
-            if (!(error instanceof PreconditionFailed && (await ownWriteLanded(buffer, key, committed)))) throw error;
-          }
-        },
-        {
-          retries: Number.POSITIVE_INFINITY,
-          timeoutMs: outageTimeoutMs,
-          initialDelayMs: 500,
-          maxDelayMs: 15_000,
-          shouldRetry: (error) => !(error instanceof PreconditionFailed) && isRetriable(error),
-          onRetry: (error, attempt, delayMs) =>
-            log.warn('lake unavailable; flush waiting', { partition: buffer.partition, step, attempt, delayMs, waitedMs: Date.now() - since, error: errorMessage(error) }),
-        },
-      );
-    } catch (error) {
-      if (!(error instanceof PreconditionFailed)) throw error;
-      // Another owner moved the state: trust the lake, drop our copy.
-      log.warn('fenced: partition state changed under us; dropping its buffer', { partition: buffer.partition });
-      buffer.fenced = true;
-      if (partitions.get(buffer.partition) === buffer) partitions.delete(buffer.partition);
-      bufferedBytes -= buffer.bytes;
-      return;
-    }
-    buffer.committedThrough = job.to;
+    await retry(
+      async () => {
+        // uploads go up to 8 at a time; a repeat overwrites the same object with the same bytes
+        for (let i = 0; i < bodies.length; i += 8) {
+          await Promise.all(bodies.slice(i, i + 8).map((body, k) => store.put(keyOf(store, files[i + k]!.path), body)));
+        }
+      },
+      {
+        retries: Number.POSITIVE_INFINITY,
+        timeoutMs: outageTimeoutMs,
+        initialDelayMs: 500,
+        maxDelayMs: 15_000,
+        onRetry: (error, attempt, delayMs) =>
+          log.warn('lake unavailable; flush waiting', { partition: buffer.partition, step: 'upload', attempt, delayMs, waitedMs: Date.now() - since, error: errorMessage(error) }),
+      },
+    );
+    const outcome = await new Promise<'committed' | 'fenced'>((done, failed) => {
+      ready.push({ buffer, job, files, columns: [...bySchema.keys()], done, failed });
+      void commitReady();
+    });
+    if (outcome === 'fenced') return;
+    buffer.committedNext = job.to + 1;
     stats.rowsWritten += job.rows;
     stats.filesWritten += files.length;
     stats.bytesWritten += bytes;
@@ -285,6 +296,111 @@ function lakeSinkHandler(
     metrics.recordsOut.inc({ ...labels, output: `lake:${table.id}` }, job.rows);
     log.debug('flushed', { partition: buffer.partition, from: job.from, to: job.to, rows: job.rows, files: files.length, bytes, encodeMs: Math.round(encodeMs), flushMs: Math.round(performance.now() - startedAt) });
     await controls.commit(buffer.partition, job.to + 1);
+  }
+
+  /** Commits every ready flush, one commit at a time; flushes that get ready meanwhile wait for the next. */
+  function commitReady(): Promise<void> {
+    committing ??= (async () => {
+      try {
+        while (ready.length) {
+          const round = ready.splice(0);
+          try {
+            await commitRound(round);
+          } catch (error) {
+            for (const flush of round) flush.failed(error);
+          }
+        }
+      } finally {
+        committing = undefined;
+      }
+    })();
+    return committing;
+  }
+
+  /**
+   * One table commit for a round of flushes. Each flush's partition must still be at the offset
+   * its flush starts from; a flush whose partition moved is fenced. A commit refused because the
+   * table moved (another instance's flush, a compaction) is planned again on the new snapshot.
+   */
+  async function commitRound(round: ReadyFlush[]): Promise<void> {
+    const since = Date.now();
+    let pending = round;
+    for (let attempt = 0; pending.length; attempt++) {
+      let current: TableState;
+      try {
+        current = await tableState(attempt > 0);
+      } catch (error) {
+        if (!isRetriable(error) || Date.now() - since > outageTimeoutMs) throw error;
+        log.warn('catalog unavailable; commit waiting', { attempt, error: errorMessage(error) });
+        await sleep(Math.min(15_000, 250 * 2 ** Math.min(attempt, 6)));
+        continue;
+      }
+      const next = { ...(current.offsets?.next ?? {}) };
+      const accepted: ReadyFlush[] = [];
+      for (const flush of pending) {
+        const tableNext = next[flush.buffer.partition];
+        if (tableNext === flush.buffer.committedNext) accepted.push(flush);
+        else await fence(flush, current, tableNext);
+      }
+      if (!accepted.length) return;
+      for (const flush of accepted) next[flush.buffer.partition] = flush.job.to + 1;
+      const commitStarted = performance.now();
+      try {
+        state = await commitSnapshot(lake, current, {
+          operation: 'append',
+          added: accepted.flatMap((flush) => flush.files),
+          columns: accepted.flatMap((flush) => flush.columns),
+          offsets: { topic: table.topic, topicId: accepted[0]!.buffer.topicId, next },
+          writer: `sink ${controls.jobName}`,
+        });
+      } catch (error) {
+        if (error instanceof CommitConflict || error instanceof CommitStateUnknown || isRetriable(error)) {
+          stats.conflicts++;
+          if (Date.now() - since > outageTimeoutMs) throw error;
+          log.debug('commit refused; planning again on the new snapshot', { attempt, error: errorMessage(error) });
+          await sleep(Math.min(2_000, 20 * 2 ** Math.min(attempt, 6)) * (0.5 + Math.random()));
+          pending = accepted;
+          continue;
+        }
+        throw error;
+      }
+      stats.commits++;
+      metrics.lakeCommitDuration.observe({ job: controls.jobName }, secondsSince(commitStarted));
+      for (const flush of accepted) flush.done('committed');
+      return;
+    }
+  }
+
+  /**
+   * The table holds something else for this partition than the flush assumed. If it is the
+   * flush's own range with the flush's own files (an earlier attempt of this commit landed
+   * though its answer was lost), the flush is done. Otherwise another owner archived the
+   * partition: drop this buffer and its files, and re-read from the table's offset.
+   */
+  async function fence(flush: ReadyFlush, current: TableState, tableNext: number | undefined): Promise<void> {
+    const { buffer, job } = flush;
+    if (tableNext === job.to + 1) {
+      const live = new Set((await liveFiles(lake, current)).map((entry) => entry.file.path));
+      if (flush.files.every((file) => live.has(file.path))) {
+        flush.done('committed');
+        return;
+      }
+    }
+    stats.fenced++;
+    log.warn('fenced: the table moved this partition past the flush; dropping the buffer and re-reading from the table', {
+      partition: buffer.partition,
+      flushFrom: job.from,
+      expected: buffer.committedNext ?? null,
+      tableNext: tableNext ?? null,
+    });
+    buffer.fenced = true;
+    await store.delete(flush.files.map((file) => keyOf(store, file.path))).catch((error) => log.warn('could not delete the files of a fenced flush (orphan removal will)', { error: errorMessage(error) }));
+    if (partitions.get(buffer.partition) === buffer) {
+      partitions.delete(buffer.partition);
+      bufferedBytes -= buffer.bytes;
+      if (tableNext !== undefined) fences.set(buffer.partition, tableNext);
+    }
+    flush.done('fenced');
   }
 
   function add(buffer: PartitionBuffer, record: StreamRecord): void {
@@ -313,10 +429,23 @@ function lakeSinkHandler(
   }
 
   async function handleBatch(batch: PartitionBatch): Promise<void> {
+    const fencedAt = fences.get(batch.partition);
+    if (fencedAt !== undefined) {
+      // records fetched before the seek are dropped; the partition is loaded again from the table
+      fences.delete(batch.partition);
+      await controls.seek(batch.partition, fencedAt);
+      return;
+    }
     let buffer = partitions.get(batch.partition);
     if (!buffer) {
-      buffer = await loadPartition(batch.partition);
+      const first = batch.records[0]?.offset ?? batch.lastOffset;
+      buffer = await loadPartition(batch.partition, first);
       partitions.set(batch.partition, buffer);
+      if (buffer.committedNext !== undefined && first > buffer.committedNext) {
+        // rewound: this batch is read again from the table's offset
+        partitions.delete(batch.partition);
+        return;
+      }
     }
     if (batch.lastOffset <= buffer.lastSeen) return;
     for (const record of batch.records) {

@@ -33,6 +33,15 @@ function vectorValue(column: Column, value: unknown): unknown {
 }
 
 const quote = (name: string) => `"${name.replaceAll('"', '""')}"`;
+const sqlString = (value: string) => `'${value.replaceAll("'", "''")}'`;
+
+/** The rows of one output file, one value array per column, and its partition (`dt` YYYY-MM-DD, `hour` HH). */
+export interface FilePart {
+  values: unknown[][];
+  rows: number;
+  dt: string;
+  hour: string;
+}
 
 /**
  * Writes column buffers to Parquet through DuckDB: rows go in as data chunks of 2,048 (numbers are
@@ -62,13 +71,13 @@ export class ParquetWriter {
    * Parquet file and returns their bytes in order. Several parts are written by one partitioned
    * COPY: a flush that spans many event hours costs one statement, not one per hour.
    */
-  writeFiles(columns: Column[], parts: Array<{ values: unknown[][]; rows: number }>): Promise<Buffer[]> {
-    const result = this.queue.then(() => this.writeNow(columns, parts));
+  writeFiles(columns: Column[], parts: FilePart[], fieldIds: Record<string, number>): Promise<Buffer[]> {
+    const result = this.queue.then(() => this.writeNow(columns, parts, fieldIds));
     this.queue = result.catch(() => {});
     return result;
   }
 
-  private async writeNow(columns: Column[], parts: Array<{ values: unknown[][]; rows: number }>): Promise<Buffer[]> {
+  private async writeNow(columns: Column[], parts: FilePart[], fieldIds: Record<string, number>): Promise<Buffer[]> {
     const table = `buffer_${++this.sequence}`;
     const target = join(this.dir, table);
     const several = parts.length > 1;
@@ -96,13 +105,23 @@ export class ParquetWriter {
         }
       }
       appender.closeSync();
-      const options = 'FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880';
+      // Iceberg readers match Parquet columns by field id, so each column carries the table's.
+      const ids = [...columns.map((c) => c.name), 'dt', 'hour'].map((name) => {
+        const id = fieldIds[name];
+        if (id === undefined) throw new Error(`the table schema has no field id for column ${name}`);
+        return `${sqlString(name)}: ${id}`;
+      });
+      const options = `FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880, FIELD_IDS {${ids.join(', ')}}`;
+      // dt and hour, the table's partition columns, are one value per part
+      const perPart = (value: (part: FilePart) => string) =>
+        several ? `CASE "__part" ${parts.map((part, i) => `WHEN ${i} THEN ${value(part)}`).join(' ')} END` : value(parts[0]!);
+      const select = `SELECT ${columns.map((c) => quote(c.name)).join(', ')}, ${perPart((part) => `DATE '${part.dt}'`)} AS dt, ${perPart((part) => `${Number(part.hour)}::INTEGER`)} AS hour${several ? ', "__part"' : ''} FROM ${table}`;
       if (!several) {
-        await this.connection.run(`COPY ${table} TO '${target}.parquet' (${options})`);
+        await this.connection.run(`COPY (${select}) TO '${target}.parquet' (${options})`);
         return [readFileSync(`${target}.parquet`)];
       }
       // PARTITION_BY leaves the partition column out of the files: each holds exactly the columns
-      await this.connection.run(`COPY ${table} TO '${target}' (${options}, PARTITION_BY ("__part"))`);
+      await this.connection.run(`COPY (${select}) TO '${target}' (${options}, PARTITION_BY ("__part"))`);
       return parts.map((_, part) => {
         const dir = join(target, `__part=${part}`);
         const names = readdirSync(dir);

@@ -1,0 +1,325 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { LakestreamError, errorMessage } from '../errors.ts';
+import type { Column } from '../lake-layout.ts';
+import type { ObjectStore } from '../object-store.ts';
+import { readManifest, readManifestList, STATUS, writeManifest, writeManifestList, type DataFile, type ManifestEntry, type ManifestFile } from './manifest.ts';
+import { CommitConflict, CommitStateUnknown, type LoadedTable, type RestCatalog, type Requirement, type Snapshot, type Update } from './rest-catalog.ts';
+import { evolveSchema, partitionSpec, type IcebergSchema } from './schema.ts';
+
+/**
+ * Lake tables as Iceberg v2 tables: creating them, reading their state, and committing
+ * snapshots. A commit writes its manifests and manifest list first (nothing a reader can see),
+ * then asks the catalog to move `main` from the snapshot it was planned on to the new one. The
+ * catalog refuses (409) if anything else committed in between, so a writer never overwrites a
+ * concurrent change; it re-reads the table and plans again, or gives up if the change made its
+ * plan wrong (see the callers: the sink checks its offsets, compaction its input files).
+ *
+ * Kafka offsets live in the snapshot summary: every snapshot carries the whole map of the
+ * table's source topic (partition → next offset to archive) and the topic id, copied forward by
+ * commits that do not move them (compaction, backfill), so the current snapshot alone says how
+ * far the table has archived its topic.
+ */
+
+export interface TableRef {
+  namespace: string[];
+  name: string;
+}
+
+export const tableName = (ref: TableRef) => `${ref.namespace.join('.')}.${ref.name}`;
+
+export interface KafkaOffsets {
+  topic: string;
+  topicId: string;
+  /** Kafka partition → the next offset the table has not archived. */
+  next: Record<number, number>;
+}
+
+export interface TableState {
+  ref: TableRef;
+  loaded: LoadedTable;
+  snapshot: Snapshot | undefined;
+  schema: IcebergSchema;
+  offsets: KafkaOffsets | undefined;
+}
+
+export const SUMMARY = {
+  topic: 'lakestream.kafka.topic',
+  topicId: 'lakestream.kafka.topic-id',
+  offsets: 'lakestream.kafka.offsets',
+  writer: 'lakestream.writer',
+} as const;
+
+export interface TableDeps {
+  catalog: RestCatalog;
+  store: ObjectStore;
+}
+
+/** Defaults for every lake table; a file of 128 MiB is what compaction aims at. */
+export const TABLE_PROPERTIES: Record<string, string> = {
+  'format-version': '2',
+  'write.format.default': 'parquet',
+  'write.parquet.compression-codec': 'zstd',
+  'write.target-file-size-bytes': String(128 * 1024 * 1024),
+  'commit.retry.num-retries': '10',
+  'history.expire.min-snapshots-to-keep': '20',
+  'history.expire.max-snapshot-age-ms': String(24 * 3600 * 1000),
+};
+
+/** Creates the namespace and the table if absent; returns the table's state. */
+export async function ensureTable(deps: TableDeps, ref: TableRef, columns: Column[], location: string, sortField?: string): Promise<TableState> {
+  const existing = await loadTableState(deps, ref);
+  if (existing) return existing;
+  await deps.catalog.createNamespace(ref.namespace);
+  const { schema } = evolveSchema(undefined, columns);
+  const sortSource = sortField ? schema.fields.find((field) => field.name === sortField) : undefined;
+  await deps.catalog.createTable(ref.namespace, ref.name, {
+    schema,
+    location,
+    'partition-spec': partitionSpec(schema),
+    ...(sortSource
+      ? { 'write-order': { 'order-id': 1, fields: [{ transform: 'identity', 'source-id': sortSource.id, direction: 'asc', 'null-order': 'nulls-first' }] } }
+      : {}),
+    properties: TABLE_PROPERTIES,
+  });
+  const created = await loadTableState(deps, ref);
+  if (!created) throw new LakestreamError('ICEBERG_ERROR', `table ${tableName(ref)} was created but cannot be loaded`);
+  if (created.snapshot) return created;
+  // An empty first snapshot: every later commit then requires a snapshot id, never "no snapshot
+  // yet", a requirement Nessie 0.99 does not enforce (two first commits could both land).
+  // Two creators racing here both commit an empty snapshot, which loses nothing.
+  try {
+    return await commitSnapshot(deps, created, { operation: 'append', added: [], writer: 'create' });
+  } catch (error) {
+    if (!(error instanceof CommitConflict || error instanceof CommitStateUnknown)) throw error;
+    return (await loadTableState(deps, ref)) ?? created;
+  }
+}
+
+export async function loadTableState(deps: TableDeps, ref: TableRef): Promise<TableState | undefined> {
+  const loaded = await deps.catalog.loadTable(ref.namespace, ref.name);
+  return loaded ? stateOf(ref, loaded) : undefined;
+}
+
+function stateOf(ref: TableRef, loaded: LoadedTable): TableState {
+  const metadata = loaded.metadata;
+  const currentId = metadata.refs?.main?.['snapshot-id'] ?? metadata['current-snapshot-id'] ?? undefined;
+  const snapshot = currentId === undefined || currentId === null || currentId === -1n ? undefined : metadata.snapshots?.find((s) => s['snapshot-id'] === currentId);
+  const schema = metadata.schemas.find((s) => s['schema-id'] === metadata['current-schema-id']);
+  if (!schema) throw new LakestreamError('ICEBERG_ERROR', `table ${tableName(ref)} has no current schema ${metadata['current-schema-id']}`);
+  return { ref, loaded, snapshot, schema, offsets: snapshot ? offsetsOf(snapshot) : undefined };
+}
+
+export function offsetsOf(snapshot: Snapshot): KafkaOffsets | undefined {
+  const raw = snapshot.summary[SUMMARY.offsets];
+  if (!raw) return undefined;
+  let next: Record<number, number>;
+  try {
+    next = JSON.parse(raw) as Record<number, number>;
+  } catch (cause) {
+    throw new LakestreamError('ICEBERG_ERROR', `snapshot ${snapshot['snapshot-id']}: ${SUMMARY.offsets} is not JSON: ${raw.slice(0, 100)}`, { cause });
+  }
+  return { topic: snapshot.summary[SUMMARY.topic] ?? '', topicId: snapshot.summary[SUMMARY.topicId] ?? '', next };
+}
+
+/** The object key of an `s3://<bucket>/<key>` location in the lake bucket. */
+export function keyOf(store: ObjectStore, location: string): string {
+  const prefix = `s3://${store.bucket}/`;
+  if (!location.startsWith(prefix)) throw new LakestreamError('ICEBERG_ERROR', `${location} is not in the lake bucket ${store.bucket}`);
+  return location.slice(prefix.length);
+}
+
+async function readObject(store: ObjectStore, location: string): Promise<Buffer> {
+  const body = await store.get(keyOf(store, location));
+  if (!body) throw new LakestreamError('ICEBERG_ERROR', `${location} is referenced by the table but missing from the store`, { context: { location } });
+  return body;
+}
+
+export async function manifestsOf(deps: TableDeps, state: TableState): Promise<ManifestFile[]> {
+  return state.snapshot ? readManifestList(await readObject(deps.store, state.snapshot['manifest-list'])) : [];
+}
+
+/** Every live data file of the current snapshot (added or existing, not deleted). */
+export async function liveFiles(deps: TableDeps, state: TableState): Promise<ManifestEntry[]> {
+  const live: ManifestEntry[] = [];
+  for (const manifest of await manifestsOf(deps, state)) {
+    if (manifest.content !== 0) continue;
+    for (const entry of await readManifest(await readObject(deps.store, manifest.manifest_path), manifest)) {
+      if (entry.status !== STATUS.DELETED) live.push(entry);
+    }
+  }
+  return live;
+}
+
+export interface SnapshotChange {
+  operation: 'append' | 'replace' | 'overwrite' | 'delete';
+  added: DataFile[];
+  /** Paths of live files this snapshot removes; each must be live in the base (else: conflict). */
+  removed?: Set<string>;
+  /** The columns of the rows added: the table schema evolves to hold them (in this commit). */
+  columns?: Column[][];
+  /** Replaces the Kafka offsets carried from the base snapshot. */
+  offsets?: KafkaOffsets;
+  writer: string;
+}
+
+const randomSnapshotId = () => randomBytes(8).readBigInt64BE() & 0x7fff_ffff_ffff_ffffn;
+
+const summaryNumber = (snapshot: Snapshot | undefined, key: string) => BigInt(snapshot?.summary[key] ?? '0');
+
+/**
+ * Commits `change` on top of `base`, under a requirement that `main` still points at base's
+ * snapshot. Returns the new state. Throws CommitConflict if the table moved (or a removed file
+ * is no longer live); the new manifests are deleted then, and nothing of the attempt is visible.
+ * If the catalog's answer was lost, the table is re-read: a snapshot of ours that landed is a
+ * success.
+ */
+export async function commitSnapshot(deps: TableDeps, base: TableState, change: SnapshotChange): Promise<TableState> {
+  const { store, catalog } = deps;
+  const snapshotId = randomSnapshotId();
+  const sequenceNumber = base.loaded.metadata['last-sequence-number'] + 1n;
+  const location = base.loaded.metadata.location.replace(/\/+$/, '');
+  const written: string[] = [];
+  const put = async (name: string, body: Buffer) => {
+    const path = `${location}/metadata/${name}`;
+    await store.put(keyOf(store, path), body, 'application/octet-stream');
+    written.push(path);
+    return { path, length: BigInt(body.length) };
+  };
+
+  // The schema: evolved to hold the rows of every column set added.
+  let schema = base.schema;
+  let lastColumnId = base.loaded.metadata['last-column-id'];
+  let schemaChanged = false;
+  for (const columns of change.columns ?? []) {
+    const evolved = evolveSchema({ schema, lastColumnId }, columns);
+    if (evolved.changed) {
+      const nextId = Math.max(...base.loaded.metadata.schemas.map((s) => s['schema-id'])) + 1;
+      schema = { ...evolved.schema, 'schema-id': nextId };
+      lastColumnId = evolved.lastColumnId;
+      schemaChanged = true;
+    }
+  }
+  const table = { schema, spec: partitionSpec(schema) };
+
+  try {
+    const manifests: ManifestFile[] = [];
+    const removed = change.removed ?? new Set<string>();
+    let removedRows = 0n;
+    let removedBytes = 0n;
+    const found = new Set<string>();
+    for (const manifest of await manifestsOf(deps, base)) {
+      const hit = removed.size > 0 && manifest.content === 0 ? await readManifest(await readObject(store, manifest.manifest_path), manifest) : undefined;
+      if (!hit || !hit.some((entry) => entry.status !== STATUS.DELETED && removed.has(entry.file.path))) {
+        manifests.push(manifest);
+        continue;
+      }
+      // Rewritten with the removed files marked deleted by this snapshot and the rest existing.
+      const entries: ManifestEntry[] = [];
+      for (const entry of hit) {
+        if (entry.status === STATUS.DELETED) continue;
+        if (removed.has(entry.file.path)) {
+          found.add(entry.file.path);
+          removedRows += entry.file.records;
+          removedBytes += entry.file.sizeBytes;
+          entries.push({ ...entry, status: STATUS.DELETED, snapshotId });
+        } else {
+          entries.push({ ...entry, status: STATUS.EXISTING });
+        }
+      }
+      const { body, summary } = await writeManifest(entries, table, snapshotId);
+      const { path, length } = await put(`${randomUUID()}-m-rewrite.avro`, body);
+      manifests.unshift({
+        ...summary,
+        manifest_path: path,
+        manifest_length: length,
+        sequence_number: sequenceNumber,
+        min_sequence_number: summary.minSequenceNumber ?? sequenceNumber,
+      });
+    }
+    const missing = [...removed].filter((path) => !found.has(path));
+    if (missing.length) {
+      throw new CommitConflict(tableName(base.ref), `${missing.length} file(s) to remove are no longer live (e.g. ${missing[0]})`);
+    }
+    if (change.added.length) {
+      const entries = change.added.map((file) => ({ status: STATUS.ADDED, snapshotId, sequenceNumber, fileSequenceNumber: sequenceNumber, file }));
+      const { body, summary } = await writeManifest(entries, table, snapshotId);
+      const { path, length } = await put(`${randomUUID()}-m0.avro`, body);
+      manifests.unshift({ ...summary, manifest_path: path, manifest_length: length, sequence_number: sequenceNumber, min_sequence_number: sequenceNumber });
+    }
+    const parentId = base.snapshot?.['snapshot-id'];
+    const list = await writeManifestList(manifests, { snapshotId, parentId, sequenceNumber });
+    const { path: manifestList } = await put(`snap-${snapshotId}-1-${randomUUID()}.avro`, list);
+
+    const addedRows = change.added.reduce((sum, file) => sum + file.records, 0n);
+    const addedBytes = change.added.reduce((sum, file) => sum + file.sizeBytes, 0n);
+    const partitions = new Set([...change.added.map((f) => `${f.partition.dt}/${f.partition.hour}`)]);
+    const carried: Record<string, string> = {};
+    for (const key of [SUMMARY.topic, SUMMARY.topicId, SUMMARY.offsets]) {
+      const value = base.snapshot?.summary[key];
+      if (value !== undefined) carried[key] = value;
+    }
+    const offsets: Record<string, string> = change.offsets
+      ? { [SUMMARY.topic]: change.offsets.topic, [SUMMARY.topicId]: change.offsets.topicId, [SUMMARY.offsets]: JSON.stringify(change.offsets.next) }
+      : {};
+    const summary: Record<string, string> & { operation: string } = {
+      operation: change.operation,
+      'added-data-files': String(change.added.length),
+      'added-records': String(addedRows),
+      'added-files-size': String(addedBytes),
+      'deleted-data-files': String(removed.size),
+      'deleted-records': String(removedRows),
+      'removed-files-size': String(removedBytes),
+      'changed-partition-count': String(partitions.size),
+      'total-data-files': String(summaryNumber(base.snapshot, 'total-data-files') + BigInt(change.added.length) - BigInt(removed.size)),
+      'total-records': String(summaryNumber(base.snapshot, 'total-records') + addedRows - removedRows),
+      'total-files-size': String(summaryNumber(base.snapshot, 'total-files-size') + addedBytes - removedBytes),
+      'total-delete-files': '0',
+      'total-position-deletes': '0',
+      'total-equality-deletes': '0',
+      ...carried,
+      ...offsets,
+      [SUMMARY.writer]: change.writer,
+    };
+    const snapshot = {
+      'snapshot-id': snapshotId,
+      ...(parentId !== undefined ? { 'parent-snapshot-id': parentId } : {}),
+      'sequence-number': sequenceNumber,
+      'timestamp-ms': Date.now(),
+      'manifest-list': manifestList,
+      summary,
+      'schema-id': schema['schema-id'],
+    };
+    const requirements: Requirement[] = [
+      { type: 'assert-table-uuid', uuid: base.loaded.metadata['table-uuid'] },
+      { type: 'assert-ref-snapshot-id', ref: 'main', 'snapshot-id': parentId ?? null },
+    ];
+    const updates: Update[] = [];
+    if (schemaChanged) {
+      requirements.push({ type: 'assert-current-schema-id', 'current-schema-id': base.schema['schema-id'] });
+      updates.push({ action: 'add-schema', schema, 'last-column-id': lastColumnId }, { action: 'set-current-schema', 'schema-id': -1 });
+    }
+    updates.push({ action: 'add-snapshot', snapshot }, { action: 'set-snapshot-ref', 'ref-name': 'main', type: 'branch', 'snapshot-id': snapshotId });
+    try {
+      return stateOf(base.ref, await catalog.commitTable(base.ref.namespace, base.ref.name, requirements, updates));
+    } catch (error) {
+      // A retried request whose first attempt landed is refused (409), and an unknown outcome
+      // is unknown: in both cases the table itself says whether this snapshot is in it.
+      if (!(error instanceof CommitConflict || error instanceof CommitStateUnknown || (error as LakestreamError).retriable)) throw error;
+      const now = await loadTableState(deps, base.ref).catch(() => undefined);
+      if (now?.snapshot?.['snapshot-id'] === snapshotId || now?.loaded.metadata.snapshots?.some((s) => s['snapshot-id'] === snapshotId)) {
+        written.length = 0;
+        return now;
+      }
+      if (error instanceof CommitStateUnknown) {
+        // It may land later: its manifests must stay (orphan removal takes them if it never does).
+        written.length = 0;
+        throw error;
+      }
+      throw error instanceof CommitConflict ? error : new CommitConflict(tableName(base.ref), errorMessage(error));
+    }
+  } catch (error) {
+    // Nothing references these yet: a refused or failed attempt leaves no garbage behind.
+    if (written.length) await store.delete(written.map((path) => keyOf(store, path))).catch(() => {});
+    throw error;
+  }
+}
