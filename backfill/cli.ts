@@ -4,8 +4,6 @@ import { parseArgs } from 'node:util';
 import { cliArgs, helpText, runCli } from '../core/cli.ts';
 import { loadConfig, repoRoot } from '../core/config.ts';
 import { LakestreamError } from '../core/errors.ts';
-import { createObjectStore } from '../core/object-store.ts';
-import { createS3 } from '../core/s3.ts';
 import { formatCount } from '../core/stats.ts';
 import { catalog } from '../core/catalog.ts';
 import { dayOption } from './day-option.ts';
@@ -82,9 +80,7 @@ async function main(): Promise<void> {
 
   const config = loadConfig();
   const layout = backfillLayout(catalog(values.namespace ?? ''));
-  const s3 = createS3(config);
-  const all = await planDays(createObjectStore(s3, config.LAKE_BUCKET), layout, { from: values.from, to: values.to });
-  s3.destroy();
+  const all = await planDays(config, layout, { from: values.from, to: values.to });
   const mine = all.filter((_, index) => index % shard.of === shard.index);
   const report = values.report === 'json';
   const plannedFiles = mine.reduce((sum, d) => sum + d.files, 0);
@@ -129,7 +125,7 @@ async function main(): Promise<void> {
           process.stderr.write('\n');
           console.log(
             `${plan.dt}: would read ${result.filesRead} files (${formatCount(result.rowsRead)} rows), write ${result.filesWritten.length} files ` +
-              `${layout.countsTable}/dt=${plan.dt}/hour=*/backfill.parquet (${formatCount(result.rowsWritten)} rows) and remove ${result.filesRemoved.length} stale objects`,
+              `${layout.counts.view} dt=${plan.dt} (${formatCount(result.rowsWritten)} rows) and remove ${result.filesRemoved.length} stale objects`,
           );
         }
       }
@@ -149,7 +145,7 @@ async function main(): Promise<void> {
 
 /**
  * Tests kill a backfill mid-day: LAKESTREAM_BACKFILL_PAUSE_MS holds it after each day's first
- * upload, when the day is half replaced.
+ * upload, before its commit.
  */
 async function testPause(): Promise<void> {
   const ms = Number(process.env.LAKESTREAM_BACKFILL_PAUSE_MS ?? 0);

@@ -106,9 +106,7 @@ export function lakeTasks(config: Config, namespace: string, schedule: { backfil
       cron: schedule.backfill,
       async run() {
         const yesterday = utcDay(-1);
-        const s3 = createS3(config);
-        const days = await planDays(createObjectStore(s3, config.LAKE_BUCKET), layout, { from: yesterday, to: yesterday });
-        s3.destroy();
+        const days = await planDays(config, layout, { from: yesterday, to: yesterday });
         const backfiller = await openDayBackfiller(config, layout);
         try {
           let rows = 0;

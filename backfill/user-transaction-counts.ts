@@ -1,11 +1,17 @@
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Catalog } from '../core/catalog.ts';
-import type { Config } from '../core/config.ts';
-import { sinkFileSql } from '../core/lake-layout.ts';
+import type { Catalog, ResolvedTable } from '../core/catalog.ts';
+import { repoRoot, type Config } from '../core/config.ts';
+import { lakeCatalog } from '../core/context.ts';
 import { openDuckdb } from '../core/duckdb.ts';
-import { createObjectStore, type ObjectStore } from '../core/object-store.ts';
+import { LakestreamError } from '../core/errors.ts';
+import type { DataFile, ManifestEntry } from '../core/iceberg/manifest.ts';
+import { CommitConflict } from '../core/iceberg/rest-catalog.ts';
+import { commitSnapshot, ensureTable, keyOf, liveFiles, loadTableState, type TableDeps, type TableState } from '../core/iceberg/table.ts';
+import { columnsOf, sinkFileSql } from '../core/lake-layout.ts';
+import { createObjectStore } from '../core/object-store.ts';
 import { createS3 } from '../core/s3.ts';
 
 /**
@@ -19,19 +25,17 @@ import { createS3 } from '../core/s3.ts';
  * order whenever a user's events are produced in time order. The total before a day is seeded
  * from every archived day before it, so `--from` never restarts counts at zero.
  *
- * Idempotent replacement of a day: the day's new files have fixed names
- * (`dt=D/hour=HH/backfill.parquet`); a manifest under `_lakestream/backfill/` records them with
- * the objects they replace; the new files are written, then the stale ones deleted, then the
- * manifest is marked done. Re-running, or running after a crash at any point, ends in the same
- * objects with the same rows. Backfill output wins over live output for the days it covers.
+ * A day is replaced by one Iceberg overwrite snapshot of the feature table: the day's live files
+ * out, the new hour files in, committed on the snapshot the plan was made on. A reader sees the
+ * old day or the new one, never both, never neither; a crash before the commit leaves the old
+ * day (its uploads are orphans that orphan removal deletes). New files are named from a hash of
+ * the archive files they were computed from, so a re-run over an unchanged archive finds the
+ * day already in place and commits nothing. A commit refused because the table moved (the live
+ * sink appended late rows of the day) recomputes the day from the archive as it then is.
  */
 export interface BackfillLayout {
-  /** Key prefix of the archive, e.g. `transactions` (or `<namespace>/transactions`). */
-  transactionsTable: string;
-  /** Key prefix of the feature table, e.g. `features/user_transaction_counts`. */
-  countsTable: string;
-  /** Where manifests go, e.g. `_lakestream/backfill`. */
-  manifestRoot: string;
+  transactions: ResolvedTable;
+  counts: ResolvedTable;
 }
 
 export interface DayResult {
@@ -48,31 +52,34 @@ export interface DayPlan {
   files: number;
 }
 
-interface Manifest {
-  dt: string;
-  status: 'writing' | 'done';
-  files: string[];
-  replaces: string[];
-  rows: number;
-  at: string;
-}
-
 /** Where a (namespaced) catalog's backfill reads and writes. */
 export function backfillLayout(catalog: Catalog): BackfillLayout {
-  return { transactionsTable: catalog.tables.transactions.path, countsTable: catalog.tables.userTransactionCounts.path, manifestRoot: catalog.roots.backfillManifests };
+  return { transactions: catalog.tables.transactions, counts: catalog.tables.userTransactionCounts };
+}
+
+const DAY_MS = 86_400_000;
+const dayOf = (entry: ManifestEntry) => new Date(entry.file.partition.dt * DAY_MS).toISOString().slice(0, 10);
+
+function tableDeps(config: Config): TableDeps & { close(): void } {
+  const s3 = createS3(config);
+  return { catalog: lakeCatalog(config), store: createObjectStore(s3, config.LAKE_BUCKET), close: () => s3.destroy() };
 }
 
 /** The archived event days in [from, to] (inclusive, YYYY-MM-DD) with their file counts. */
-export async function planDays(store: ObjectStore, layout: BackfillLayout, range: { from?: string; to?: string }): Promise<DayPlan[]> {
-  const keys = await store.list(`${layout.transactionsTable}/dt=`);
-  const files = new Map<string, number>();
-  for (const key of keys) {
-    const dt = /\/dt=(\d{4}-\d{2}-\d{2})\//.exec(key)?.[1];
-    if (!dt || !key.endsWith('.parquet')) continue;
-    if ((range.from && dt < range.from) || (range.to && dt > range.to)) continue;
-    files.set(dt, (files.get(dt) ?? 0) + 1);
+export async function planDays(config: Config, layout: BackfillLayout, range: { from?: string; to?: string }): Promise<DayPlan[]> {
+  const deps = tableDeps(config);
+  try {
+    const state = await loadTableState(deps, layout.transactions.iceberg);
+    const files = new Map<string, number>();
+    for (const entry of state ? await liveFiles(deps, state) : []) {
+      const dt = dayOf(entry);
+      if ((range.from && dt < range.from) || (range.to && dt > range.to)) continue;
+      files.set(dt, (files.get(dt) ?? 0) + 1);
+    }
+    return [...files].sort(([a], [b]) => a.localeCompare(b)).map(([dt, count]) => ({ dt, files: count }));
+  } finally {
+    deps.close();
   }
-  return [...files].sort(([a], [b]) => a.localeCompare(b)).map(([dt, count]) => ({ dt, files: count }));
 }
 
 export interface DayBackfiller {
@@ -80,101 +87,130 @@ export interface DayBackfiller {
   close(): void;
 }
 
-/** Opens DuckDB (bounded memory, spilling to disk) and the object store for a run of days. */
+const sqlList = (paths: string[]) => `[${paths.map((path) => `'${path.replaceAll("'", "''")}'`).join(', ')}]`;
+
+/** Opens DuckDB (bounded memory, spilling to disk) and the lake's tables for a run of days. */
 export async function openDayBackfiller(config: Config, layout: BackfillLayout, memoryLimit = '1GB'): Promise<DayBackfiller> {
   const work = mkdtempSync(join(tmpdir(), 'lakestream-backfill-'));
   const duck = await openDuckdb(config, { memory_limit: memoryLimit, temp_directory: join(work, 'spill'), preserve_insertion_order: 'false' });
-  const s3 = createS3(config);
-  const store: ObjectStore = createObjectStore(s3, config.LAKE_BUCKET);
-  const bucket = config.LAKE_BUCKET;
-  const archive = `s3://${bucket}/${layout.transactionsTable}`;
+  const deps = tableDeps(config);
+  const { store } = deps;
   const db = duck.connection;
   const sinkFile = sinkFileSql('filename');
-  let dailyCounts: Promise<void> | undefined;
+  const countColumns = columnsOf(JSON.parse(readFileSync(join(repoRoot, 'schemas', layout.counts.valueSchema), 'utf8')));
+  /** The archive as of the run's start: its live files by day, and the per-user daily counts. */
+  let archive: Promise<Map<string, string[]>> | undefined;
 
-  /**
-   * Per-user, per-day transaction counts of the whole archive, computed once per run: the seeds
-   * of every day. It reads only the user_id column and the dt folder names.
-   */
-  function ensureDailyCounts(): Promise<void> {
-    dailyCounts ??= db.run(`CREATE OR REPLACE TEMP TABLE daily_counts AS
-      SELECT user_id, dt::VARCHAR AS dt, count(*)::BIGINT AS n
-      FROM read_parquet('${archive}/dt=*/hour=*/*.parquet', hive_partitioning = true, union_by_name = true)
-      GROUP BY ALL`).then(() => {});
-    return dailyCounts;
+  function readArchive(): Promise<Map<string, string[]>> {
+    archive ??= (async () => {
+      const state = await loadTableState(deps, layout.transactions.iceberg);
+      const byDay = new Map<string, string[]>();
+      for (const entry of state ? await liveFiles(deps, state) : []) byDay.set(dayOf(entry), [...(byDay.get(dayOf(entry)) ?? []), entry.file.path]);
+      const all = [...byDay.values()].flat();
+      // Per-user, per-day counts of the whole archive, once per run: the seeds of every day.
+      await db.run(`CREATE OR REPLACE TEMP TABLE daily_counts AS
+        SELECT user_id, dt::VARCHAR AS dt, count(*)::BIGINT AS n
+        FROM ${all.length ? `read_parquet(${sqlList(all)}, union_by_name = true)` : '(SELECT NULL::INTEGER AS user_id, NULL::DATE AS dt WHERE false)'}
+        GROUP BY ALL`);
+      return byDay;
+    })();
+    return archive;
+  }
+
+  async function runDay(day: DayPlan, options: { dryRun?: boolean; afterFirstUpload?: () => Promise<void> }, attempt: number): Promise<DayResult> {
+    const { dt } = day;
+    const byDay = await readArchive();
+    const inputs = byDay.get(dt) ?? [];
+    // what the day's rows are computed from: its files, and every earlier day's (the seeds)
+    const lineage = [...byDay].filter(([d]) => d <= dt).flatMap(([, paths]) => paths).sort();
+    const dayCounts = `
+      WITH day AS (
+        SELECT user_id, transaction_timestamp_millis, hour, file_row_number,
+               ${sinkFile.partition} AS kafka_partition,
+               ${sinkFile.firstOffset} AS first_offset,
+               filename
+        FROM read_parquet(${sqlList(inputs)}, union_by_name = true, filename = true, file_row_number = true)
+      ),
+      seed AS (SELECT user_id, sum(n)::BIGINT AS before FROM daily_counts WHERE dt < '${dt}' GROUP BY user_id)
+      SELECT day.user_id::INTEGER AS user_id,
+             (coalesce(seed.before, 0) + row_number() OVER (
+                PARTITION BY day.user_id
+                ORDER BY transaction_timestamp_millis, kafka_partition, first_offset, filename, file_row_number))::BIGINT AS total_transactions_count,
+             transaction_timestamp_millis::BIGINT AS event_timestamp_millis,
+             DATE '${dt}' AS dt,
+             day.hour::INTEGER AS hour
+      FROM day LEFT JOIN seed USING (user_id)`;
+    let counts: TableState = await ensureTable(deps, layout.counts.iceberg, countColumns, `s3://${store.bucket}/${layout.counts.path}`, 'user_id');
+    const location = counts.loaded.metadata.location.replace(/\/+$/, '');
+    const digest = createHash('sha256').update(`${dt}\n${lineage.join('\n')}`).digest('hex').slice(0, 16);
+    const fileOf = (hour: number) => `${location}/data/dt=${dt}/hour=${String(hour).padStart(2, '0')}/backfill-${digest}.parquet`;
+    const replaced = (await liveFiles(deps, counts)).filter((entry) => dayOf(entry) === dt);
+
+    const [plan] = (await db.runAndReadAll(`SELECT count(*)::BIGINT AS n, list(DISTINCT hour ORDER BY hour) AS hours FROM (${dayCounts})`)).getRowObjectsJS() as Array<{ n: bigint; hours: number[] }>;
+    const files = plan!.hours.map(fileOf);
+    const rows = Number(plan!.n);
+    const result: DayResult = { dt, filesRead: inputs.length, rowsRead: rows, rowsWritten: rows, filesWritten: files, filesRemoved: replaced.map((e) => e.file.path).filter((path) => !files.includes(path)) };
+    if (options.dryRun) return result;
+    const live = new Set(replaced.map((entry) => entry.file.path));
+    if (files.length === live.size && files.every((path) => live.has(path))) {
+      // this very computation is what the table holds for the day already
+      return { ...result, filesWritten: [], filesRemoved: [] };
+    }
+
+    // One pass writes the day's hour files locally, sorted by user so row groups prune by
+    // user_id, with the table's field ids; nothing is visible before the commit.
+    const local = join(work, `dt=${dt}`);
+    rmSync(local, { recursive: true, force: true });
+    const fieldIds = Object.fromEntries(counts.schema.fields.map((field) => [field.name, field.id]));
+    const ids = counts.schema.fields.map((field) => `'${field.name}': ${field.id}`).join(', ');
+    const columns = counts.schema.fields.map((field) => `"${field.name}"`).join(', ');
+    if (Object.keys(fieldIds).some((name) => !['user_id', 'total_transactions_count', 'event_timestamp_millis', 'dt', 'hour'].includes(name))) {
+      throw new LakestreamError('USAGE', `${layout.counts.view} has columns the backfill does not compute: ${Object.keys(fieldIds).join(', ')}`);
+    }
+    await db.run('SET preserve_insertion_order = true');
+    await db.run(`COPY (SELECT ${columns}, hour AS __hour FROM (${dayCounts}) ORDER BY hour, user_id, total_transactions_count)
+      TO '${local}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880, PARTITION_BY (__hour), FILENAME_PATTERN 'backfill', FIELD_IDS {${ids}})`);
+    await db.run('SET preserve_insertion_order = false');
+    const added: DataFile[] = [];
+    const hours = plan!.hours;
+    const upload = async (index: number) => {
+      const dir = join(local, `__hour=${hours[index]}`);
+      const [name] = readdirSync(dir);
+      const body = readFileSync(join(dir, name!));
+      const count = (await db.runAndReadAll(`SELECT count(*)::BIGINT AS n FROM read_parquet('${join(dir, name!)}')`)).getRowObjectsJS()[0] as { n: bigint };
+      await store.put(keyOf(store, files[index]!), body);
+      added[index] = { path: files[index]!, records: count.n, sizeBytes: BigInt(body.length), partition: { dt: Date.parse(`${dt}T00:00:00Z`) / DAY_MS, hour: hours[index]! } };
+    };
+    if (hours.length) {
+      await upload(0);
+      await options.afterFirstUpload?.();
+    }
+    for (let index = 1; index < hours.length; index += 8) {
+      await Promise.all(Array.from({ length: Math.min(8, hours.length - index) }, (_, k) => upload(index + k)));
+    }
+    rmSync(local, { recursive: true, force: true });
+    try {
+      counts = await commitSnapshot(deps, counts, {
+        operation: 'overwrite',
+        added: added.filter((file) => !live.has(file.path)),
+        removed: new Set([...live].filter((path) => !files.includes(path))),
+        writer: 'backfill',
+      });
+    } catch (error) {
+      if (!(error instanceof CommitConflict) || attempt >= 5) throw error;
+      // the table moved while the day was computed: late rows of the day may have come in with
+      // their archive files, so the day is computed again from the archive as it now is
+      archive = undefined;
+      return runDay(day, options, attempt + 1);
+    }
+    return result;
   }
 
   return {
-    async run(day, options = {}) {
-      const { dt } = day;
-      await ensureDailyCounts();
-      const dayCounts = `
-        WITH day AS (
-          SELECT user_id, transaction_timestamp_millis, hour, file_row_number,
-                 ${sinkFile.partition} AS kafka_partition,
-                 ${sinkFile.firstOffset} AS first_offset,
-                 filename
-          FROM read_parquet('${archive}/dt=${dt}/hour=*/*.parquet', hive_partitioning = true, union_by_name = true, filename = true, file_row_number = true)
-        ),
-        seed AS (SELECT user_id, sum(n)::BIGINT AS before FROM daily_counts WHERE dt < '${dt}' GROUP BY user_id)
-        SELECT day.user_id::INTEGER AS user_id,
-               (coalesce(seed.before, 0) + row_number() OVER (
-                  PARTITION BY day.user_id
-                  ORDER BY transaction_timestamp_millis, kafka_partition, first_offset, filename, file_row_number))::BIGINT AS total_transactions_count,
-               transaction_timestamp_millis::BIGINT AS event_timestamp_millis,
-               lpad(CAST(day.hour AS VARCHAR), 2, '0') AS hour
-        FROM day LEFT JOIN seed USING (user_id)`;
-      const dayPrefix = `${layout.countsTable}/dt=${dt}/`;
-      const fileOf = (hour: string) => `${dayPrefix}hour=${hour}/backfill.parquet`;
-      const existing = await store.list(dayPrefix);
-
-      if (options.dryRun) {
-        const [plan] = (await db.runAndReadAll(`SELECT count(*)::BIGINT AS n, list(DISTINCT hour ORDER BY hour) AS hours FROM (${dayCounts})`)).getRowObjectsJS() as Array<{ n: bigint; hours: string[] }>;
-        const files = plan!.hours.map(fileOf);
-        return { dt, filesRead: day.files, rowsRead: Number(plan!.n), rowsWritten: Number(plan!.n), filesWritten: files, filesRemoved: existing.filter((key) => !files.includes(key)) };
-      }
-
-      // One pass writes the day's hour files locally (sorted by user, so row groups prune by
-      // user_id); nothing reaches the lake before the manifest names it.
-      const local = join(work, `dt=${dt}`);
-      rmSync(local, { recursive: true, force: true });
-      await db.run('SET preserve_insertion_order = true');
-      const written = (await db.runAndReadAll(`COPY (SELECT * FROM (${dayCounts}) ORDER BY hour, user_id, total_transactions_count)
-        TO '${local}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880, PARTITION_BY (hour), FILENAME_PATTERN 'backfill')`)).getRowObjectsJS()[0] as { Count: bigint };
-      await db.run('SET preserve_insertion_order = false');
-      const hours = readdirSync(local)
-        .map((name) => /^hour=(\d{2})$/.exec(name)?.[1])
-        .filter((hour): hour is string => !!hour)
-        .sort();
-      const files = hours.map(fileOf);
-      const replaces = existing.filter((key) => !files.includes(key));
-      const rows = Number(written.Count);
-      const result: DayResult = { dt, filesRead: day.files, rowsRead: rows, rowsWritten: rows, filesWritten: files, filesRemoved: replaces };
-
-      const manifestKey = `${layout.manifestRoot}/${layout.countsTable.split('/').pop()}/dt=${dt}.json`;
-      const manifest = (status: Manifest['status']): Manifest => ({ dt, status, files, replaces, rows: result.rowsWritten, at: new Date().toISOString() });
-      await store.putJson(manifestKey, manifest('writing'));
-      const upload = async (index: number) => {
-        const dir = join(local, `hour=${hours[index]}`);
-        const [name] = readdirSync(dir);
-        await store.put(files[index]!, readFileSync(join(dir, name!)));
-      };
-      if (hours.length) {
-        await upload(0);
-        await options.afterFirstUpload?.();
-      }
-      // the rest of the day's hours, 8 uploads at a time
-      for (let index = 1; index < hours.length; index += 8) {
-        await Promise.all(Array.from({ length: Math.min(8, hours.length - index) }, (_, k) => upload(index + k)));
-      }
-      rmSync(local, { recursive: true, force: true });
-      await store.delete(replaces);
-      await store.putJson(manifestKey, manifest('done'));
-      return result;
-    },
+    run: (day, options = {}) => runDay(day, options, 0),
     close() {
       duck.close();
-      s3.destroy();
+      deps.close();
       rmSync(work, { recursive: true, force: true });
     },
   };

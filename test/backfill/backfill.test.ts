@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { test, type TestContext } from 'node:test';
-import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { repoRoot } from '../../core/config.ts';
 import { createTransactionGenerator } from '../../ingest/transactions/generator.ts';
 import { createTransactionsProducer } from '../../ingest/transactions/producer.ts';
-import { config, onCleanup, testS3, waitFor } from '../helpers.ts';
+import { config, onCleanup, waitFor } from '../helpers.ts';
+import { liveFiles, loadTableState } from '../../core/iceberg/table.ts';
 import { setupPipeline } from '../pipeline/fixture.ts';
 
 const NOW = Date.UTC(2026, 10, 20, 18);
@@ -35,10 +35,11 @@ async function streamedLake(t: TestContext, label: string) {
         'SELECT user_id, total_transactions_count, event_timestamp_millis FROM user_transaction_counts ORDER BY user_id, total_transactions_count, event_timestamp_millis',
       )
     ).map((row) => `${row.user_id}:${row.total_transactions_count}:${row.event_timestamp_millis}`);
-  const s3 = testS3(t);
+  const lakeTables = pipeline.context.lakeTables();
+  /** The feature table's live files (what its current snapshot references), with their sizes. */
   const objects = async () => {
-    const listed = await s3.send(new ListObjectsV2Command({ Bucket: config.LAKE_BUCKET, Prefix: `${pipeline.names.tables.userTransactionCounts.path}/` }));
-    return (listed.Contents ?? []).map((object) => `${object.Key} ${object.Size}`).sort();
+    const state = (await loadTableState(lakeTables, pipeline.names.tables.userTransactionCounts.iceberg))!;
+    return (await liveFiles(lakeTables, state)).map((entry) => `${entry.file.path} ${entry.file.sizeBytes}`).sort();
   };
   /** Every key and value of the whole Redis database, serialised. */
   const redisSnapshot = async () => {
@@ -69,7 +70,7 @@ test('backfill equals the streaming output, adds nothing when re-run, continues 
   assert.match(first.stdout, /backfill: 4 days, [\d,]+ files and 3,000 rows read, 3,000 rows in \d+ files written/);
   assert.deepEqual(await lake.features(), lake.streamed, 'backfill output = streaming output, row for row');
   const objects = await lake.objects();
-  assert.ok(objects.every((line) => line.includes('/backfill.parquet ')), 'the live files of the covered days were replaced');
+  assert.ok(objects.every((line) => /\/backfill-[0-9a-f]{16}\.parquet /.test(line)), 'the live files of the covered days were replaced');
 
   lake.backfill();
   assert.deepEqual(await lake.objects(), objects, 'a re-run leaves the same objects');
@@ -104,13 +105,13 @@ test('backfill killed mid-day, then re-run, ends in the state of one clean run',
   await waitFor('the backfill to pause half-way through a day', async () => (stderr.includes('paused') ? true : undefined), 60_000, 200);
   process.kill(-crashed.pid!, 'SIGKILL');
   await new Promise((resolve) => crashed.once('exit', resolve));
-  const torn = await lake.objects();
-  assert.ok(torn.some((line) => line.includes('/backfill.parquet ')) && torn.some((line) => !line.includes('/backfill.parquet ')), 'the crash left a half-replaced day');
+  assert.deepEqual(await lake.features(), lake.streamed, 'a reader still sees the old days, whole: nothing of the killed run is visible');
+  assert.ok((await lake.objects()).every((line) => !line.includes('/backfill-')), 'the killed run committed nothing');
 
   lake.backfill();
   assert.deepEqual(await lake.features(), lake.streamed);
   const afterCrash = await lake.objects();
   lake.backfill();
   assert.deepEqual(await lake.objects(), afterCrash, 'the same objects as a clean run over the repaired lake');
-  assert.ok(afterCrash.every((line) => line.includes('/backfill.parquet ')));
+  assert.ok(afterCrash.every((line) => line.includes('/backfill-')));
 });
