@@ -79,7 +79,7 @@ async function main(): Promise<void> {
   }
 
   const config = loadConfig();
-  const layout = backfillLayout(catalog(values.namespace ?? ''));
+  const layout = backfillLayout(catalog(values.namespace ?? ''), config.LAKE_BUCKET);
   const all = await planDays(config, layout, { from: values.from, to: values.to });
   const mine = all.filter((_, index) => index % shard.of === shard.index);
   const report = values.report === 'json';

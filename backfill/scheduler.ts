@@ -99,7 +99,7 @@ const utcDay = (offsetDays: number, now = new Date()) => new Date(now.getTime() 
 
 /** The platform's batch tasks: yesterday's backfill, and compaction of closed hours. */
 export function lakeTasks(config: Config, namespace: string, schedule: { backfill: string; compaction: string }): ScheduledTask[] {
-  const layout = backfillLayout(catalog(namespace));
+  const layout = backfillLayout(catalog(namespace), config.LAKE_BUCKET);
   return [
     {
       name: 'backfill-yesterday',

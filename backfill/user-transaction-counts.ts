@@ -36,6 +36,8 @@ import { createS3 } from '../core/s3.ts';
 export interface BackfillLayout {
   transactions: ResolvedTable;
   counts: ResolvedTable;
+  /** Where the catalog puts the namespace's tables (`s3://<bucket>/<warehouse root>/`). */
+  warehouse: string;
 }
 
 export interface DayResult {
@@ -53,8 +55,8 @@ export interface DayPlan {
 }
 
 /** Where a (namespaced) catalog's backfill reads and writes. */
-export function backfillLayout(catalog: Catalog): BackfillLayout {
-  return { transactions: catalog.tables.transactions, counts: catalog.tables.userTransactionCounts };
+export function backfillLayout(catalog: Catalog, bucket: string): BackfillLayout {
+  return { transactions: catalog.tables.transactions, counts: catalog.tables.userTransactionCounts, warehouse: `s3://${bucket}/${catalog.roots.warehouse}/` };
 }
 
 const DAY_MS = 86_400_000;
@@ -140,7 +142,7 @@ export async function openDayBackfiller(config: Config, layout: BackfillLayout, 
              DATE '${dt}' AS dt,
              day.hour::INTEGER AS hour
       FROM day LEFT JOIN seed USING (user_id)`;
-    let counts: TableState = await ensureTable(deps, layout.counts.iceberg, countColumns, `s3://${store.bucket}/${layout.counts.path}`, 'user_id');
+    let counts: TableState = await ensureTable(deps, layout.counts.iceberg, countColumns, layout.warehouse, 'user_id');
     const location = counts.loaded.metadata.location.replace(/\/+$/, '');
     const digest = createHash('sha256').update(`${dt}\n${lineage.join('\n')}`).digest('hex').slice(0, 16);
     const fileOf = (hour: number) => `${location}/data/dt=${dt}/hour=${String(hour).padStart(2, '0')}/backfill-${digest}.parquet`;

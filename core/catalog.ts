@@ -326,6 +326,8 @@ const roots = {
   locks: '_lakestream/locks',
   /** Versioned model artifacts: `<models>/<name>/v<N>/`. */
   models: 'models',
+  /** The Iceberg tables' files: the catalog puts each table at `<warehouse>/<table>_<uuid>/`. */
+  warehouse: 'warehouse',
 };
 
 /** The Iceberg namespace of a catalog namespace: `lake` for production, else the name in SQL-friendly characters. */

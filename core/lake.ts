@@ -1,12 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { catalog, icebergNamespace } from './catalog.ts';
+import { catalog, icebergNamespace, type Catalog, type ResolvedTable } from './catalog.ts';
 import { repoRoot, type Config } from './config.ts';
 import { lakeCatalog } from './context.ts';
 import { loadExtension, openDuckdb } from './duckdb.ts';
 import { LakestreamError, errorMessage } from './errors.ts';
 import { tableColumns } from './iceberg/schema.ts';
+import { ensureTable, type TableDeps, type TableState } from './iceberg/table.ts';
 import { columnsOf } from './lake-layout.ts';
 
 /** The name under which `openLake` attaches the Iceberg catalog: `lakehouse.<namespace>.<table>`. */
@@ -47,7 +48,7 @@ export async function openLake(config: Config, namespace = ''): Promise<{ connec
       if (existing.has(table.iceberg.name)) {
         await duck.connection.run(`CREATE OR REPLACE VIEW ${table.view} AS SELECT * FROM ${LAKEHOUSE}.${quote(icebergNs)}.${quote(table.iceberg.name)}`);
       } else {
-        const columns = tableColumns(columnsOf(JSON.parse(readFileSync(join(repoRoot, 'schemas', table.valueSchema), 'utf8'))));
+        const columns = tableColumns(declaredColumns(table));
         const sqlType = { int: 'INTEGER', long: 'BIGINT', float: 'FLOAT', double: 'DOUBLE', string: 'VARCHAR', boolean: 'BOOLEAN', binary: 'BLOB', date: 'DATE' } as const;
         const select = columns.map((c) => `NULL::${sqlType[c.type]} AS ${quote(c.name)}`).join(', ');
         await duck.connection.run(`CREATE OR REPLACE VIEW ${table.view} AS SELECT ${select} WHERE false`);
@@ -58,4 +59,22 @@ export async function openLake(config: Config, namespace = ''): Promise<{ connec
     throw error;
   }
   return duck;
+}
+
+/** The columns of a lake table's Avro value schema as the repository declares it. */
+export function declaredColumns(table: Pick<ResolvedTable, 'valueSchema'>) {
+  return columnsOf(JSON.parse(readFileSync(join(repoRoot, 'schemas', table.valueSchema), 'utf8')));
+}
+
+/** Where the catalog puts a namespace's tables: `s3://<bucket>/<warehouse root>/`. */
+export const warehouseLocation = (names: Catalog, bucket: string) => `s3://${bucket}/${names.roots.warehouse}/`;
+
+/**
+ * Creates a lake table's Iceberg table if absent (schema from its Avro schema, identity
+ * partitions on dt and hour, sorted by event time), and returns its state. infra:apply creates
+ * every table ahead; sinks and the backfill call this too, so a table never missing is not an
+ * ordering rule between commands.
+ */
+export function ensureLakeTable(deps: TableDeps, names: Catalog, table: ResolvedTable, bucket: string): Promise<TableState> {
+  return ensureTable(deps, table.iceberg, declaredColumns(table), warehouseLocation(names, bucket), table.eventTimeField);
 }

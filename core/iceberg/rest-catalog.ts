@@ -96,7 +96,7 @@ export interface RestCatalog {
   readonly uri: string;
   /** The URL prefix the catalog's /v1/config gave (`/v1/{prefix}/namespaces/...`), '' if none. */
   prefix(): Promise<string>;
-  createNamespace(namespace: string[]): Promise<boolean>;
+  createNamespace(namespace: string[], properties?: Record<string, string>): Promise<boolean>;
   namespaceExists(namespace: string[]): Promise<boolean>;
   dropNamespace(namespace: string[]): Promise<void>;
   listTables(namespace: string[]): Promise<string[]>;
@@ -177,9 +177,9 @@ export function createRestCatalog(options: RestCatalogOptions): RestCatalog {
       })();
       return prefix;
     },
-    async createNamespace(namespace) {
+    async createNamespace(namespace, properties = {}) {
       const path = `/v1/${await prefixPath()}namespaces`;
-      const { status, json } = await request('POST', path, { namespace, properties: {} });
+      const { status, json } = await request('POST', path, { namespace, properties });
       if (status === 409) return false;
       if (status !== 200) fail('POST', path, status, json);
       return true;

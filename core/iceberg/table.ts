@@ -65,16 +65,18 @@ export const TABLE_PROPERTIES: Record<string, string> = {
   'history.expire.max-snapshot-age-ms': String(24 * 3600 * 1000),
 };
 
-/** Creates the namespace and the table if absent; returns the table's state. */
-export async function ensureTable(deps: TableDeps, ref: TableRef, columns: Column[], location: string, sortField?: string): Promise<TableState> {
+/**
+ * Creates the namespace and the table if absent; returns the table's state. The namespace's
+ * `location` property is where the catalog puts its tables (`<location>/<table>_<uuid>`).
+ */
+export async function ensureTable(deps: TableDeps, ref: TableRef, columns: Column[], namespaceLocation: string, sortField?: string): Promise<TableState> {
   const existing = await loadTableState(deps, ref);
   if (existing) return existing;
-  await deps.catalog.createNamespace(ref.namespace);
+  await deps.catalog.createNamespace(ref.namespace, { location: namespaceLocation });
   const { schema } = evolveSchema(undefined, columns);
   const sortSource = sortField ? schema.fields.find((field) => field.name === sortField) : undefined;
   await deps.catalog.createTable(ref.namespace, ref.name, {
     schema,
-    location,
     'partition-spec': partitionSpec(schema),
     ...(sortSource
       ? { 'write-order': { 'order-id': 1, fields: [{ transform: 'identity', 'source-id': sortSource.id, direction: 'asc', 'null-order': 'nulls-first' }] } }

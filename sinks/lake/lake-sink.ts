@@ -1,15 +1,13 @@
 import { z } from 'zod';
-import type { ResolvedTable } from '../../core/catalog.ts';
+import type { Catalog, ResolvedTable } from '../../core/catalog.ts';
 import type { ClientContext } from '../../core/context.ts';
 import { LakestreamError, errorMessage, isRetriable } from '../../core/errors.ts';
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { repoRoot } from '../../core/config.ts';
+import { ensureLakeTable } from '../../core/lake.ts';
 import type { DataFile } from '../../core/iceberg/manifest.ts';
 import { CommitConflict, CommitStateUnknown } from '../../core/iceberg/rest-catalog.ts';
 import { evolveSchema } from '../../core/iceberg/schema.ts';
-import { commitSnapshot, ensureTable, keyOf, liveFiles, type TableDeps, type TableState } from '../../core/iceberg/table.ts';
+import { commitSnapshot, keyOf, liveFiles, type TableDeps, type TableState } from '../../core/iceberg/table.ts';
 import { columnsOf, eventTimePartition } from '../../core/lake-layout.ts';
 import { metrics, secondsSince } from '../../core/metrics.ts';
 import { retry, sleep } from '../../core/retry.ts';
@@ -116,12 +114,13 @@ export function createLakeSink(table: ResolvedTable, optionsInput: LakeSinkOptio
   // a partition's time-based flush is due within a quarter of the interval, not up to a second late
   const tickMs = Math.min(1_000, Math.max(50, Math.round(options.flushIntervalMs / 4)));
   return createStreamJob({ name: table.group, topic: table.topic, commit: 'handler', tickMs }, context, (controls) =>
-    lakeSinkHandler(table, options, context.lakeTables(), controls, context.config.JOB_OUTAGE_TIMEOUT_S * 1000),
+    lakeSinkHandler(table, context.catalog, options, context.lakeTables(), controls, context.config.JOB_OUTAGE_TIMEOUT_S * 1000),
   );
 }
 
 function lakeSinkHandler(
   table: ResolvedTable,
+  names: Catalog,
   options: z.output<typeof lakeSinkOptionsSchema>,
   lake: TableDeps,
   controls: StreamJobControls,
@@ -147,8 +146,7 @@ function lakeSinkHandler(
 
   async function tableState(refresh = false): Promise<TableState> {
     if (!state || refresh) {
-      const columns = columnsOf(JSON.parse(readFileSync(join(repoRoot, 'schemas', table.valueSchema), 'utf8')));
-      state = await ensureTable(lake, table.iceberg, columns, `s3://${store.bucket}/${table.path}`, table.eventTimeField);
+      state = await ensureLakeTable(lake, names, table, store.bucket);
     }
     return state;
   }
@@ -428,14 +426,22 @@ function lakeSinkHandler(
     bufferedBytes += weight;
   }
 
-  async function handleBatch(batch: PartitionBatch): Promise<void> {
-    const fencedAt = fences.get(batch.partition);
-    if (fencedAt !== undefined) {
-      // records fetched before the seek are dropped; the partition is loaded again from the table
-      fences.delete(batch.partition);
-      await controls.seek(batch.partition, fencedAt);
-      return;
+  /**
+   * Seeks fenced partitions back to the table's offset. Runs between polls (before a batch, on
+   * a tick), so the next poll returns only records from there on (librdkafka drops what it
+   * fetched before a seek); returns the partitions whose records in the batch at hand are stale.
+   */
+  async function applyFences(): Promise<Set<number>> {
+    const rewound = new Set<number>();
+    for (const [partition, offset] of fences) {
+      fences.delete(partition);
+      await controls.seek(partition, offset);
+      rewound.add(partition);
     }
+    return rewound;
+  }
+
+  async function handleBatch(batch: PartitionBatch): Promise<void> {
     let buffer = partitions.get(batch.partition);
     if (!buffer) {
       const first = batch.records[0]?.offset ?? batch.lastOffset;
@@ -468,7 +474,8 @@ function lakeSinkHandler(
   return {
     async handle(batches) {
       raiseFailure();
-      for (const batch of batches) await handleBatch(batch);
+      const rewound = await applyFences();
+      for (const batch of batches) if (!rewound.has(batch.partition)) await handleBatch(batch);
       // Memory is bounded over buffers and flushes in flight: flush the largest buffer, then wait
       // for flushes to finish (backpressure when S3 or encoding is slower than consumption).
       while (bufferedBytes + inFlightBytes > options.maxBufferedBytes) {
@@ -492,6 +499,7 @@ function lakeSinkHandler(
     },
     async tick() {
       raiseFailure();
+      await applyFences();
       const now = Date.now();
       for (const buffer of partitions.values()) {
         if (buffer.oldestAt !== undefined && now - buffer.oldestAt >= options.flushIntervalMs) void startFlush(buffer);

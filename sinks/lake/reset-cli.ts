@@ -6,6 +6,7 @@ import { createClientContext } from '../../core/context.ts';
 import { errorMessage, LakestreamError } from '../../core/errors.ts';
 import { asKafkaUser, createAdmin, KAFKA_ADMIN_USER } from '../../core/kafka.ts';
 import { probeKafka } from '../../core/kafka-producer.ts';
+import { commitSnapshot, loadTableState } from '../../core/iceberg/table.ts';
 
 const usage = helpText(`Usage: pnpm run sink:reset -- <lake sink job> [--namespace NS] [--yes]
 
@@ -13,9 +14,10 @@ After a topic was deleted and recreated on purpose, makes its lake sink archive 
 from its start. The sink stops by itself when it notices (TOPIC_RESET): its state in the lake
 still names the old topic's offsets, and reading on would skip the new records up to them.
 
-This moves the sink's per-partition state aside to <state>/before-reset-<time>/ (kept, not
-deleted) and deletes the sink's consumer-group offsets. Rows already in the lake stay: they are
-the old topic's records. Refuses while a member of the group is still running.
+This commits an empty snapshot to the sink's Iceberg table that clears the Kafka offsets its
+snapshots carry (the earlier snapshots keep them, for the record) and deletes the sink's
+consumer-group offsets. Rows already in the table stay: they are the old topic's records.
+Refuses while a member of the group is still running.
 Without --yes it only prints what it would do.
 `);
 
@@ -47,19 +49,19 @@ async function main(): Promise<void> {
     const members = groups.get(table.group)?.members.size ?? 0;
     if (members > 0) throw new LakestreamError('USAGE', `${table.sink} still runs (${members} member${members > 1 ? 's' : ''} in group ${table.group}): stop it first`);
 
-    const store = context.objectStore();
-    const stateKeys = (await store.list(`${table.sinkStateRoot}/`)).filter((key) => /\/partition=\d+\.json$/.test(key) && !key.includes('/before-reset-'));
-    const aside = `${table.sinkStateRoot}/before-reset-${new Date().toISOString().replace(/[:.]/g, '-')}`;
-    console.log(`${table.sink}: ${stateKeys.length} partition state file(s) under s3://${store.bucket}/${table.sinkStateRoot}/ -> ${aside}/; delete the offsets of group ${table.group}`);
+    const lake = context.lakeTables();
+    const state = await loadTableState(lake, table.iceberg);
+    const offsets = state?.offsets;
+    console.log(
+      `${table.sink}: table ${table.iceberg.namespace.join('.')}.${table.iceberg.name} holds offsets of ${Object.keys(offsets?.next ?? {}).length} partition(s)` +
+        `${offsets?.topicId ? ` of topic id ${offsets.topicId}` : ''}; clear them and delete the offsets of group ${table.group}`,
+    );
     if (!values.yes) {
       console.log('dry run: add --yes to do it');
       return;
     }
-    for (const key of stateKeys) {
-      const found = await store.getJson<unknown>(key);
-      if (!found) continue;
-      await store.putJson(`${aside}/${key.slice(key.lastIndexOf('/') + 1)}`, found.value);
-      await store.delete([key]);
+    if (state && offsets) {
+      await commitSnapshot(lake, state, { operation: 'append', added: [], offsets: { topic: table.topic, topicId: '', next: {} }, writer: 'sink:reset' });
     }
     if (groups.get(table.group)) {
       await admin.deleteGroups({ groups: [table.group] }).catch((error: unknown) => {
