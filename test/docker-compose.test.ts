@@ -49,6 +49,8 @@ test('docker-compose has the registry, MinIO with the lake bucket, Redis and Kaf
   assert.match(services.postgres?.image ?? '', /^postgres:15/);
   assert.equal(services.postgres?.environment?.POSTGRES_DB, 'lakestream');
   assert.match(services['kafka-ui']?.image ?? '', /kafka-ui/);
+  assert.match(services.nessie?.image ?? '', /projectnessie\/nessie:0\.99\.0$/, 'the same Iceberg REST catalog as the local stack');
+  assert.equal(services.nessie?.environment?.NESSIE_VERSION_STORE_TYPE, 'JDBC2', 'catalog state survives a restart');
   assert.equal(services['kafka-ui']?.environment?.KAFKA_CLUSTERS_0_SCHEMAREGISTRY, 'http://schema-registry:8080/apis/ccompat/v7');
 });
 
@@ -66,6 +68,7 @@ test('docker-compose passes the apps an environment the config schema accepts', 
     assert.ok(services[registryHost], `${name} points at the compose service ${registryHost}`);
     assert.ok(services[new URL(parsed.data.S3_ENDPOINT).hostname], `${name} S3 endpoint is a compose service`);
     assert.ok(services[new URL(parsed.data.REDIS_URL).hostname], `${name} Redis is a compose service`);
+    assert.ok(services[new URL(parsed.data.ICEBERG_CATALOG_URL).hostname], `${name} Iceberg catalog is a compose service`);
     assert.ok(services[new URL(parsed.data.POSTGRES_URL).hostname], `${name} PostgreSQL is a compose service`);
   }
 });
