@@ -4,12 +4,15 @@
 # Safe to re-run; each step is skipped when already done. The servers themselves are installed
 # by `pnpm run stack:up` into ~/.cache/lakestream. Chromium is for the dashboard's browser tests,
 # Prometheus for the test of the shipped scrape config and Grafana queries, wrk for bench:gateway,
-# PostgreSQL for the product denylist when DENYLIST_STORE=postgres.
+# PostgreSQL for the product denylist when DENYLIST_STORE=postgres and the Iceberg catalog's state,
+# PyIceberg (in a venv in the cache) for reading the lake from Python.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PNPM_VERSION=10.34.9
-DEBIAN_PACKAGES=(zlib1g-dev libssl-dev libsasl2-dev libzstd-dev liblz4-dev redis-server redis-tools postgresql build-essential python3-pip openssl chromium prometheus wrk)
+PYICEBERG_VERSION=0.12.0
+PYARROW_VERSION=26.0.1
+DEBIAN_PACKAGES=(zlib1g-dev libssl-dev libsasl2-dev libzstd-dev liblz4-dev redis-server redis-tools postgresql build-essential python3-pip python3-venv openssl chromium prometheus wrk)
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -39,3 +42,12 @@ step "installing node dependencies (first run builds librdkafka, ~2-3 min)"
 export CKJS_LINKING=dynamic
 [ -d /usr/include/node ] && export npm_config_nodedir=/usr
 pnpm install --frozen-lockfile --reporter=append-only
+
+# PyIceberg, an outside reader of the lake's Iceberg tables (tests and users' Python), in a venv of
+# its own in the cache so the system's Python stays as it is.
+PYTHON_ENV="${LAKESTREAM_CACHE_DIR:-$HOME/.cache/lakestream}/python"
+if ! "$PYTHON_ENV/bin/python" -c "import pyiceberg, pyarrow, sys; sys.exit(0 if (pyiceberg.__version__, pyarrow.__version__) == ('$PYICEBERG_VERSION', '$PYARROW_VERSION') else 1)" 2>/dev/null; then
+  step "installing PyIceberg $PYICEBERG_VERSION into $PYTHON_ENV"
+  python3 -m venv "$PYTHON_ENV"
+  "$PYTHON_ENV/bin/pip" install -q --disable-pip-version-check "pyiceberg[pyarrow]==$PYICEBERG_VERSION" "pyarrow==$PYARROW_VERSION"
+fi
