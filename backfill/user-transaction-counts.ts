@@ -38,6 +38,8 @@ export interface BackfillLayout {
   counts: ResolvedTable;
   /** Where the catalog puts the namespace's tables (`s3://<bucket>/<warehouse root>/`). */
   warehouse: string;
+  /** Where each day's run record goes (`<root>/<table>/dt=<day>.json`). */
+  runRecords: string;
 }
 
 export interface DayResult {
@@ -56,7 +58,7 @@ export interface DayPlan {
 
 /** Where a (namespaced) catalog's backfill reads and writes. */
 export function backfillLayout(catalog: Catalog, bucket: string): BackfillLayout {
-  return { transactions: catalog.tables.transactions, counts: catalog.tables.userTransactionCounts, warehouse: `s3://${bucket}/${catalog.roots.warehouse}/` };
+  return { transactions: catalog.tables.transactions, counts: catalog.tables.userTransactionCounts, warehouse: `s3://${bucket}/${catalog.roots.warehouse}/`, runRecords: catalog.roots.backfillManifests };
 }
 
 const DAY_MS = 86_400_000;
@@ -71,6 +73,8 @@ function tableDeps(config: Config): TableDeps & { close(): void } {
 export async function planDays(config: Config, layout: BackfillLayout, range: { from?: string; to?: string }): Promise<DayPlan[]> {
   const deps = tableDeps(config);
   try {
+    // the store first, so an unreachable S3 is named even when no table exists yet
+    await deps.store.hasAny(keyOf(deps.store, layout.warehouse));
     const state = await loadTableState(deps, layout.transactions.iceberg);
     const files = new Map<string, number>();
     for (const entry of state ? await liveFiles(deps, state) : []) {
@@ -205,6 +209,15 @@ export async function openDayBackfiller(config: Config, layout: BackfillLayout, 
       archive = undefined;
       return runDay(day, options, attempt + 1);
     }
+    // the run's record for operators (the dashboard lists them); the table itself needs none
+    await store.putJson(`${layout.runRecords}/${layout.counts.view}/dt=${dt}.json`, {
+      dt,
+      status: 'done',
+      snapshot: String(counts.snapshot?.['snapshot-id'] ?? ''),
+      rows,
+      files: files.length,
+      at: new Date().toISOString(),
+    });
     return result;
   }
 

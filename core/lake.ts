@@ -9,6 +9,8 @@ import { LakestreamError, errorMessage } from './errors.ts';
 import { tableColumns } from './iceberg/schema.ts';
 import { ensureTable, type TableDeps, type TableState } from './iceberg/table.ts';
 import { columnsOf } from './lake-layout.ts';
+import { createObjectStore } from './object-store.ts';
+import { createS3 } from './s3.ts';
 
 /** The name under which `openLake` attaches the Iceberg catalog: `lakehouse.<namespace>.<table>`. */
 export const LAKEHOUSE = 'lakehouse';
@@ -31,6 +33,14 @@ export async function openLake(config: Config, namespace = ''): Promise<{ connec
     await loadExtension(duck.connection, config, 'iceberg');
     const names = catalog(namespace);
     const icebergNs = icebergNamespace(namespace);
+    // One request to the object store first: an unreachable or refusing S3 is named as such,
+    // not as a DuckDB error half-way through a query (or not at all, for a lake with no tables yet).
+    const s3 = createS3(config);
+    try {
+      await createObjectStore(s3, config.LAKE_BUCKET).hasAny(`${names.roots.warehouse}/`);
+    } finally {
+      s3.destroy();
+    }
     const existing = new Set(await lakeCatalog(config).listTables([icebergNs]));
     if (existing.size) {
       try {

@@ -3,6 +3,8 @@ import { catalog, processorDeclarations, type Catalog } from '../core/catalog.ts
 import type { Config } from '../core/config.ts';
 import { errorMessage } from '../core/errors.ts';
 import { createAdmin } from '../core/kafka.ts';
+import { lakeCatalog } from '../core/context.ts';
+import { liveFiles, loadTableState } from '../core/iceberg/table.ts';
 import { openLake } from '../core/lake.ts';
 import { createObjectStore, type ObjectStore } from '../core/object-store.ts';
 import { createRedis } from '../core/redis.ts';
@@ -106,6 +108,7 @@ export function createCollector(config: Config, options: { namespace?: string; l
   const redis: Redis = createRedis(config, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => 2_000 });
   const s3 = createS3(config);
   const store = createObjectStore(s3, config.LAKE_BUCKET);
+  const lakeTables = { catalog: lakeCatalog(config), store };
   let previous: { at: number; totals: Map<string, number> } | undefined;
   let lakeCache: { at: number; lake: Snapshot['lake']; business: Omit<Snapshot['business'], 'promo'>; transactions: Omit<Snapshot['transactions'], 'perSecond'> } | undefined;
   let lakeRefresh: Promise<void> | undefined;
@@ -186,17 +189,17 @@ export function createCollector(config: Config, options: { namespace?: string; l
   async function refreshLake(): Promise<void> {
     const tables: LakeTable[] = [];
     for (const table of Object.values(names.tables)) {
-      const objects = await listObjects(s3, config.LAKE_BUCKET, `${table.path}/`);
-      const parquet = objects.filter((o) => o.key.endsWith('.parquet'));
-      const state = await listObjects(s3, config.LAKE_BUCKET, `${table.sinkStateRoot}/`);
+      // what the table's current snapshot references, not what a listing finds
+      const state = await loadTableState(lakeTables, table.iceberg);
+      const files = state ? await liveFiles(lakeTables, state) : [];
       tables.push({
         table: table.view,
-        path: `s3://${config.LAKE_BUCKET}/${table.path}/`,
+        path: state?.loaded.metadata.location ?? `${table.iceberg.namespace.join('.')}.${table.iceberg.name} (not created yet)`,
         sink: table.group,
         rows: 0,
-        files: parquet.length,
-        bytes: parquet.reduce((sum, o) => sum + o.size, 0),
-        lastFlush: state.length ? Math.max(...state.map((o) => o.modified)) : null,
+        files: files.length,
+        bytes: files.reduce((sum, entry) => sum + Number(entry.file.sizeBytes), 0),
+        lastFlush: state?.snapshot?.['timestamp-ms'] ?? null,
       });
     }
     const runs: ScheduledRun[] = [];
@@ -279,8 +282,8 @@ function sourcesOf(names: Catalog, config: Config): Record<string, string> {
     topics: `Kafka ${config.KAFKA_BROKERS}: ListOffsets latest − earliest per topic; rate = change between two snapshots`,
     lag: "Kafka: OffsetFetch of each job's consumer group against ListOffsets latest, per partition (records read but not yet durable count too; in a topic written in transactions the last commit marker counts as 1)",
     deadLetters: 'Kafka: records in each dlq.* topic (ListOffsets latest − earliest)',
-    tables: `S3 ${config.S3_ENDPOINT}: ListObjectsV2 of each table's prefix (files, bytes) and of its sink state (last flush); rows: DuckDB ${queries.tableRows('<table>')}`,
-    runs: `S3: manifests under ${names.roots.backfillManifests}/ and ${names.roots.compactionManifests}/`,
+    tables: `Iceberg catalog ${config.ICEBERG_CATALOG_URL}: each table's current snapshot (files and bytes it references, its commit time as the last flush); rows: DuckDB ${queries.tableRows('<table>')}`,
+    runs: `S3: run records under ${names.roots.backfillManifests}/ and ${names.roots.compactionManifests}/`,
     promo: `Redis ${config.REDIS_URL.replace(/\/\/[^@/]*@/, '//')}: the promo economics feature (${names.features.promoEconomics.redisPrefix}*), summed over shards`,
     probabilities: `DuckDB: ${queries.probabilities}`,
     conversion: `DuckDB: ${queries.conversion}`,

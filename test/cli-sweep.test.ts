@@ -81,6 +81,7 @@ const cases: Record<string, Case> = {
   'sql: a missing file': { cli: 'sql/cli.ts', args: ['-f', 'nope.sql'], says: /--file: no such file nope\.sql/ },
   'sql: an unknown format': { cli: 'sql/cli.ts', args: ['SELECT 1', '--format', 'xml'], says: /--format must be table, csv or json, got xml/ },
   'sql: S3 unreachable': { cli: 'sql/cli.ts', args: ['SELECT count(*) FROM transactions'], env: { S3_ENDPOINT: `http://${dead}` }, says: /S3 at .* is unreachable \(ECONNREFUSED\).*S3_ENDPOINT/, withinMs: 20_000 },
+  'sql: Iceberg catalog unreachable': { cli: 'sql/cli.ts', args: ['SELECT count(*) FROM transactions'], env: { ICEBERG_CATALOG_URL: `http://${dead}/iceberg` }, says: /the Iceberg catalog at .* is unreachable \(ECONNREFUSED\): is it running\? \(ICEBERG_CATALOG_URL\)/, withinMs: 20_000 },
   'sql: a wrong S3 secret': { cli: 'sql/cli.ts', args: ['SELECT count(*) FROM transactions'], env: { S3_SECRET_ACCESS_KEY: 'wrong-secret' }, says: /S3 at .* refused access key minioadmin \(SignatureDoesNotMatch.*check S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY/ },
   'features: a user id that is not a number': { cli: 'sinks/redis/features-cli.ts', args: ['user', 'abc'], says: /user ids are non-negative integers, got "abc"/ },
   'features: Redis unreachable': { cli: 'sinks/redis/features-cli.ts', args: ['user', '1'], env: { REDIS_URL: `redis://${dead}` }, says: /Redis at .* is unreachable/ },

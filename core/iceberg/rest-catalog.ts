@@ -126,7 +126,8 @@ export function createRestCatalog(options: RestCatalogOptions): RestCatalog {
             signal: AbortSignal.timeout(options.timeoutMs ?? 30_000),
           });
         } catch (cause) {
-          throw new LakestreamError('ICEBERG_ERROR', `Iceberg catalog at ${base} unreachable (${method} ${path}): ${errorMessage(cause)}`, {
+          const code = (cause as { cause?: { code?: string } }).cause?.code ?? errorMessage(cause);
+          throw new LakestreamError('ICEBERG_ERROR', `the Iceberg catalog at ${base} is unreachable (${code}): is it running? (ICEBERG_CATALOG_URL)`, {
             retriable: true,
             cause,
             context: { service: 'iceberg-catalog', url: base },
