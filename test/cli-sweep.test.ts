@@ -95,6 +95,8 @@ const cases: Record<string, Case> = {
   'train: S3 unreachable': { cli: 'ml/train-cli.ts', args: [], env: { S3_ENDPOINT: `http://${dead}` }, says: /S3 at .* is unreachable/, withinMs: 20_000 },
   'infra:apply: Kafka unreachable': { cli: 'infra/apply-cli.ts', args: [], env: { KAFKA_BROKERS: dead }, says: new RegExp(`Kafka at ${dead} is unreachable: no broker answered`) },
   'infra:apply: a wrong admin password': { cli: 'infra/apply-cli.ts', args: [], env: wrongKafkaPassword, says: /rejected the credentials of user admin/ },
+  'lake: an unknown table': { cli: 'sinks/lake/lake-cli.ts', args: ['verify', '--table', 'nope'], says: /--table must be one of transactions, .* got "nope"/ },
+  'lake: Kafka unreachable': { cli: 'sinks/lake/lake-cli.ts', args: ['verify'], env: { KAFKA_BROKERS: dead }, says: /Kafka at .* is unreachable/, withinMs: 20_000 },
   'sink:reset: not a lake sink': { cli: 'sinks/lake/reset-cli.ts', args: ['promo'], says: /promo is not a lake sink; lake sinks: transactions-job-backup/ },
   'scheduler: a malformed cron setting': { cli: 'backfill/scheduler-cli.ts', args: [], env: { SCHEDULE_BACKFILL: '99 99' }, says: /SCHEDULE_BACKFILL: expected a cron expression \(got "99 99"\)/ },
   'chaos: an unknown scenario': { cli: 'infra/chaos/cli.ts', args: ['--only', 'nosuch'], says: /unknown scenario nosuch; scenarios: broker/ },
