@@ -161,6 +161,8 @@ export interface SnapshotChange {
   columns?: Column[][];
   /** Replaces the Kafka offsets carried from the base snapshot. */
   offsets?: KafkaOffsets;
+  /** Table properties set in the same commit (a marker that must move with the data). */
+  properties?: Record<string, string>;
   writer: string;
 }
 
@@ -300,6 +302,7 @@ export async function commitSnapshot(deps: TableDeps, base: TableState, change: 
       requirements.push({ type: 'assert-current-schema-id', 'current-schema-id': base.schema['schema-id'] });
       updates.push({ action: 'add-schema', schema, 'last-column-id': lastColumnId }, { action: 'set-current-schema', 'schema-id': -1 });
     }
+    if (change.properties) updates.push({ action: 'set-properties', updates: change.properties });
     updates.push({ action: 'add-snapshot', snapshot }, { action: 'set-snapshot-ref', 'ref-name': 'main', type: 'branch', 'snapshot-id': snapshotId });
     try {
       return stateOf(base.ref, await catalog.commitTable(base.ref.namespace, base.ref.name, requirements, updates));
