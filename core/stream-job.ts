@@ -59,6 +59,11 @@ export interface BatchContext {
 
 export interface StreamHandler {
   handle(batches: PartitionBatch[], context: BatchContext): Promise<void>;
+  /**
+   * A check of each decoded record beyond the topic's rules, for what only the handler knows (the
+   * lake sink: can its table hold this schema?). Throwing RECORD_INVALID dead-letters the record.
+   */
+  accept?(record: StreamRecord): Promise<void> | void;
   /** Partitions newly assigned to this member. */
   assigned?(partitions: number[]): Promise<void> | void;
   /** Partitions about to move to another member: make their output durable and commit first. */
@@ -333,7 +338,7 @@ export function createStreamJob(
         const pending = context.decode(message.value);
         const decoded = pending instanceof Promise ? await pending : pending;
         rules?.(decoded.value);
-        batch.records.push({
+        const record: StreamRecord = {
           topic: message.topic,
           partition: message.partition,
           offset: message.offset,
@@ -342,7 +347,9 @@ export function createStreamJob(
           schemaId: decoded.schemaId,
           type: decoded.type,
           bytes: message.size,
-        });
+        };
+        if (handler!.accept) await handler!.accept(record);
+        batch.records.push(record);
       } catch (error) {
         if (!isPoison(error)) throw error;
         letters.push(deadLetters.letter(message, error));

@@ -471,7 +471,29 @@ function lakeSinkHandler(
     if (failure) throw new LakestreamError('S3_ERROR', `a flush to the lake failed: ${errorMessage(failure)}`, { cause: failure });
   }
 
+  /** Per writer schema: whether the table can hold its rows (after evolving, if it must). */
+  const fits = new Map<number, string | undefined>();
+  async function accept(record: StreamRecord): Promise<void> {
+    if (!fits.has(record.schemaId)) {
+      const current = await tableState();
+      try {
+        evolveSchema({ schema: current.schema, lastColumnId: current.loaded.metadata['last-column-id'] }, columnsFor(record));
+        fits.set(record.schemaId, undefined);
+      } catch (error) {
+        if (!(error instanceof LakestreamError) || (error.code !== 'SCHEMA_INCOMPATIBLE' && error.code !== 'USAGE')) throw error;
+        fits.set(record.schemaId, errorMessage(error));
+      }
+    }
+    const reason = fits.get(record.schemaId);
+    if (reason !== undefined) {
+      throw new LakestreamError('RECORD_INVALID', `schema ${record.schemaId} does not fit table ${table.iceberg.name}: ${reason} (${record.topic}/${record.partition}@${record.offset})`, {
+        context: { reason: 'schema_incompatible', topic: record.topic, partition: record.partition, offset: record.offset },
+      });
+    }
+  }
+
   return {
+    accept,
     async handle(batches) {
       raiseFailure();
       const rewound = await applyFences();
