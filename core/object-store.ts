@@ -8,7 +8,8 @@ import { retry } from './retry.ts';
  * - `putJson` with `ifMatch` is a compare-and-set on the object's ETag; with `ifNoneMatch: '*'`
  *   it creates only if absent. A lost race throws PRECONDITION (not retried): the caller has
  *   been fenced by another writer.
- * - `delete` is idempotent: deleting a missing key succeeds.
+ * - `delete` is idempotent: deleting a missing key succeeds; a key the store refuses to delete
+ *   (reported per key in the answer) fails the call.
  * - `list` returns every key under a prefix (all pages), a snapshot that a concurrent writer may
  *   already have changed.
  */
@@ -21,6 +22,8 @@ export interface ObjectStore {
   putJson(key: string, value: unknown, condition?: { ifMatch?: string; ifNoneMatch?: '*' }): Promise<string>;
   delete(keys: string[]): Promise<void>;
   list(prefix: string): Promise<string[]>;
+  /** As `list`, with each object's last-modified time (the store's clock, not the writer's). */
+  listWithTimes(prefix: string): Promise<Array<{ key: string; lastModified: Date }>>;
   /** Whether any key starts with `prefix` (one request, however many there are). */
   hasAny(prefix: string): Promise<boolean>;
 }
@@ -35,6 +38,16 @@ export class PreconditionFailed extends LakestreamError {
 const s3Retry = { retries: 8, initialDelayMs: 100, maxDelayMs: 5_000 };
 
 export function createObjectStore(s3: S3Client, bucket: string): ObjectStore {
+  const listWithTimes: ObjectStore['listWithTimes'] = async (prefix) => {
+    const objects: Array<{ key: string; lastModified: Date }> = [];
+    let token: string | undefined;
+    do {
+      const page = await retry(() => s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token })), s3Retry);
+      for (const object of page.Contents ?? []) objects.push({ key: object.Key!, lastModified: object.LastModified! });
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return objects;
+  };
   return {
     bucket,
     async put(key, body, contentType = 'application/octet-stream') {
@@ -92,15 +105,10 @@ export function createObjectStore(s3: S3Client, bucket: string): ObjectStore {
     },
 
     async list(prefix) {
-      const keys: string[] = [];
-      let token: string | undefined;
-      do {
-        const page = await retry(() => s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token })), s3Retry);
-        for (const object of page.Contents ?? []) keys.push(object.Key!);
-        token = page.IsTruncated ? page.NextContinuationToken : undefined;
-      } while (token);
-      return keys;
+      return (await listWithTimes(prefix)).map((object) => object.key);
     },
+
+    listWithTimes,
 
     async hasAny(prefix) {
       const page = await retry(() => s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, MaxKeys: 1 })), s3Retry);
@@ -110,7 +118,17 @@ export function createObjectStore(s3: S3Client, bucket: string): ObjectStore {
     async delete(keys) {
       for (let i = 0; i < keys.length; i += 1000) {
         const chunk = keys.slice(i, i + 1000).map((Key) => ({ Key }));
-        await retry(() => s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: chunk, Quiet: true } })).then(() => {}), s3Retry);
+        const answer = await retry(() => s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: chunk, Quiet: true } })), s3Retry);
+        // A quiet DeleteObjects answers 200 and lists only the keys it could not delete: a
+        // cleanup that ignored them would leave files behind as if they were gone.
+        const refused = (answer.Errors ?? []).filter((error) => error.Code !== 'NoSuchKey');
+        if (refused.length) {
+          const first = refused[0]!;
+          throw new LakestreamError('S3_ERROR', `could not delete ${refused.length} of ${chunk.length} object(s) in ${bucket}, e.g. ${first.Key}: ${first.Code} ${first.Message ?? ''}`.trim(), {
+            retriable: refused.every((error) => error.Code === 'InternalError' || error.Code === 'SlowDown'),
+            context: { bucket, key: first.Key, reason: first.Code },
+          });
+        }
       }
     },
   };

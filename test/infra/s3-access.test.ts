@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createObjectStore } from '../../core/object-store.ts';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -133,6 +134,12 @@ test('lakestream-jobs writes its namespace only, lakestream-reader only reads, o
   assert.equal(await refusal(reader.send(new DeleteObjectCommand({ Bucket: bucket, Key: tableKey })), 'reader delete'), denied);
   assert.equal(await exists(root, bucket, readerKey), false);
   assert.equal(await exists(root, bucket, tableKey), true, 'the refused delete left the object');
+  // a quiet DeleteObjects answers 200 and lists refused keys in Errors[]: the store must not call that done
+  await assert.rejects(createObjectStore(reader, bucket).delete([tableKey]), (error: Error) => {
+    assert.match(error.message, new RegExp(`could not delete 1 of 1 object.*${tableKey.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}.*AccessDenied`));
+    return true;
+  });
+  assert.equal(await exists(root, bucket, tableKey), true);
   assert.equal(await refusal(reader.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: `${other}/` })), 'reader list of another namespace'), denied);
 
   // the jobs delete their own objects
