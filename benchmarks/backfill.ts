@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -11,11 +11,14 @@ import { openDuckdb } from '../core/duckdb.ts';
 import { createS3 } from '../core/s3.ts';
 import { formatCount } from '../core/stats.ts';
 import { catalog } from '../core/catalog.ts';
-import { sinkFileKey } from '../core/lake-layout.ts';
+import { createClientContext } from '../core/context.ts';
+import type { DataFile } from '../core/iceberg/manifest.ts';
+import { commitSnapshot, keyOf } from '../core/iceberg/table.ts';
+import { ensureLakeTable } from '../core/lake.ts';
 
 /**
  * Backfill speed over a synthetic archive (default 10M rows: 10 days x 24 hourly files, in the
- * backup sink's layout and schema), beside DuckDB SQL computing the same running totals over the
+ * backup sink's file names and schema, committed to the namespace's Iceberg table), beside DuckDB SQL computing the same running totals over the
  * same files in the same run.
  */
 export interface BackfillBench {
@@ -28,34 +31,49 @@ export interface BackfillBench {
 export async function benchBackfill(config: Config, rows: number, days: number, keep = false): Promise<BackfillBench> {
 const namespace = `bench-backfill-${Date.now().toString(36)}`;
 const names = catalog(namespace);
-const archive = `s3://${config.LAKE_BUCKET}/${names.tables.transactions.path}`;
 const duck = await openDuckdb(config, { memory_limit: '2GB' });
 const perFile = Math.ceil(rows / (days * 24));
+const context = createClientContext(config, { namespace });
+const lake = context.lakeTables();
+const table = await ensureLakeTable(lake, names, names.tables.transactions, config.LAKE_BUCKET);
+const location = table.loaded.metadata.location.replace(/\/+$/, '');
+const ids = table.schema.fields.map((field) => `'${field.name}': ${field.id}`).join(', ');
+const work = mkdtempSync(join(tmpdir(), 'lakestream-bench-archive-'));
 
-console.error(`bench: writing a ${formatCount(rows)}-row archive (${days * 24} files) under ${archive}`);
+console.error(`bench: writing a ${formatCount(rows)}-row archive (${days * 24} files) into ${location}`);
 const start = Date.UTC(2026, 9, 1);
 let offset = 0;
 const writeStarted = performance.now();
+const files: DataFile[] = [];
 for (let d = 0; d < days; d++) {
   for (let h = 0; h < 24; h++) {
     const dt = new Date(start + d * 86_400_000).toISOString().slice(0, 10);
     const base = start + d * 86_400_000 + h * 3_600_000;
-    const key = sinkFileKey(names.tables.transactions.path, dt, String(h).padStart(2, '0'), { partition: h % 6, first: offset, last: offset + perFile - 1 });
+    const hour = String(h).padStart(2, '0');
+    const path = `${location}/data/dt=${dt}/hour=${hour}/p${h % 6}-${offset}-${offset + perFile - 1}-bench.parquet`;
+    const local = join(work, 'file.parquet');
     await duck.connection.run(`COPY (
       SELECT (hash(i * 7919) % 100000)::INTEGER AS user_id,
              (${base} + (hash(i) % 3600000))::BIGINT AS transaction_timestamp_millis,
              round(((hash(i * 31) % 20000)::DOUBLE - 15000) / 100, 2) AS amount,
              ['EUR', 'USD', 'GBP', 'CHF', 'PLN'][1 + (hash(i * 17) % 5)::INTEGER] AS currency,
-             (1000000 + hash(i * 13) % 20000)::INTEGER AS counterpart_id
+             (1000000 + hash(i * 13) % 20000)::INTEGER AS counterpart_id,
+             DATE '${dt}' AS dt, ${h}::INTEGER AS hour
       FROM range(${offset}, ${offset + perFile}) t(i)
-    ) TO 's3://${config.LAKE_BUCKET}/${key}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)`);
+    ) TO '${local}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880, FIELD_IDS {${ids}})`);
+    const body = readFileSync(local);
+    await lake.store.put(keyOf(lake.store, path), body);
+    files.push({ path, records: BigInt(perFile), sizeBytes: BigInt(body.length), partition: { dt: Date.parse(`${dt}T00:00:00Z`) / 86_400_000, hour: h } });
     offset += perFile;
   }
   process.stderr.write(`\r  day ${d + 1}/${days}`);
 }
 process.stderr.write('\n');
+await commitSnapshot(lake, table, { operation: 'append', added: files, writer: 'bench' });
+rmSync(work, { recursive: true, force: true });
 const total = offset;
-console.error(`bench: archive written in ${((performance.now() - writeStarted) / 1000).toFixed(1)} s`);
+const archiveList = `[${files.map((file) => `'${file.path}'`).join(', ')}]`;
+console.error(`bench: archive written and committed in ${((performance.now() - writeStarted) / 1000).toFixed(1)} s`);
 
 /**
  * The backfill CLI's own figure: rows read per second from the start of its work (DuckDB open,
@@ -78,7 +96,7 @@ async function duckdbSql(): Promise<number> {
     SELECT user_id,
            row_number() OVER (PARTITION BY user_id ORDER BY transaction_timestamp_millis, filename, file_row_number) AS total_transactions_count,
            transaction_timestamp_millis AS event_timestamp_millis, dt, hour
-    FROM read_parquet('${archive}/dt=*/hour=*/*.parquet', hive_partitioning = true, filename = true, file_row_number = true)
+    FROM read_parquet(${archiveList}, filename = true, file_row_number = true)
   ) TO '${out}/counts' (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (dt, hour))`);
   const rate = total / ((performance.now() - began) / 1000);
   rmSync(out, { recursive: true, force: true });
@@ -91,6 +109,8 @@ const two = backfill(2);
 duck.close();
 
 if (!keep) {
+  for (const name of await lake.catalog.listTables(names.tables.transactions.iceberg.namespace)) await lake.catalog.dropTable(names.tables.transactions.iceberg.namespace, name);
+  await lake.catalog.dropNamespace(names.tables.transactions.iceberg.namespace);
   const s3 = createS3(config);
   for (;;) {
     const listed = await s3.send(new ListObjectsV2Command({ Bucket: config.LAKE_BUCKET, Prefix: `${namespace}/` }));
@@ -100,6 +120,7 @@ if (!keep) {
   }
   s3.destroy();
 }
+await context.close();
 return { rows: total, duckdb, one, two };
 }
 

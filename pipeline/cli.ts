@@ -18,7 +18,7 @@ ${jobNames.map((name) => `  ${name}`).join('\n')}
 Options:
   --namespace NS        prefix for topics, consumer groups, lake tables and Redis keys (default none)
   --flush-rows N        lake sinks: flush a partition at N buffered rows (default 100000)
-  --flush-interval-ms T lake sinks: flush a partition whose oldest row is T ms old (default 30000)
+  --flush-interval-ms T lake sinks: flush a partition whose oldest row is T ms old (default 5000)
   --instance ID         transactional jobs: stable id of this process (default 0)
   --stats-interval-ms T log each job's stats and the process's memory every T ms (default 10000)
   --metrics-port P      serve Prometheus metrics at http://HOST:P/metrics (0: any free port, logged;

@@ -10,6 +10,7 @@ import { evolveSchema } from '../../core/iceberg/schema.ts';
 import { commitSnapshot, keyOf, liveFiles, type TableDeps, type TableState } from '../../core/iceberg/table.ts';
 import { columnsOf, eventTimePartition } from '../../core/lake-layout.ts';
 import { metrics, secondsSince } from '../../core/metrics.ts';
+import { LatencyRecorder } from '../../core/stats.ts';
 import { retry, sleep } from '../../core/retry.ts';
 import { createStreamJob, topicReset, type PartitionBatch, type StreamHandler, type StreamJob, type StreamJobControls, type StreamRecord } from '../../core/stream-job.ts';
 import { ParquetWriter, type Column } from './parquet.ts';
@@ -18,7 +19,8 @@ export const lakeSinkOptionsSchema = z
   .object({
     flushRows: z.number().int().positive().default(100_000).describe('Flush a partition when it buffers this many rows.'),
     flushBytes: z.number().int().positive().default(32 * 1024 * 1024).describe('Flush a partition when its buffer reaches this many bytes.'),
-    flushIntervalMs: z.number().int().positive().default(30_000).describe('Flush a partition whose oldest buffered record is this old.'),
+    // 5 s keeps a row's way into the table within seconds; compaction merges the small files
+    flushIntervalMs: z.number().int().positive().default(5_000).describe('Flush a partition whose oldest buffered record is this old.'),
     maxBufferedBytes: z.number().int().positive().default(64 * 1024 * 1024).describe('Bound over buffers and flushes in flight: the largest buffer is flushed first.'),
   })
   .strict();
@@ -32,6 +34,13 @@ export interface LakeSinkStats {
   filesWritten: number;
   bytesWritten: number;
   flushes: number;
+  /** Table commits (each one round of flushes), refused commits planned again, and fenced flushes. */
+  commits: number;
+  conflicts: number;
+  fenced: number;
+  /** Catalog commit latency of this sink's commits. */
+  commitP50Ms: number;
+  commitP99Ms: number;
 }
 
 /** The rows of one output file: one event hour of one partition, written with one schema, held column by column. */
@@ -131,6 +140,7 @@ function lakeSinkHandler(
   const partitions = new Map<number, PartitionBuffer>();
   const columnsBySchema = new Map<number, Column[]>();
   const stats = { rowsWritten: 0, filesWritten: 0, bytesWritten: 0, flushes: 0, commits: 0, conflicts: 0, fenced: 0 };
+  const commitLatency = new LatencyRecorder();
   let writer: Promise<ParquetWriter> | undefined;
   /** Bytes of rows buffered, and of rows handed to flushes not yet finished. */
   let bufferedBytes = 0;
@@ -363,6 +373,7 @@ function lakeSinkHandler(
         throw error;
       }
       stats.commits++;
+      commitLatency.record(performance.now() - commitStarted);
       metrics.lakeCommitDuration.observe({ job: controls.jobName }, secondsSince(commitStarted));
       for (const flush of accepted) flush.done('committed');
       return;
@@ -535,6 +546,9 @@ function lakeSinkHandler(
         if (writer) (await writer).close();
       }
     },
-    stats: () => ({ ...stats, buffered: [...partitions.values()].reduce((sum, buffer) => sum + buffer.rows, 0) }) satisfies LakeSinkStats,
+    stats: () => {
+      const commit = commitLatency.summary();
+      return { ...stats, commitP50Ms: Math.round(commit.p50), commitP99Ms: Math.round(commit.p99), buffered: [...partitions.values()].reduce((sum, buffer) => sum + buffer.rows, 0) } satisfies LakeSinkStats;
+    },
   };
 }

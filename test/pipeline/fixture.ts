@@ -6,6 +6,7 @@ import { openLake } from '../../core/lake.ts';
 import { createRedis } from '../../core/redis.ts';
 import { createRegistry } from '../../core/registry.ts';
 import { applyInfra } from '../../infra/apply.ts';
+import { dropLakeNamespace } from '../../infra/namespace.ts';
 import { topicsFor } from '../../infra/topics.ts';
 import { pipelineJobs, type JobSettings } from '../../pipeline/jobs.ts';
 import { cleanupPrefix, cleanupRedisPrefix, cleanupTopics, config, onCleanup, testAdmin, testS3, uniqueName, waitFor } from '../helpers.ts';
@@ -23,6 +24,8 @@ export async function setupPipeline(t: TestContext, label: string, settings: Par
   const registry = createRegistry(config);
   await applyInfra(specs, { admin, registry, registryUrl: config.SCHEMA_REGISTRY_URL });
   cleanupPrefix(t, testS3(t), `${namespace}/`);
+  // cleanups run last-registered first: the catalog entries go before the files they point at
+  onCleanup(t, () => dropLakeNamespace(config, namespace).catch(() => {}));
   const redis = createRedis(config);
   onCleanup(t, () => redis.quit());
   cleanupRedisPrefix(t, redis, `${namespace}:`);
