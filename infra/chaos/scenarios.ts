@@ -160,6 +160,26 @@ export const scenarios: Scenario[] = [
       await sleep(3_000);
     },
   },
+  {
+    id: 'zombie',
+    name: 'a backup-job instance paused (SIGSTOP) past its session timeout, then resumed beside its successor',
+    expected: '0 lost, 0 duplicates',
+    async run(ctx) {
+      const successor = ctx.startJob('transactions-job-backup', '1');
+      await sleep(10_000);
+      const paused = ctx.jobs.get('transactions-job-backup')!;
+      // it holds a buffer when paused: its next flush comes after the group gave its partitions away
+      paused.child.kill('SIGSTOP');
+      ctx.note('instance 0 paused with a buffer');
+      await sleep(55_000);
+      paused.child.kill('SIGCONT');
+      ctx.note('instance 0 resumed after 55 s (session timeout 45 s)');
+      await sleep(15_000);
+      const code = await successor.terminate();
+      ctx.note(`instance 1 left (exit ${code}); fenced flushes of instance 0: ${(paused.output().match(/"msg":"fenced/g) ?? []).length}, of instance 1: ${(successor.output().match(/"msg":"fenced/g) ?? []).length}`);
+      await sleep(3_000);
+    },
+  },
 ];
 
 /**
