@@ -125,8 +125,8 @@ export async function runRecreateExperiment(config: Config, options: { first?: n
 
     sink = startSink();
     const again = await exited(sink, 60_000);
-    const refusal = sink.output().match(/partition \d+: the lake's offsets \(up to \d+\) belong to topic id/);
-    if (again === 1 && refusal) notes.push('a restart refused too (the lake state names the old topic id)');
+    const refusal = sink.output().match(/partition \d+: the table's offsets \(up to \d+\) belong to topic id/);
+    if (again === 1 && refusal) notes.push("a restart refused too (the table's snapshot names the old topic id)");
     else missed.push(`a restart did not refuse (${again})`);
 
     const resetStarted = performance.now();
