@@ -166,6 +166,9 @@ export interface SnapshotChange {
   writer: string;
 }
 
+/** How many manifests a snapshot may list before a commit merges them into one. */
+export const MERGE_MANIFESTS_AT = 100;
+
 const randomSnapshotId = () => randomBytes(8).readBigInt64BE() & 0x7fff_ffff_ffff_ffffn;
 
 const summaryNumber = (snapshot: Snapshot | undefined, key: string) => BigInt(snapshot?.summary[key] ?? '0');
@@ -239,6 +242,21 @@ export async function commitSnapshot(deps: TableDeps, base: TableState, change: 
         sequence_number: sequenceNumber,
         min_sequence_number: summary.minSequenceNumber ?? sequenceNumber,
       });
+    }
+    if (manifests.length >= MERGE_MANIFESTS_AT) {
+      // One manifest per commit would grow every commit's manifest list and every reader's
+      // planning without bound: past a hundred, they are merged into one (as Iceberg's Java
+      // writers do), each live file kept with its own sequence numbers.
+      const entries: ManifestEntry[] = [];
+      for (const manifest of manifests) {
+        for (const entry of await readManifest(await readObject(store, manifest.manifest_path), manifest)) {
+          if (entry.status !== STATUS.DELETED) entries.push({ ...entry, status: STATUS.EXISTING });
+        }
+      }
+      const { body, summary } = await writeManifest(entries, table, snapshotId);
+      const { path, length } = await put(`${randomUUID()}-m-merged.avro`, body);
+      manifests.length = 0;
+      manifests.push({ ...summary, manifest_path: path, manifest_length: length, sequence_number: sequenceNumber, min_sequence_number: summary.minSequenceNumber ?? sequenceNumber });
     }
     const missing = [...removed].filter((path) => !found.has(path));
     if (missing.length) {
