@@ -2,7 +2,10 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { test } from 'node:test';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { catalog } from '../../core/catalog.ts';
 import { loadConfig } from '../../core/config.ts';
+import { applyS3Access } from '../../infra/s3-access.ts';
+import { s3UsersDir } from '../../infra/stack/minio.ts';
 import { createS3 } from '../../core/s3.ts';
 import { uniqueName, runCliFile } from '../helpers.ts';
 
@@ -41,9 +44,14 @@ test('stack:up --secure: no open listener; infra:apply, the producer and SQL wor
   // the stack's own env (stack.env) now points every command at the SASL listeners
   const clean = { KAFKA_BROKERS: '', KAFKA_SECURITY_PROTOCOL: '', KAFKA_CREDENTIALS_DIR: '' };
   const namespace = uniqueName('secure');
+  // the stack's S3 users may write the production namespace only: an operator grants a second
+  // namespace its prefixes (as MinIO's admin) before infra:apply creates its Iceberg tables there
+  const admin = loadConfig(process.env, { useStackEnv: false });
+  await applyS3Access(admin, catalog(namespace), s3UsersDir({ stackDir: admin.LAKESTREAM_STACK_DIR }));
   const apply = await runCliFile('infra/apply-cli.ts', ['--namespace', namespace], clean);
   assert.equal(apply.status, 0, apply.stderr);
   assert.match(apply.stdout, /acl +transactions-backup-job-user/);
+  assert.match(apply.stdout, /created +\S+\.transactions +Iceberg table/, 'the lake tables were created as the jobs user');
   const produce = await runCliFile('ingest/cli.ts', ['transactions', '--topic', `${namespace}.transactions`, '--count', '500'], clean);
   assert.equal(produce.status, 0, produce.stderr);
   assert.match(produce.stderr + produce.stdout, /sent 500, failed 0/);
