@@ -8,9 +8,10 @@ import { dayOption } from './day-option.ts';
 
 const usage = helpText(`Usage: pnpm run compact -- --table <transactions|user_transaction_counts> --dt YYYY-MM-DD [options]
 
-Merges the small files of each hour partition of one event day into one file per hour. Query
-results are the same before and after; safe while the sinks are writing; idempotent. The current
-(still open) hour is left alone unless --include-open-hour.
+Merges the small files of each hour partition of one event day into one file per hour, one
+Iceberg replace snapshot per hour. Query results are the same before and after; safe while the
+sinks are writing; idempotent. An hour not yet ended is left alone unless --include-open-hour.
+Afterwards, data files older than a day that the current snapshot does not reference are deleted.
 
 Options:
   --table T             transactions or user_transaction_counts
@@ -50,7 +51,7 @@ async function main(): Promise<void> {
   }
   const merged = results.filter((r) => r.output);
   console.log(
-    `compact: ${target.table} dt=${values.dt}: ${merged.reduce((s, r) => s + r.inputs, 0)} files merged into ${merged.length} in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+    `compact: ${target.view} dt=${values.dt}: ${merged.reduce((s, r) => s + r.inputs, 0)} files merged into ${merged.length} in ${((Date.now() - started) / 1000).toFixed(1)} s`,
   );
 }
 

@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -50,7 +51,7 @@ for (let d = 0; d < days; d++) {
     const dt = new Date(start + d * 86_400_000).toISOString().slice(0, 10);
     const base = start + d * 86_400_000 + h * 3_600_000;
     const hour = String(h).padStart(2, '0');
-    const path = `${location}/data/dt=${dt}/hour=${hour}/p${h % 6}-${offset}-${offset + perFile - 1}-bench.parquet`;
+    const path = `${location}/data/dt=${dt}/hour=${hour}/p${h % 6}-${offset}-${offset + perFile - 1}-${randomUUID()}.parquet`;
     const local = join(work, 'file.parquet');
     await duck.connection.run(`COPY (
       SELECT (hash(i * 7919) % 100000)::INTEGER AS user_id,

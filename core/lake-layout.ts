@@ -19,14 +19,18 @@ export interface SinkFile {
 }
 
 /**
- * A sink file is named from what it holds, the Kafka partition and the first and last offset:
- * a replay of the same range writes the same object instead of a duplicate.
+ * A sink file is named from what it holds, the Kafka partition and the first and last offset.
+ * The Iceberg sink appends `-<uuid>` before `.parquet`: a fenced owner deletes the files of its
+ * flush, which must never be the ones another owner committed for the same range.
  */
 export function sinkFileKey(table: string, dt: string, hour: string, file: SinkFile): string {
   return `${table}/dt=${dt}/hour=${hour}/p${file.partition}-${file.first}-${file.last}.parquet`;
 }
 
-const sinkFilePattern = /\/p(\d+)-(\d+)-(\d+)\.parquet$/;
+/** Hex and dashes, as randomUUID writes them. */
+const UUID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
+
+const sinkFilePattern = new RegExp(`/p(\\d+)-(\\d+)-(\\d+)(?:-${UUID})?\\.parquet$`);
 
 /** The partition and offset range of a sink file's key, or undefined for other files (compacted, backfilled). */
 export function parseSinkFileKey(key: string): SinkFile | undefined {
@@ -40,8 +44,8 @@ export function parseSinkFileKey(key: string): SinkFile | undefined {
  */
 export function sinkFileSql(filenameColumn: string): { partition: string; firstOffset: string } {
   return {
-    partition: `TRY_CAST(regexp_extract(${filenameColumn}, '/p(\\d+)-\\d+-\\d+\\.parquet$', 1) AS INTEGER)`,
-    firstOffset: `TRY_CAST(regexp_extract(${filenameColumn}, '/p\\d+-(\\d+)-\\d+\\.parquet$', 1) AS BIGINT)`,
+    partition: `TRY_CAST(regexp_extract(${filenameColumn}, '/p(\\d+)-\\d+-\\d+(?:-${UUID})?\\.parquet$', 1) AS INTEGER)`,
+    firstOffset: `TRY_CAST(regexp_extract(${filenameColumn}, '/p\\d+-(\\d+)-\\d+(?:-${UUID})?\\.parquet$', 1) AS BIGINT)`,
   };
 }
 

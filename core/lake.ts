@@ -6,7 +6,7 @@ import { repoRoot, type Config } from './config.ts';
 import { lakeCatalog } from './context.ts';
 import { loadExtension, openDuckdb } from './duckdb.ts';
 import { LakestreamError, errorMessage } from './errors.ts';
-import { tableColumns } from './iceberg/schema.ts';
+import { duckdbTypeOf, tableColumns } from './iceberg/schema.ts';
 import { ensureTable, type TableDeps, type TableState } from './iceberg/table.ts';
 import { columnsOf } from './lake-layout.ts';
 import { createObjectStore } from './object-store.ts';
@@ -59,8 +59,7 @@ export async function openLake(config: Config, namespace = ''): Promise<{ connec
         await duck.connection.run(`CREATE OR REPLACE VIEW ${table.view} AS SELECT * FROM ${LAKEHOUSE}.${quote(icebergNs)}.${quote(table.iceberg.name)}`);
       } else {
         const columns = tableColumns(declaredColumns(table));
-        const sqlType = { int: 'INTEGER', long: 'BIGINT', float: 'FLOAT', double: 'DOUBLE', string: 'VARCHAR', boolean: 'BOOLEAN', binary: 'BLOB', date: 'DATE' } as const;
-        const select = columns.map((c) => `NULL::${sqlType[c.type]} AS ${quote(c.name)}`).join(', ');
+        const select = columns.map((c) => `NULL::${duckdbTypeOf[c.type]} AS ${quote(c.name)}`).join(', ');
         await duck.connection.run(`CREATE OR REPLACE VIEW ${table.view} AS SELECT ${select} WHERE false`);
       }
     }

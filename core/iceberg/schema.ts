@@ -42,6 +42,18 @@ const icebergTypeOf: Record<Column['sqlType'] | 'DATE', IcebergPrimitive> = {
   DATE: 'date',
 };
 
+/** The DuckDB type of each Iceberg type the lake uses (the inverse of the mapping above). */
+export const duckdbTypeOf: Record<IcebergPrimitive, string> = {
+  int: 'INTEGER',
+  long: 'BIGINT',
+  float: 'FLOAT',
+  double: 'DOUBLE',
+  string: 'VARCHAR',
+  boolean: 'BOOLEAN',
+  binary: 'BLOB',
+  date: 'DATE',
+};
+
 /** Type changes Iceberg allows in place (and Avro's schema resolution allows too). */
 const widenings: Record<string, IcebergPrimitive[]> = { int: ['long'], float: ['double'] };
 
