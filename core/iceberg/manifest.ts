@@ -151,7 +151,7 @@ interface RawEntry {
  */
 export async function writeManifest(
   entries: ManifestEntry[],
-  table: { schema: IcebergSchema; spec: object },
+  table: { schema: IcebergSchema; spec: { 'spec-id': number; fields: unknown[] } },
   snapshotId: bigint,
 ): Promise<{ body: Buffer; summary: Omit<ManifestFile, 'manifest_path' | 'manifest_length' | 'sequence_number' | 'min_sequence_number'> & { minSequenceNumber?: bigint } }> {
   const raw: RawEntry[] = entries.map((entry) => {
@@ -174,8 +174,8 @@ export async function writeManifest(
   const body = await writeAvroFile(manifestEntrySchema, raw, {
     schema: JSON.stringify(table.schema),
     'schema-id': String(table.schema['schema-id']),
-    'partition-spec': JSON.stringify((table.spec as { fields: unknown[] }).fields),
-    'partition-spec-id': '0',
+    'partition-spec': JSON.stringify(table.spec.fields),
+    'partition-spec-id': String(table.spec['spec-id']),
     'format-version': '2',
     content: 'data',
   });
@@ -185,7 +185,7 @@ export async function writeManifest(
   return {
     body,
     summary: {
-      partition_spec_id: 0,
+      partition_spec_id: table.spec['spec-id'],
       content: 0,
       added_snapshot_id: snapshotId,
       added_files_count: count(STATUS.ADDED).length,

@@ -44,7 +44,8 @@ export interface LoadedTable {
 export type Requirement =
   | { type: 'assert-ref-snapshot-id'; ref: string; 'snapshot-id': bigint | null }
   | { type: 'assert-current-schema-id'; 'current-schema-id': number }
-  | { type: 'assert-table-uuid'; uuid: string };
+  | { type: 'assert-table-uuid'; uuid: string }
+  | { type: 'assert-default-spec-id'; 'default-spec-id': number };
 
 export type Update = Record<string, unknown> & { action: string };
 

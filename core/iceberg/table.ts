@@ -71,13 +71,18 @@ export const TABLE_PROPERTIES: Record<string, string> = {
  */
 export async function ensureTable(deps: TableDeps, ref: TableRef, columns: Column[], namespaceLocation: string, sortField?: string): Promise<TableState> {
   const existing = await loadTableState(deps, ref);
-  if (existing) return existing;
+  if (existing?.snapshot) return existing;
+  if (existing) return initialise(deps, existing);
   await deps.catalog.createNamespace(ref.namespace, { location: namespaceLocation });
   const { schema } = evolveSchema(undefined, columns);
   const sortSource = sortField ? schema.fields.find((field) => field.name === sortField) : undefined;
+  // Created unpartitioned, then initialised by one commit that adds the partition spec and an
+  // empty first snapshot under `assert-default-spec-id`: only one creator's initialisation can
+  // land. (Nessie 0.99 does not enforce `"snapshot-id": null`, the usual "no snapshot yet"
+  // requirement: a paused creator's late first commit replaced a table's whole history in a chaos
+  // run. Every later commit requires a real snapshot id.)
   await deps.catalog.createTable(ref.namespace, ref.name, {
     schema,
-    'partition-spec': partitionSpec(schema),
     ...(sortSource
       ? { 'write-order': { 'order-id': 1, fields: [{ transform: 'identity', 'source-id': sortSource.id, direction: 'asc', 'null-order': 'nulls-first' }] } }
       : {}),
@@ -85,15 +90,18 @@ export async function ensureTable(deps: TableDeps, ref: TableRef, columns: Colum
   });
   const created = await loadTableState(deps, ref);
   if (!created) throw new LakestreamError('ICEBERG_ERROR', `table ${tableName(ref)} was created but cannot be loaded`);
-  if (created.snapshot) return created;
-  // An empty first snapshot: every later commit then requires a snapshot id, never "no snapshot
-  // yet", a requirement Nessie 0.99 does not enforce (two first commits could both land).
-  // Two creators racing here both commit an empty snapshot, which loses nothing.
+  return created.snapshot ? created : initialise(deps, created);
+}
+
+/** The table's first commit; a creator that lost the race to it reads the winner's. */
+async function initialise(deps: TableDeps, created: TableState): Promise<TableState> {
   try {
-    return await commitSnapshot(deps, created, { operation: 'append', added: [], writer: 'create' });
+    return await commitSnapshot(deps, created, { operation: 'append', added: [], writer: 'create', initialize: true });
   } catch (error) {
     if (!(error instanceof CommitConflict || error instanceof CommitStateUnknown)) throw error;
-    return (await loadTableState(deps, ref)) ?? created;
+    const initialised = await loadTableState(deps, created.ref);
+    if (!initialised?.snapshot) throw error;
+    return initialised;
   }
 }
 
@@ -161,6 +169,8 @@ export interface SnapshotChange {
   columns?: Column[][];
   /** Replaces the Kafka offsets carried from the base snapshot. */
   offsets?: KafkaOffsets;
+  /** The table's first commit (ensureTable): adds the partition spec, fenced by the default spec id. */
+  initialize?: boolean;
   /** Table properties set in the same commit (a marker that must move with the data). */
   properties?: Record<string, string>;
   writer: string;
@@ -206,7 +216,14 @@ export async function commitSnapshot(deps: TableDeps, base: TableState, change: 
       schemaChanged = true;
     }
   }
-  const table = { schema, spec: partitionSpec(schema) };
+  if (!base.snapshot && !change.initialize) {
+    throw new LakestreamError('ICEBERG_ERROR', `table ${tableName(base.ref)} has no snapshot: it was not created by ensureTable`, { context: { table: tableName(base.ref) } });
+  }
+  const metadata = base.loaded.metadata;
+  const specId = change.initialize ? Math.max(...metadata['partition-specs'].map((spec) => spec['spec-id'])) + 1 : metadata['default-spec-id'];
+  const spec = change.initialize ? { ...partitionSpec(schema), 'spec-id': specId } : metadata['partition-specs'].find((candidate) => candidate['spec-id'] === specId);
+  if (!spec) throw new LakestreamError('ICEBERG_ERROR', `table ${tableName(base.ref)} has no partition spec ${specId}`);
+  const table = { schema, spec };
 
   try {
     const manifests: ManifestFile[] = [];
@@ -316,6 +333,10 @@ export async function commitSnapshot(deps: TableDeps, base: TableState, change: 
       { type: 'assert-ref-snapshot-id', ref: 'main', 'snapshot-id': parentId ?? null },
     ];
     const updates: Update[] = [];
+    if (change.initialize) {
+      requirements.push({ type: 'assert-default-spec-id', 'default-spec-id': metadata['default-spec-id'] });
+      updates.push({ action: 'add-spec', spec }, { action: 'set-default-spec', 'spec-id': -1 });
+    }
     if (schemaChanged) {
       requirements.push({ type: 'assert-current-schema-id', 'current-schema-id': base.schema['schema-id'] });
       updates.push({ action: 'add-schema', schema, 'last-column-id': lastColumnId }, { action: 'set-current-schema', 'schema-id': -1 });
