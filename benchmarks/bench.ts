@@ -8,7 +8,7 @@ import { cliArgs, helpText } from '../core/cli.ts';
 import { loadConfig, repoRoot } from '../core/config.ts';
 import { createClientContext } from '../core/context.ts';
 import { createAdmin } from '../core/kafka.ts';
-import { openLake } from '../core/lake.ts';
+import { ensureLakeTable, openLake } from '../core/lake.ts';
 import type { Profile } from '../core/profile.ts';
 import { createRedis } from '../core/redis.ts';
 import { createObjectStore } from '../core/object-store.ts';
@@ -362,6 +362,8 @@ async function lakeFreshness(): Promise<{ p50: number; p99: number; max: number;
   const lakeNames = catalog(lakeNamespace);
   await applyInfra(topicsFor(lakeNamespace), { admin, registry, registryUrl: config.SCHEMA_REGISTRY_URL });
   const context = createClientContext(config, { namespace: lakeNamespace, component: 'bench' });
+  // as infra:apply would: the table exists before the first record, so the reader can attach
+  await ensureLakeTable(context.lakeTables(), lakeNames, lakeNames.tables.transactions, config.LAKE_BUCKET);
   const sink = createLakeSink(lakeNames.tables.transactions, {}, context);
   await sink.start();
   const producer = await createTransactionsProducer(config, { topic: lakeNames.topic.transactions, lingerMs: 5 });
