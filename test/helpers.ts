@@ -6,10 +6,13 @@ import type { TestContext } from 'node:test';
 import { DeleteObjectsCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import type { Admin } from '@platformatic/kafka';
 import type { Redis } from 'ioredis';
+import { catalog } from '../core/catalog.ts';
 import { loadConfig, repoRoot, type Config } from '../core/config.ts';
+import { createClientContext } from '../core/context.ts';
 import { createAdmin } from '../core/kafka.ts';
 import { deleteSubject } from '../core/registry.ts';
 import { createS3 } from '../core/s3.ts';
+import { dropLakeNamespace } from '../infra/namespace.ts';
 
 /** Integration tests run against the local stack (or whatever the environment points at). */
 export const config: Config = loadConfig();
@@ -183,4 +186,18 @@ export function runCliFile(
       resolve({ status, stdout, stderr, ms: Date.now() - started });
     }),
   );
+}
+
+/**
+ * A namespace of its own for a test that works on lake tables directly: a client context, the
+ * catalog resolved under it, and cleanup of its Iceberg tables (first) and its S3 prefix.
+ */
+export function lakeNamespace(t: TestContext, label: string) {
+  const namespace = uniqueName(label);
+  const context = createClientContext(config, { namespace });
+  onCleanup(t, () => context.close());
+  cleanupPrefix(t, testS3(t), `${namespace}/`);
+  // cleanups run last-registered first: the catalog entries go before the files they point at
+  onCleanup(t, () => dropLakeNamespace(config, namespace).catch(() => {}));
+  return { namespace, names: catalog(namespace), context, lake: context.lakeTables() };
 }

@@ -1,12 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { catalog } from '../../core/catalog.ts';
-import { createClientContext } from '../../core/context.ts';
 import { CommitConflict } from '../../core/iceberg/rest-catalog.ts';
 import { commitSnapshot, ensureTable, loadTableState } from '../../core/iceberg/table.ts';
 import { declaredColumns, warehouseLocation } from '../../core/lake.ts';
-import { dropLakeNamespace } from '../../infra/namespace.ts';
-import { cleanupPrefix, config, onCleanup, testS3, uniqueName } from '../helpers.ts';
+import { config, lakeNamespace } from '../helpers.ts';
 
 /**
  * A creator paused between creating a table and its first commit (the chaos zombie run found
@@ -14,13 +11,7 @@ import { cleanupPrefix, config, onCleanup, testS3, uniqueName } from '../helpers
  * so the first commit is fenced by the partition spec it adds instead.
  */
 test('a late first commit of a paused table creator is refused and the table keeps what others committed', { timeout: 120_000 }, async (t) => {
-  const namespace = uniqueName('iceberg-init');
-  const names = catalog(namespace);
-  const context = createClientContext(config, { namespace });
-  onCleanup(t, () => context.close());
-  cleanupPrefix(t, testS3(t), `${namespace}/`);
-  onCleanup(t, () => dropLakeNamespace(config, namespace).catch(() => {}));
-  const lake = context.lakeTables();
+  const { namespace, names, lake } = lakeNamespace(t, 'iceberg-init');
   const table = names.tables.transactions;
   await lake.catalog.createNamespace(table.iceberg.namespace, { location: warehouseLocation(names, config.LAKE_BUCKET) });
   // the paused creator: it created the table and read it back, then stopped before its first commit

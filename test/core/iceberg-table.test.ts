@@ -3,24 +3,15 @@ import { readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { catalog } from '../../core/catalog.ts';
-import { createClientContext } from '../../core/context.ts';
 import { openDuckdb } from '../../core/duckdb.ts';
 import type { DataFile } from '../../core/iceberg/manifest.ts';
 import { CommitConflict } from '../../core/iceberg/rest-catalog.ts';
 import { commitSnapshot, keyOf, liveFiles, loadTableState, manifestsOf, MERGE_MANIFESTS_AT } from '../../core/iceberg/table.ts';
 import { ensureLakeTable, openLake } from '../../core/lake.ts';
-import { dropLakeNamespace } from '../../infra/namespace.ts';
-import { cleanupPrefix, config, onCleanup, testS3, uniqueName } from '../helpers.ts';
+import { config, lakeNamespace } from '../helpers.ts';
 
 test('Iceberg commits against the real catalog: a stale base or a file no longer live is refused; manifests merge past a hundred, every file kept', { timeout: 300_000 }, async (t) => {
-  const namespace = uniqueName('iceberg');
-  const names = catalog(namespace);
-  const context = createClientContext(config, { namespace });
-  onCleanup(t, () => context.close());
-  cleanupPrefix(t, testS3(t), `${namespace}/`);
-  onCleanup(t, () => dropLakeNamespace(config, namespace).catch(() => {}));
-  const lake = context.lakeTables();
+  const { namespace, names, lake } = lakeNamespace(t, 'iceberg');
   const table = names.tables.userTransactionCounts;
   let state = await ensureLakeTable(lake, names, table, config.LAKE_BUCKET);
   const ids = state.schema.fields.map((field) => `'${field.name}': ${field.id}`).join(', ');
