@@ -176,6 +176,19 @@ export interface SnapshotChange {
   writer: string;
 }
 
+/**
+ * Whether a commit whose answer was lost is in the table: its snapshot is, or else every file it
+ * added is live. The second test is needed because Nessie keeps only the current snapshot in a
+ * table's metadata: once another writer has committed on top, the id is gone (and a writer that
+ * then took its files for garbage would delete rows the table holds).
+ */
+async function landed(deps: TableDeps, now: TableState, snapshotId: bigint, added: DataFile[]): Promise<boolean> {
+  if (now.snapshot?.['snapshot-id'] === snapshotId || now.loaded.metadata.snapshots?.some((s) => s['snapshot-id'] === snapshotId)) return true;
+  if (!added.length) return false;
+  const live = new Set((await liveFiles(deps, now).catch(() => [])).map((entry) => entry.file.path));
+  return added.every((file) => live.has(file.path));
+}
+
 /** How many manifests a snapshot may list before a commit merges them into one. */
 export const MERGE_MANIFESTS_AT = 100;
 
@@ -350,7 +363,7 @@ export async function commitSnapshot(deps: TableDeps, base: TableState, change: 
       // is unknown: in both cases the table itself says whether this snapshot is in it.
       if (!(error instanceof CommitConflict || error instanceof CommitStateUnknown || (error as LakestreamError).retriable)) throw error;
       const now = await loadTableState(deps, base.ref).catch(() => undefined);
-      if (now?.snapshot?.['snapshot-id'] === snapshotId || now?.loaded.metadata.snapshots?.some((s) => s['snapshot-id'] === snapshotId)) {
+      if (now && (await landed(deps, now, snapshotId, change.added))) {
         written.length = 0;
         return now;
       }

@@ -384,16 +384,18 @@ function lakeSinkHandler(
    * The table holds something else for this partition than the flush assumed. If it is the
    * flush's own range with the flush's own files (an earlier attempt of this commit landed
    * though its answer was lost), the flush is done. Otherwise another owner archived the
-   * partition: drop this buffer and its files, and re-read from the table's offset.
+   * partition: drop this buffer, and re-read from the table's offset. The flush's files are
+   * deleted only if the table does not hold them: an attempt that landed unseen, with another
+   * owner's commit on top since (the catalog keeps only the current snapshot, so the attempt
+   * cannot be found by its id), made them the table's.
    */
   async function fence(flush: ReadyFlush, current: TableState, tableNext: number | undefined): Promise<void> {
     const { buffer, job } = flush;
-    if (tableNext === job.to + 1) {
-      const live = new Set((await liveFiles(lake, current)).map((entry) => entry.file.path));
-      if (flush.files.every((file) => live.has(file.path))) {
-        flush.done('committed');
-        return;
-      }
+    const live = new Set((await liveFiles(lake, current)).map((entry) => entry.file.path));
+    const landed = flush.files.filter((file) => live.has(file.path));
+    if (tableNext === job.to + 1 && landed.length === flush.files.length) {
+      flush.done('committed');
+      return;
     }
     stats.fenced++;
     log.warn('fenced: the table moved this partition past the flush; dropping the buffer and re-reading from the table', {
@@ -401,9 +403,11 @@ function lakeSinkHandler(
       flushFrom: job.from,
       expected: buffer.committedNext ?? null,
       tableNext: tableNext ?? null,
+      landedUnseen: landed.length > 0,
     });
     buffer.fenced = true;
-    await store.delete(flush.files.map((file) => keyOf(store, file.path))).catch((error) => log.warn('could not delete the files of a fenced flush (orphan removal will)', { error: errorMessage(error) }));
+    const unreferenced = flush.files.filter((file) => !live.has(file.path));
+    await store.delete(unreferenced.map((file) => keyOf(store, file.path))).catch((error) => log.warn('could not delete the files of a fenced flush (orphan removal will)', { error: errorMessage(error) }));
     if (partitions.get(buffer.partition) === buffer) {
       partitions.delete(buffer.partition);
       bufferedBytes -= buffer.bytes;

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
-import { keyOf, liveFiles, loadTableState } from '../../core/iceberg/table.ts';
+import { CommitStateUnknown } from '../../core/iceberg/rest-catalog.ts';
+import { commitSnapshot, keyOf, liveFiles, loadTableState } from '../../core/iceberg/table.ts';
 import { createTransactionGenerator } from '../../ingest/transactions/generator.ts';
 import { createTransactionsProducer } from '../../ingest/transactions/producer.ts';
 import { createLakeSink } from '../../sinks/lake/lake-sink.ts';
-import { config, onCleanup } from '../helpers.ts';
+import { config, onCleanup, waitFor } from '../helpers.ts';
 import { setupPipeline } from '../pipeline/fixture.ts';
 
 async function fixture(t: TestContext, label: string, spreadDays = 2) {
@@ -77,4 +78,48 @@ test('lake sink: files no snapshot references are invisible, and the sink commit
   const offsets = (await loadTableState(lake, f.table.iceberg))!.offsets!;
   const total = Object.values(offsets.next).reduce((sum, next) => sum + next, 0);
   assert.equal(total, 2_500, "the snapshot summary holds every partition's next offset");
+});
+
+/**
+ * The chaos zombie run found this: a commit lands but its answer is lost (the instance was
+ * paused mid-request), and another owner commits on top before the answer is checked. The
+ * catalog keeps only the current snapshot, so the commit cannot be found by id; the sink then
+ * took itself for fenced and deleted the files its own landed commit references: every reader
+ * of the table failed on a 404. (Seen failing so before the fix.)
+ */
+test('lake sink: a landed commit whose answer was lost keeps its files when another owner has committed on top', { timeout: 300_000 }, async (t) => {
+  const f = await fixture(t, 'lost-answer', 0);
+  await f.producer.send(Array.from({ length: 1_000 }, f.next));
+  const real = f.context.lakeTables();
+  let lost = false;
+  const catalog: typeof real.catalog = {
+    ...real.catalog,
+    async commitTable(namespace, name, requirements, updates) {
+      const loaded = await real.catalog.commitTable(namespace, name, requirements, updates);
+      const state = (await loadTableState(real, f.table.iceberg))!;
+      // the table's initialisation, and every commit after the lost one, go through
+      if (lost || !state.offsets) return loaded;
+      lost = true;
+      // another owner takes the partitions over from here and archives one more record of each
+      const next = Object.fromEntries(Object.entries(state.offsets!.next).map(([partition, offset]) => [partition, offset + 1]));
+      await commitSnapshot(real, state, { operation: 'append', added: [], offsets: { ...state.offsets!, next }, writer: 'another owner' });
+      throw new CommitStateUnknown('the answer was lost');
+    },
+  };
+  const context = { ...f.context, lakeTables: () => ({ catalog, store: real.store }) };
+  const sink = createLakeSink(f.table, { flushIntervalMs: 500 }, context);
+  onCleanup(t, () => sink.stop());
+  await sink.start();
+  const handled = () => {
+    const stats = sink.stats() as { commits?: number; fenced?: number };
+    return lost && (stats.commits! > 0 || stats.fenced! > 0) ? true : undefined;
+  };
+  await Promise.race([sink.failed, waitFor('the lost answer to be handled', async () => handled(), 120_000, 200)]);
+  await sink.stop();
+
+  const state = (await loadTableState(real, f.table.iceberg))!;
+  for (const entry of await liveFiles(real, state)) {
+    assert.ok(await real.store.get(keyOf(real.store, entry.file.path)), `${entry.file.path}: referenced by the table, so it must exist`);
+  }
+  assert.equal(await f.rows(), 1_000, 'the landed commit is read whole');
 });
