@@ -4,6 +4,7 @@ import { connectOrExplain } from './kafka-producer.ts';
 import type { AvroDecoder } from './avro.ts';
 import type { Config } from './config.ts';
 import { LakestreamError } from './errors.ts';
+import { fromCallback } from './async.ts';
 
 /**
  * Reads partitions of a (compacted) topic from their start to their last stable offset with
@@ -31,13 +32,11 @@ export async function readPartitionsToEnd(
     },
     { 'auto.offset.reset': 'earliest' },
   );
-  const call = <T>(fn: (cb: (err: unknown, value: T) => void) => void) =>
-    new Promise<T>((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value))));
   await connectOrExplain(consumer as unknown as kafkaJavascript.Client<string>, config, 10_000);
   try {
     const ends = new Map<number, number>();
     for (const partition of partitions) {
-      const { highOffset } = await call<{ highOffset: number }>((cb) => consumer.queryWatermarkOffsets(topic, partition, 10_000, cb));
+      const { highOffset } = await fromCallback<{ highOffset: number }>((cb) => consumer.queryWatermarkOffsets(topic, partition, 10_000, cb));
       if (highOffset > 0) ends.set(partition, highOffset);
     }
     if (!ends.size) return counts;
@@ -46,7 +45,7 @@ export async function readPartitionsToEnd(
     let idlePolls = 0;
     const deadline = Date.now() + 120_000;
     while (ends.size) {
-      const messages = await call<Message[]>((cb) => consumer.consume(5_000, cb));
+      const messages = await fromCallback<Message[]>((cb) => consumer.consume(5_000, cb));
       for (const message of messages) {
         const pending = onMessage(message);
         if (pending) await pending;
@@ -73,7 +72,7 @@ export async function readPartitionsToEnd(
     return counts;
   } finally {
     // the state is read: a disconnect that hangs (brokers in flux) must not hold the job with it
-    await Promise.race([call((cb) => consumer.disconnect(cb)).catch(() => {}), new Promise((resolve) => setTimeout(resolve, 10_000).unref())]);
+    await Promise.race([fromCallback<unknown>((cb) => consumer.disconnect(cb)).catch(() => {}), new Promise((resolve) => setTimeout(resolve, 10_000).unref())]);
   }
 }
 

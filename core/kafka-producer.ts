@@ -3,6 +3,7 @@ import type { Config } from './config.ts';
 import { Connection } from '@platformatic/kafka';
 import { LakestreamError } from './errors.ts';
 import { adminConnection, createKafka, type KafkaConnection, librdkafkaBase, splitHostPort } from './kafka.ts';
+import { fromCallback } from './async.ts';
 
 export interface ProducerTuning {
   /** 0, 1 or -1 (all). The platform's producers use -1 with idempotence. */
@@ -341,8 +342,6 @@ async function initTransactionalProducer(
     },
     {},
   );
-  const call = (fn: (cb: (err: unknown) => void) => void) =>
-    new Promise<void>((resolve, reject) => fn((err) => (err ? reject(err) : resolve())));
   /**
    * A transactional call that has not called back well past its own timeout: seen once with two
    * brokers and the coordinator restarting, a batch then waited for ever. Reported as a fatal
@@ -355,12 +354,12 @@ async function initTransactionalProducer(
         reject(Object.assign(new Error(`${what} did not return within ${Math.round((timeoutMs + 15_000) / 1000)} s`), { code: kafkaJavascript.CODES.ERRORS.ERR__TIMED_OUT, isFatal: true }));
       }, timeoutMs + 15_000);
     });
-    return Promise.race([call(fn), stuck]).finally(() => clearTimeout(timer));
+    return Promise.race([fromCallback(fn), stuck]).finally(() => clearTimeout(timer));
   };
   await connectOrExplain(producer, config, 15_000);
   producer.setPollInterval(5);
   try {
-    await call((cb) => producer.initTransactions(30_000, cb));
+    await fromCallback((cb) => producer.initTransactions(30_000, cb));
   } catch (error) {
     stopPolling(producer);
     await new Promise<void>((resolve) => producer.disconnect(() => resolve()));

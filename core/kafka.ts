@@ -102,7 +102,7 @@ export function createAdmin(config: KafkaConnection, clientId = 'lakestream-admi
 /**
  * A KafkaJS-style group consumer reading committed data from the beginning, for tools and tests
  * that inspect a topic (dead letters, outputs). Stream jobs do not use it: they run on the
- * runtime in core/stream-job.ts.
+ * runtime in core/runtime/.
  */
 export function createConsumer(config: KafkaConnection, groupId: string): KafkaJS.Consumer {
   return createKafka(config, groupId).consumer({

@@ -12,6 +12,7 @@ import { createS3 } from '../core/s3.ts';
 import { readPromoSummary, type PromoSummary } from '../processors/promo/summary.ts';
 import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import type { Redis } from 'ioredis';
+import { withTimeout } from '../core/async.ts';
 
 /**
  * What the dashboard shows, gathered from the servers themselves: Kafka (offsets), the lake
@@ -119,9 +120,6 @@ export function createCollector(config: Config, options: { namespace?: string; l
     ...Object.values(processorDeclarations).map((p) => ({ group: names.group(p.name), topic: names.topic[p.input] })),
     ...Object.values(names.features).flatMap((feature) => (feature.redisSinkGroup ? [{ group: feature.redisSinkGroup, topic: feature.topic }] : [])),
   ];
-
-  const withTimeout = <T>(what: Promise<T>, ms: number, label: string) =>
-    Promise.race([what, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${label} did not answer within ${ms / 1000} s`)), ms).unref())]);
 
   async function kafkaFigures(services: ServiceHealth[]) {
     const topics = [...names.topicSpecs.map((spec) => spec.name)];

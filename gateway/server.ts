@@ -21,6 +21,7 @@ import { createRegistry } from '../core/registry.ts';
 import { fingerprintOf, idempotencyStore, validIdempotencyKey } from './idempotency.ts';
 import { openApiDocument } from './openapi.ts';
 import { checkRecord, type FieldError } from './records.ts';
+import { withTimeout } from '../core/async.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -317,10 +318,6 @@ export async function startGateway(config: Config, options: GatewayOptions): Pro
 
 function sha256(text: string): Buffer {
   return createHash('sha256').update(text).digest();
-}
-
-function withTimeout<T>(what: Promise<T>, ms: number, label: string): Promise<T> {
-  return Promise.race([what, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${label} did not answer within ${ms / 1000} s`)), ms).unref())]);
 }
 
 /** API keys from a JSON file: `{ "<key>": { "client": "shop-a", "topics": ["orders"] } }`. */

@@ -4,7 +4,7 @@ import { loadConfig } from '../core/config.ts';
 import { createClientContext } from '../core/context.ts';
 import { LakestreamError } from '../core/errors.ts';
 import { serveMetrics } from '../core/metrics.ts';
-import { runJobsUntilSignal } from '../core/stream-job.ts';
+import { runJobsUntilSignal } from '../core/runtime/index.ts';
 import { pipelineJobs } from './jobs.ts';
 
 const STOP_TIMEOUT_MS = 30_000;

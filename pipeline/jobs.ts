@@ -1,7 +1,7 @@
 import { processorDeclarations } from '../core/catalog.ts';
 import { kafkaUserOf } from '../core/access.ts';
 import { asKafkaUserContext, type ClientContext } from '../core/context.ts';
-import type { StreamJob } from '../core/stream-job.ts';
+import type { StreamJob } from '../core/runtime/index.ts';
 import { createProductFilter } from '../processors/product-filter/job.ts';
 import { createPromoJob } from '../processors/promo/job.ts';
 import { createSessionScorer } from '../processors/session-scorer/job.ts';

@@ -2,6 +2,7 @@ import kafkaJavascript from '@confluentinc/kafka-javascript';
 import { librdkafkaBase } from '../../core/kafka.ts';
 import { retry, sleep } from '../../core/retry.ts';
 import type { Scenario, ScenarioContext } from './harness.ts';
+import { fromCallback } from '../../core/async.ts';
 
 const failures = (ctx: ScenarioContext) => [...ctx.producer().failed.values()].reduce((a, b) => a + b, 0);
 
@@ -11,10 +12,9 @@ const failures = (ctx: ScenarioContext) => [...ctx.producer().failed.values()].r
  */
 async function leaders(ctx: ScenarioContext, topic: string): Promise<number[]> {
   const client = new kafkaJavascript.Producer({ ...librdkafkaBase(ctx.config), 'client.id': 'lakestream-chaos-metadata' }, {});
-  const call = <T>(fn: (cb: (err: unknown, value: T) => void) => void) => new Promise<T>((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value))));
-  await call((cb) => client.connect({ timeout: 10_000 }, cb));
+  await fromCallback<unknown>((cb) => client.connect({ timeout: 10_000 }, cb));
   try {
-    const metadata = await retry(() => call<kafkaJavascript.Metadata>((cb) => client.getMetadata({ topic, timeout: 5_000 }, cb)), { retries: 5, initialDelayMs: 500, shouldRetry: () => true });
+    const metadata = await retry(() => fromCallback<kafkaJavascript.Metadata>((cb) => client.getMetadata({ topic, timeout: 5_000 }, cb)), { retries: 5, initialDelayMs: 500, shouldRetry: () => true });
     const partitions = metadata.topics.find((t) => t.name === topic)?.partitions ?? [];
     return [...partitions].sort((a, b) => a.id - b.id).map((partition) => partition.leader);
   } finally {

@@ -2,7 +2,7 @@ import { avroCodec, type AvroCodec } from '../../core/avro.ts';
 import { processorDeclarations } from '../../core/catalog.ts';
 import type { ClientContext } from '../../core/context.ts';
 import { LakestreamError, errorMessage } from '../../core/errors.ts';
-import { createStreamJob, type StreamJob } from '../../core/stream-job.ts';
+import { createStreamJob, type StreamJob } from '../../core/runtime/index.ts';
 import type { BlockedProduct, Product } from '../../schemas/products.ts';
 import { openDenylist, type DenylistEntry, type DenylistStore } from './denylist.ts';
 

@@ -2,7 +2,7 @@ import { avroCodec, type AvroCodec } from '../../core/avro.ts';
 import { processorDeclarations } from '../../core/catalog.ts';
 import { evictIdle, restoreKeyedState } from '../../core/changelog.ts';
 import type { ClientContext } from '../../core/context.ts';
-import { createStreamJob, type StreamJob } from '../../core/stream-job.ts';
+import { createStreamJob, type StreamJob } from '../../core/runtime/index.ts';
 import { addToTotals, emptyTotals, respond, type Prediction, type PromoPolicy, type PromoSession, type PromoTotals } from './economics.ts';
 
 export interface PromoJobOptions {

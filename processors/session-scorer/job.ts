@@ -3,7 +3,7 @@ import { processorDeclarations } from '../../core/catalog.ts';
 import { evictIdle, restoreKeyedState } from '../../core/changelog.ts';
 import type { ClientContext } from '../../core/context.ts';
 import { errorMessage } from '../../core/errors.ts';
-import { createStreamJob, type StreamJob } from '../../core/stream-job.ts';
+import { createStreamJob, type StreamJob } from '../../core/runtime/index.ts';
 import { latestModel, type VersionedModel } from '../../ml/model-store.ts';
 import { predict } from '../../ml/purchase-model.ts';
 import type { ShopEvent } from '../../schemas/shop-events.ts';

@@ -2,7 +2,7 @@ import type { ClientContext } from '../../core/context.ts';
 import { avroCodec, type AvroCodec } from '../../core/avro.ts';
 import { restoreKeyedState } from '../../core/changelog.ts';
 import { processorDeclarations } from '../../core/catalog.ts';
-import { createStreamJob, type StreamJob } from '../../core/stream-job.ts';
+import { createStreamJob, type StreamJob } from '../../core/runtime/index.ts';
 import type { Transaction } from '../../schemas/transactions.ts';
 
 export interface FeaturesJobOptions {

@@ -12,7 +12,7 @@ import { columnsOf, eventTimePartition } from '../../core/lake-layout.ts';
 import { metrics, secondsSince } from '../../core/metrics.ts';
 import { LatencyRecorder } from '../../core/stats.ts';
 import { retry, sleep } from '../../core/retry.ts';
-import { createStreamJob, topicReset, type PartitionBatch, type StreamHandler, type StreamJob, type StreamJobControls, type StreamRecord } from '../../core/stream-job.ts';
+import { createStreamJob, topicReset, type PartitionBatch, type StreamHandler, type StreamJob, type StreamJobControls, type StreamRecord } from '../../core/runtime/index.ts';
 import { ParquetWriter, type Column } from './parquet.ts';
 
 export const lakeSinkOptionsSchema = z

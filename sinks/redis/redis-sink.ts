@@ -2,7 +2,7 @@ import type { ResolvedFeature } from '../../core/catalog.ts';
 import type { ClientContext } from '../../core/context.ts';
 import { LakestreamError, errorMessage } from '../../core/errors.ts';
 import { metrics, secondsSince } from '../../core/metrics.ts';
-import { createStreamJob, type StreamJob } from '../../core/stream-job.ts';
+import { createStreamJob, type StreamJob } from '../../core/runtime/index.ts';
 import { writeFeatures } from './online-store.ts';
 
 /**

@@ -1,0 +1,149 @@
+import kafkaJavascript from '@confluentinc/kafka-javascript';
+import { LakestreamError, errorMessage } from '../errors.ts';
+import type { TransactionalProducer } from '../kafka-producer.ts';
+import type { Logger } from '../log.ts';
+
+/**
+ * The transactional producer of a `transaction`-mode job as an explicit state machine (after
+ * KafkaJS's eosManager):
+ *
+ *   ready ──begin──▶ in-transaction ──commit──▶ ready
+ *                       │ failure: abort
+ *                       ├─ abort done ─────────▶ ready
+ *                       ├─ abort failed ───────▶ abort-pending (aborted before the next begin)
+ *                       └─ fatal or fenced ────▶ broken (replaced before the next begin)
+ *
+ * A failed transaction is aborted and the batch retried, unless librdkafka calls the error fatal
+ * (fenced by a newer instance, or the producer unusable): a lost coordinator or a broker
+ * transport failure only means the transaction did not happen. A fatal error leaves the producer
+ * unusable: a new one with the same transactional id aborts whatever was open. That includes a
+ * fence: the coordinator also bumps the producer's epoch when it times out a transaction that an
+ * outage held open longer than transaction.timeout.ms. A zombie cannot commit through a new
+ * producer either, because offsets go into the transaction with the consumer's group generation
+ * (KIP-447), which the broker checks. Fenced `fenceLimit` times within `fenceWindowMs` means
+ * another live process shares our transactional id (two instances with one `--instance`): that
+ * error is not retriable, and fails the job.
+ */
+export type TransactionState = 'idle' | 'ready' | 'in-transaction' | 'abort-pending' | 'broken' | 'closed';
+
+export interface TransactionManagerOptions {
+  transactionalId: string;
+  newProducer: () => Promise<TransactionalProducer>;
+  log: Logger;
+  /** Told where a transaction stands, for the log of a batch that takes unusually long. */
+  onPhase?: (phase: string) => void;
+  fenceLimit?: number;
+  fenceWindowMs?: number;
+  now?: () => number;
+}
+
+export interface TransactionRun {
+  /** Adds the batch's output, dead letters and offsets to the open transaction. */
+  work(producer: TransactionalProducer): Promise<void>;
+  /** The transaction was aborted: the handler drops state that may be ahead of what committed. */
+  aborted?(): void;
+  /** An error this caller knows better (refused by ACLs, out of the group), thrown as is. */
+  explain?(error: unknown): Error | undefined;
+}
+
+export interface TransactionManager {
+  readonly state: TransactionState;
+  start(): Promise<void>;
+  /** One transaction; resolves with its commit's duration in ms. Failures come classified (retriable or not). */
+  run(run: TransactionRun): Promise<number>;
+  close(): Promise<void>;
+}
+
+const FENCED_CODES: number[] = [kafkaJavascript.CODES.ERRORS.ERR__FENCED, kafkaJavascript.CODES.ERRORS.ERR_PRODUCER_FENCED, kafkaJavascript.CODES.ERRORS.ERR_INVALID_PRODUCER_EPOCH];
+
+export function createTransactionManager(options: TransactionManagerOptions): TransactionManager {
+  const { transactionalId, log } = options;
+  const fenceLimit = options.fenceLimit ?? 3;
+  const fenceWindowMs = options.fenceWindowMs ?? 5 * 60_000;
+  const now = options.now ?? Date.now;
+  const phase = options.onPhase ?? (() => {});
+  const fences: number[] = [];
+  let producer: TransactionalProducer | undefined;
+  let state: TransactionState = 'idle';
+
+  /** librdkafka's errors, classified; a handler's bug (no numeric code) stays what it is. */
+  const classify = (error: unknown): unknown => {
+    const kafkaError = error as { code?: unknown; isFatal?: boolean } | null;
+    if (!kafkaError || typeof kafkaError.code !== 'number') return error;
+    if (FENCED_CODES.includes(kafkaError.code)) {
+      fences.push(now());
+      while (fences[0]! < now() - fenceWindowMs) fences.shift();
+      if (fences.length >= fenceLimit) {
+        return new LakestreamError('KAFKA_ERROR', `fenced ${fences.length} times in ${Math.round(fenceWindowMs / 60_000)} minutes: another process runs with transactional id ${transactionalId} (${errorMessage(error)})`, { cause: error });
+      }
+      state = 'broken';
+    } else if (kafkaError.isFatal) {
+      state = 'broken';
+    }
+    return new LakestreamError('KAFKA_ERROR', `transaction aborted: ${errorMessage(error)}`, { cause: error, retriable: true });
+  };
+
+  /** Brings the producer to `ready`: replaced if broken, the pending abort done. */
+  async function ready(): Promise<TransactionalProducer> {
+    if (state === 'closed' || state === 'idle') throw new LakestreamError('USAGE', `transactional producer ${transactionalId} is ${state}`);
+    if (state === 'broken') {
+      await producer!.close().catch(() => {});
+      log.warn('transactional producer unusable after a fatal error; starting a new one', { transactionalId });
+      producer = await options.newProducer().catch((error: unknown) => {
+        throw new LakestreamError('KAFKA_ERROR', `could not start a new transactional producer: ${errorMessage(error)}`, { cause: error, retriable: true });
+      });
+      state = 'ready';
+    }
+    if (state === 'abort-pending') {
+      await producer!.abort().catch((error: unknown) => {
+        throw classify(error);
+      });
+      state = 'ready';
+    }
+    return producer!;
+  }
+
+  return {
+    get state() {
+      return state;
+    },
+    async start() {
+      // initialising the transactional id aborts a predecessor's open transaction
+      producer = await options.newProducer();
+      state = 'ready';
+    },
+    async run(run) {
+      phase('starting the transaction');
+      const current = await ready();
+      await current.begin().catch((error: unknown) => {
+        throw classify(error);
+      });
+      state = 'in-transaction';
+      try {
+        phase('handling the batch');
+        await run.work(current);
+        phase('committing');
+        const started = performance.now();
+        await current.commit();
+        state = 'ready';
+        return performance.now() - started;
+      } catch (error) {
+        phase('aborting');
+        state = 'ready';
+        await current.abort().catch((cause: unknown) => {
+          state = 'abort-pending';
+          log.warn('abort failed; retrying it before the next transaction', { error: errorMessage(cause) });
+        });
+        run.aborted?.();
+        const explained = run.explain?.(error);
+        if (explained) throw explained;
+        // a fatal error replaces the producer whatever the abort did
+        throw classify(error);
+      }
+    },
+    async close() {
+      state = 'closed';
+      await producer?.close();
+    },
+  };
+}
