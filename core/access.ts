@@ -1,5 +1,5 @@
 import { AclOperations, AclPermissionTypes, ResourcePatternTypes, ResourceTypes, type Acl } from '@platformatic/kafka';
-import { processorDeclarations, topicDeclarations, type Catalog, type TopicId } from './catalog.ts';
+import { processorDeclarations, topicDeclarations, type Catalog, type ProcessorDeclaration, type TopicId } from './catalog.ts';
 
 /**
  * Who may do what on a secured cluster, derived from the catalog: one Kafka user per job and per
@@ -84,23 +84,20 @@ export function kafkaUserGrants(catalog: Catalog): KafkaUserGrant[] {
       transactionalIdPrefixes: [],
     });
   }
-  for (const processor of Object.values(processorDeclarations)) {
-    const changelogs = [
-      ...('state' in processor ? [catalog.topic[processor.state]] : []),
-      ...('totals' in processor ? [catalog.topic[processor.totals]] : []),
-    ];
-    const outputs = [catalog.topic[processor.output], ...('blocked' in processor ? [catalog.topic[processor.blocked]] : [])];
+  for (const processor of Object.values(processorDeclarations) as ProcessorDeclaration[]) {
+    const input = catalog.topic[processor.input];
+    const outputs = processor.outputs.map((id) => catalog.topic[id]);
+    const changelogs = Object.values(processor.stores ?? {}).map((id) => catalog.topic[id]);
+    const written = [...new Set([...outputs, ...changelogs])];
     const group = catalog.group(processor.name);
-    // a processor without a state topic rebuilds its state from its output (the features job);
-    // the product filter keeps none
-    const restoredFrom = 'state' in processor ? changelogs : 'blocked' in processor ? [] : [catalog.topic[processor.output], ...changelogs];
     grants.push({
       user: kafkaUserOf(processor.name),
-      purpose: `reads ${catalog.topic[processor.input]}, writes ${[...outputs, ...changelogs].join(', ')} in transactions`,
-      read: [catalog.topic[processor.input], ...restoredFrom],
-      write: [...outputs, ...changelogs, catalog.deadLetterTopic(catalog.topic[processor.input])],
+      purpose: `reads ${input}, writes ${written.join(', ')} in transactions`,
+      read: [input, ...changelogs],
+      write: [...written, catalog.deadLetterTopic(input)],
       groups: [group],
-      prefixedGroups: restoredFrom.map(restoreGroup),
+      // a store is restored by a consumer of group lakestream-restore-<changelog>
+      prefixedGroups: changelogs.map(restoreGroup),
       transactionalIdPrefixes: [`${group}-`],
     });
   }

@@ -306,14 +306,28 @@ export const featureDeclarations = {
 
 export type FeatureId = keyof typeof featureDeclarations;
 
-/** Stream jobs that are not derived from a table or a feature, with what they read and write. */
+/**
+ * Stream jobs that are not derived from a table or a feature: what each reads, writes and keeps.
+ * `stores` are the runtime's keyed state stores, each with its compacted changelog topic
+ * (core/runtime/processor.ts); the jobs, their ACLs and the dashboard's lag derive from this.
+ */
+export interface ProcessorDeclaration {
+  name: string;
+  input: TopicId;
+  outputs: readonly TopicId[];
+  stores?: Readonly<Record<string, TopicId>>;
+}
+
 export const processorDeclarations = {
-  transactionsFeatures: { name: 'transactions-ml-features-job', input: 'transactions', output: 'userTransactionCounts' },
-  sessionScorer: { name: 'session-scorer', input: 'shopEvents', output: 'sessionPredictions', state: 'sessionState' },
-  promo: { name: 'promo', input: 'sessionPredictions', output: 'promoActions', state: 'promoState', totals: 'promoEconomics' },
+  /** Its store's changelog is its own output: every count it emits. */
+  transactionsFeatures: { name: 'transactions-ml-features-job', input: 'transactions', outputs: ['userTransactionCounts'], stores: { counts: 'userTransactionCounts' } },
+  sessionScorer: { name: 'session-scorer', input: 'shopEvents', outputs: ['sessionPredictions'], stores: { sessions: 'sessionState' } },
+  promo: { name: 'promo', input: 'sessionPredictions', outputs: ['promoActions'], stores: { sessions: 'promoState', totals: 'promoEconomics' } },
   /** Stateless: each product passes or is blocked by the denylist as it stands in Redis. */
-  productFilter: { name: 'product-filter', input: 'inputProducts', output: 'products', blocked: 'blockedProducts' },
-} satisfies Record<string, { name: string; input: TopicId; output: TopicId; state?: TopicId; totals?: TopicId; blocked?: TopicId }>;
+  productFilter: { name: 'product-filter', input: 'inputProducts', outputs: ['products', 'blockedProducts'] },
+} as const satisfies Record<string, ProcessorDeclaration>;
+
+export type ProcessorId = keyof typeof processorDeclarations;
 
 /** A dead-letter topic's settings; one exists for every declared topic. */
 const deadLetterTopic = { partitions: 1, replicationFactor: 3, minInsyncReplicas: 2, retentionMs: 14 * DAY, cleanupPolicy: 'delete' } as const;

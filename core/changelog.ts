@@ -103,26 +103,3 @@ export async function restoreKeyedState<K, V>(
   });
   return { states, records: [...records.values()].reduce((a, b) => a + b, 0) };
 }
-
-/**
- * Forgets, in every partition, the keys not touched for `idleMs` (wall clock), writing a
- * tombstone for each through `tombstone` (inside the job's transaction, so the changelog forgets
- * them too). Returns how many were forgotten.
- */
-export async function evictIdle<V extends { touchedAt: number }>(
-  states: Map<number, Map<string, V>>,
-  idleMs: number,
-  tombstone: (key: string, partition: number) => Promise<void> | void,
-): Promise<number> {
-  let evicted = 0;
-  const now = Date.now();
-  for (const [partition, map] of states) {
-    for (const [key, value] of map) {
-      if (now - value.touchedAt <= idleMs) continue;
-      map.delete(key);
-      evicted++;
-      await tombstone(key, partition);
-    }
-  }
-  return evicted;
-}

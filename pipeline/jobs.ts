@@ -1,11 +1,8 @@
-import { processorDeclarations } from '../core/catalog.ts';
+import { processorDeclarations, type ProcessorDeclaration, type ProcessorId } from '../core/catalog.ts';
 import { kafkaUserOf } from '../core/access.ts';
 import { asKafkaUserContext, type ClientContext } from '../core/context.ts';
 import type { StreamJob } from '../core/runtime/index.ts';
-import { createProductFilter } from '../processors/product-filter/job.ts';
-import { createPromoJob } from '../processors/promo/job.ts';
-import { createSessionScorer } from '../processors/session-scorer/job.ts';
-import { createFeaturesJob } from '../processors/transactions-features/job.ts';
+import { processorJobs } from '../processors/index.ts';
 import { createLakeSink, type LakeSinkOptions } from '../sinks/lake/lake-sink.ts';
 import { createRedisSink } from '../sinks/redis/redis-sink.ts';
 
@@ -28,10 +25,9 @@ export function pipelineJobs(context: ClientContext, settings: JobSettings = {})
   };
   const jobs: Record<string, (context: ClientContext) => StreamJob> = {};
   for (const table of Object.values(catalog.tables)) jobs[table.sink] = (as) => createLakeSink(table, flush, as);
-  jobs[processorDeclarations.transactionsFeatures.name] = (as) => createFeaturesJob(as, { instance: settings.instance });
-  jobs[processorDeclarations.sessionScorer.name] = (as) => createSessionScorer(as, { instance: settings.instance });
-  jobs[processorDeclarations.promo.name] = (as) => createPromoJob(as, { instance: settings.instance });
-  jobs[processorDeclarations.productFilter.name] = (as) => createProductFilter(as, { instance: settings.instance });
+  for (const [id, declaration] of Object.entries(processorDeclarations) as Array<[ProcessorId, ProcessorDeclaration]>) {
+    jobs[declaration.name] = (as) => processorJobs[id](as, { instance: settings.instance });
+  }
   for (const feature of Object.values(catalog.features)) {
     if (feature.redisSink) jobs[feature.redisSink] = (as) => createRedisSink(feature, as);
   }

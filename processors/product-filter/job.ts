@@ -1,8 +1,8 @@
-import { avroCodec, type AvroCodec } from '../../core/avro.ts';
 import { processorDeclarations } from '../../core/catalog.ts';
 import type { ClientContext } from '../../core/context.ts';
 import { LakestreamError, errorMessage } from '../../core/errors.ts';
-import { createStreamJob, type StreamJob } from '../../core/runtime/index.ts';
+import type { StreamJob } from '../../core/runtime/index.ts';
+import { createProcessorJob } from '../../core/runtime/processor.ts';
 import type { BlockedProduct, Product } from '../../schemas/products.ts';
 import { openDenylist, type DenylistEntry, type DenylistStore } from './denylist.ts';
 
@@ -27,8 +27,7 @@ export function createProductFilter(context: ClientContext, options: ProductFilt
   const declaration = processorDeclarations.productFilter;
   const name = catalog.group(declaration.name);
   const input = catalog.topic[declaration.input];
-  const output = catalog.topic[declaration.output];
-  const blockedTopic = catalog.topic[declaration.blocked];
+  const [output, blockedTopic] = declaration.outputs.map((id) => catalog.topic[id]) as [string, string];
   let store: DenylistStore | undefined;
   const refreshMs = options.refreshMs ?? 250;
   const stats = { passed: 0, blocked: 0, denylisted: 0, denylistAgeMs: 0 };
@@ -36,7 +35,6 @@ export function createProductFilter(context: ClientContext, options: ProductFilt
   let loadedAt = 0;
   let refresher: NodeJS.Timeout | undefined;
   let refreshFailing = false;
-  let codecs: { passed: AvroCodec; blocked: AvroCodec } | undefined;
 
   async function refresh(): Promise<void> {
     try {
@@ -54,8 +52,10 @@ export function createProductFilter(context: ClientContext, options: ProductFilt
     }
   }
 
-  return createStreamJob({ name, topic: input, commit: 'transaction', transactionalId: `${name}-${options.instance ?? '0'}` }, context, () => ({
-    async handle(batches, batchContext) {
+  /** When the batch under way started: a blocked product's `blocked_at`. */
+  let batchStartedAt = 0;
+  return createProcessorJob<Product, Record<string, never>>({ name, input, transactionalId: `${name}-${options.instance ?? '0'}`, stores: {} }, context, () => ({
+    async beforeBatch() {
       if (!refresher) {
         await refresh();
         refresher = setInterval(() => void refresh(), refreshMs);
@@ -68,27 +68,17 @@ export function createProductFilter(context: ClientContext, options: ProductFilt
         });
       }
       stats.denylistAgeMs = Date.now() - loadedAt;
-      codecs ??= {
-        passed: await avroCodec(context.registry, await context.registry.getLatestSchemaId(`${output}-value`)),
-        blocked: await avroCodec(context.registry, await context.registry.getLatestSchemaId(`${blockedTopic}-value`)),
-      };
-      const now = Date.now();
-      for (const batch of batches) {
-        for (const record of batch.records) {
-          const product = record.value as unknown as Product;
-          const entry = denylist.get(String(product.product_id));
-          const produced = entry
-            ? batchContext.produce(blockedTopic, {
-                key: record.key ?? String(product.product_id),
-                partition: batch.partition,
-                value: codecs.blocked.encodeTransient({ ...product, reason: entry.reason, blocked_at: now, source_partition: record.partition, source_offset: record.offset } satisfies BlockedProduct),
-              })
-            : batchContext.produce(output, { key: record.key ?? String(product.product_id), partition: batch.partition, value: codecs.passed.encodeTransient(product) });
-          if (produced) await produced;
-          if (entry) stats.blocked++;
-          else stats.passed++;
-        }
+      batchStartedAt = Date.now();
+    },
+    process(product, { forward }, record) {
+      const key = record.key?.toString() ?? String(product.product_id);
+      const entry = denylist!.get(String(product.product_id));
+      if (!entry) {
+        stats.passed++;
+        return forward(output, key, product);
       }
+      stats.blocked++;
+      return forward(blockedTopic, key, { ...product, reason: entry.reason, blocked_at: batchStartedAt, source_partition: record.partition, source_offset: record.offset } satisfies BlockedProduct);
     },
     async close() {
       clearInterval(refresher);

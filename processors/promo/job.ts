@@ -1,8 +1,7 @@
-import { avroCodec, type AvroCodec } from '../../core/avro.ts';
 import { processorDeclarations } from '../../core/catalog.ts';
-import { evictIdle, restoreKeyedState } from '../../core/changelog.ts';
 import type { ClientContext } from '../../core/context.ts';
-import { createStreamJob, type StreamJob } from '../../core/runtime/index.ts';
+import type { StreamJob } from '../../core/runtime/index.ts';
+import { createProcessorJob, type StoreSpec } from '../../core/runtime/processor.ts';
 import { addToTotals, emptyTotals, respond, type Prediction, type PromoPolicy, type PromoSession, type PromoTotals } from './economics.ts';
 
 export interface PromoJobOptions {
@@ -16,11 +15,6 @@ export interface PromoJobOptions {
    * is still remembered here and is never offered twice.
    */
   sessionIdleMs?: number;
-}
-
-interface RememberedSession extends PromoSession {
-  /** When this process last saw a prediction of the session (or restored it). */
-  touchedAt: number;
 }
 
 const shardOf = (partition: number) => `p${partition}`;
@@ -48,90 +42,46 @@ export function createPromoJob(context: ClientContext, options: PromoJobOptions 
   const { catalog, log } = context;
   const declaration = processorDeclarations.promo;
   const name = catalog.group(declaration.name);
-  const output = catalog.topic[declaration.output];
-  const stateTopic = catalog.topic[declaration.state];
-  const totalsTopic = catalog.topic[declaration.totals];
+  const output = catalog.topic[declaration.outputs[0]];
   const policy = options.policy ?? promoPolicy(context.config);
-  const sessionIdleMs = options.sessionIdleMs ?? 24 * 60 * 60 * 1000;
-  const sessions = new Map<number, Map<string, RememberedSession>>();
-  const totals = new Map<number, PromoTotals>();
-  const stats = { offers: 0, purchases: 0, restoredSessions: 0, evictedSessions: 0 };
-  let sweptAt = Date.now();
-  let codecs: { action: AvroCodec; state: AvroCodec; totals: AvroCodec } | undefined;
+  const sessions: StoreSpec<PromoSession> = {
+    changelog: catalog.topic[declaration.stores.sessions],
+    encode: (session, state, eventTime) => ({ user_session: session, offered: state.offered, converted: state.converted, event_time: eventTime }),
+    decode: (record) => ({ offered: Boolean(record.offered), converted: Boolean(record.converted) }),
+    idleMs: options.sessionIdleMs ?? 24 * 60 * 60 * 1000,
+  };
+  // one running total per partition, key p<partition>
+  const totals: StoreSpec<PromoTotals> = {
+    changelog: catalog.topic[declaration.stores.totals],
+    encode: (shard, partitionTotals, eventTime) => ({ shard, ...partitionTotals, event_time: eventTime }),
+    decode: (record) => Object.fromEntries(Object.keys(emptyTotals()).map((field) => [field, Number(record[field])])) as unknown as PromoTotals,
+  };
+  const stats = { offers: 0, purchases: 0 };
+  log.info('promo policy', { job: name, policy });
 
-  async function restore(partitions: number[]): Promise<void> {
-    const [restoredSessions, restoredTotals] = await Promise.all([
-      restoreKeyedState(context, stateTopic, partitions, {
-        key: String,
-        value: (record): RememberedSession => ({ offered: Boolean(record.offered), converted: Boolean(record.converted), touchedAt: Date.now() }),
-      }),
-      restoreKeyedState(context, totalsTopic, partitions, {
-        key: String,
-        value: (record) => Object.fromEntries(Object.keys(emptyTotals()).map((field) => [field, Number(record[field])])) as unknown as PromoTotals,
-      }),
-    ]);
-    for (const partition of partitions) {
-      const map = restoredSessions.states.get(partition)!;
-      sessions.set(partition, map);
-      totals.set(partition, restoredTotals.states.get(partition)!.get(shardOf(partition)) ?? emptyTotals());
-      stats.restoredSessions += map.size;
-    }
-    log.info('restored state', { job: name, partitions, sessions: restoredSessions.records, policy });
-  }
-
-  return createStreamJob({ name, topic: catalog.topic[declaration.input], commit: 'transaction', transactionalId: `${name}-${options.instance ?? '0'}` }, context, () => ({
-    async handle(batches, batchContext) {
-      codecs ??= {
-        action: await avroCodec(context.registry, await context.registry.getLatestSchemaId(`${output}-value`)),
-        state: await avroCodec(context.registry, await context.registry.getLatestSchemaId(`${stateTopic}-value`)),
-        totals: await avroCodec(context.registry, await context.registry.getLatestSchemaId(`${totalsTopic}-value`)),
-      };
-      const produce = async (topic: string, key: string, partition: number, value: Buffer | null) => {
-        const produced = batchContext.produce(topic, { key, partition, value });
-        if (produced) await produced;
-      };
-      for (const batch of batches) {
-        if (!sessions.has(batch.partition)) await restore([batch.partition]);
-        const map = sessions.get(batch.partition)!;
-        const partitionTotals = totals.get(batch.partition)!;
-        const changed = new Map<string, { session: RememberedSession; eventTime: number }>();
-        let lastEventTime = 0;
-        for (const record of batch.records) {
-          const prediction = record.value as unknown as Prediction;
-          // a session neither offered nor converted is not kept: it is the same as one never seen
-          const session = map.get(prediction.user_session) ?? { offered: false, converted: false, touchedAt: 0 };
-          session.touchedAt = Date.now();
-          const actions = respond(policy, session, prediction);
-          if (!actions.length) continue;
-          map.set(prediction.user_session, session);
-          changed.set(prediction.user_session, { session, eventTime: prediction.event_time });
-          for (const action of actions) {
-            addToTotals(partitionTotals, action);
-            if (action.action === 'offer') stats.offers++;
-            else stats.purchases++;
-            await produce(output, action.user_session, batch.partition, codecs.action.encodeTransient({ ...action }));
-          }
-          lastEventTime = Math.max(lastEventTime, prediction.event_time);
+  return createProcessorJob<Prediction, { sessions: StoreSpec<PromoSession>; totals: StoreSpec<PromoTotals> }>(
+    { name, input: catalog.topic[declaration.input], transactionalId: `${name}-${options.instance ?? '0'}`, stores: { sessions, totals } },
+    context,
+    () => ({
+      async process(prediction, { partition, stores, forward }) {
+        const known = stores.sessions.get(prediction.user_session);
+        // a session neither offered nor converted is not kept: it is the same as one never seen
+        const session = known ?? { offered: false, converted: false };
+        const actions = respond(policy, session, prediction);
+        if (!actions.length) return stores.sessions.touch(prediction.user_session);
+        stores.sessions.put(prediction.user_session, session, prediction.event_time);
+        const shard = shardOf(partition);
+        const partitionTotals = stores.totals.get(shard) ?? emptyTotals();
+        for (const action of actions) {
+          addToTotals(partitionTotals, action);
+          if (action.action === 'offer') stats.offers++;
+          else stats.purchases++;
+          const produced = forward(output, action.user_session, { ...action });
+          if (produced) await produced;
         }
-        for (const [key, { session, eventTime }] of changed) {
-          await produce(stateTopic, key, batch.partition, codecs.state.encodeTransient({ user_session: key, offered: session.offered, converted: session.converted, event_time: eventTime }));
-        }
-        if (changed.size) {
-          const shard = shardOf(batch.partition);
-          await produce(totalsTopic, shard, batch.partition, codecs.totals.encodeTransient({ shard, ...partitionTotals, event_time: lastEventTime }));
-        }
-      }
-      // Forget sessions idle for longer than sessionIdleMs, with a tombstone in the same
-      // transaction; swept every quarter of that period, when records come.
-      if (Date.now() - sweptAt >= sessionIdleMs / 4) {
-        stats.evictedSessions += await evictIdle(sessions, sessionIdleMs, (key, partition) => produce(stateTopic, key, partition, null));
-        sweptAt = Date.now();
-      }
-    },
-    assigned: (partitions) => restore(partitions),
-    revoked: async (partitions) => partitions.forEach((p) => (sessions.delete(p), totals.delete(p))),
-    // state is changed in place and a sweep may touch every partition: rebuild them all
-    aborted: () => (sessions.clear(), totals.clear()),
-    stats: () => ({ ...stats }),
-  }));
+        stores.totals.put(shard, partitionTotals, prediction.event_time);
+      },
+      stats: () => ({ ...stats }),
+    }),
+  );
 }

@@ -1,9 +1,8 @@
-import { avroCodec, type AvroCodec } from '../../core/avro.ts';
 import { processorDeclarations } from '../../core/catalog.ts';
-import { evictIdle, restoreKeyedState } from '../../core/changelog.ts';
 import type { ClientContext } from '../../core/context.ts';
 import { errorMessage } from '../../core/errors.ts';
-import { createStreamJob, type StreamJob } from '../../core/runtime/index.ts';
+import type { StreamJob } from '../../core/runtime/index.ts';
+import { createProcessorJob, type StoreSpec } from '../../core/runtime/processor.ts';
 import { latestModel, type VersionedModel } from '../../ml/model-store.ts';
 import { predict } from '../../ml/purchase-model.ts';
 import type { ShopEvent } from '../../schemas/shop-events.ts';
@@ -29,8 +28,6 @@ interface Scored {
   state: SessionState;
   lastProbability: number;
   ended: boolean;
-  /** When this process last saw an event of the session (or restored it); not in the changelog. */
-  touchedAt: number;
 }
 
 /** SessionState as JSON: sets and maps as arrays, 64-bit ids as strings. */
@@ -57,7 +54,7 @@ function deserialise(json: string): Scored {
     products: new Set(raw.products as string[]),
     categories: new Set(raw.categories as string[]),
   };
-  return { state, lastProbability: Number(raw.lastProbability), ended: Boolean(raw.ended), touchedAt: Date.now() };
+  return { state, lastProbability: Number(raw.lastProbability), ended: Boolean(raw.ended) };
 }
 
 const CART_VALUE = SESSION_FEATURES.indexOf('cart_value');
@@ -77,16 +74,20 @@ export function createSessionScorer(context: ClientContext, options: SessionScor
   const { catalog, log } = context;
   const declaration = processorDeclarations.sessionScorer;
   const name = catalog.group(declaration.name);
-  const output = catalog.topic[declaration.output];
-  const stateTopic = catalog.topic[declaration.state];
+  const output = catalog.topic[declaration.outputs[0]];
   const scoreEvery = options.scoreEvery ?? SCORE_EVERY;
   const modelCheckMs = options.modelCheckMs ?? 60_000;
   const modelRoot = `${catalog.roots.models}/purchase`;
-  const sessionIdleMs = options.sessionIdleMs ?? (catalog.features.sessionScores.ttlSeconds ?? 7_200) * 1000;
-  let sweptAt = Date.now();
-  const sessions = new Map<number, Map<string, Scored>>();
-  const stats = { scored: 0, purchases: 0, modelVersion: 0, restoredSessions: 0, evictedSessions: 0 };
-  let codecs: { prediction: AvroCodec; state: AvroCodec } | undefined;
+  const sessions: StoreSpec<Scored> = {
+    changelog: catalog.topic[declaration.stores.sessions],
+    encode: (session, scored, eventTime) => ({ user_session: session, state: serialise(scored), event_time: eventTime }),
+    decode: (record) => deserialise(String(record.state)),
+    // Forget sessions idle for this long (default: the Redis TTL of session features), so state
+    // stays bounded. Wall-clock time, like that TTL: event times of a replay or of a synthetic
+    // shop spread over days say nothing about whether a session is still going.
+    idleMs: options.sessionIdleMs ?? (catalog.features.sessionScores.ttlSeconds ?? 7_200) * 1000,
+  };
+  const stats = { scored: 0, purchases: 0, modelVersion: 0 };
   let model: VersionedModel | undefined;
   let modelCheckedAt = 0;
 
@@ -103,94 +104,46 @@ export function createSessionScorer(context: ClientContext, options: SessionScor
     }
   }
 
-  async function restore(partitions: number[]): Promise<void> {
-    const { states } = await restoreKeyedState(context, stateTopic, partitions, {
-      key: String,
-      value: (record) => deserialise(String(record.state)),
-    });
-    for (const [partition, map] of states) {
-      sessions.set(partition, map);
-      stats.restoredSessions += map.size;
-    }
-  }
-
-  return createStreamJob({ name, topic: catalog.topic[declaration.input], commit: 'transaction', transactionalId: `${name}-${options.instance ?? '0'}` }, context, () => ({
-    async handle(batches, batchContext) {
-      codecs ??= {
-        prediction: await avroCodec(context.registry, await context.registry.getLatestSchemaId(`${output}-value`)),
-        state: await avroCodec(context.registry, await context.registry.getLatestSchemaId(`${stateTopic}-value`)),
-      };
-      await refreshModel().catch((error) => log.warn('looking for a model failed', { job: name, error: errorMessage(error) }));
-      const sweep = Date.now() - sweptAt >= sessionIdleMs / 4;
-      for (const batch of batches) {
-        if (!sessions.has(batch.partition)) await restore([batch.partition]);
-        const map = sessions.get(batch.partition)!;
-        const changed = new Map<string, { scored: Scored; eventTime: number }>();
-        for (const record of batch.records) {
-          const event = record.value as unknown as ShopEvent;
-          let scored = map.get(event.user_session);
-          if (!scored) {
-            scored = { state: emptySession(event), lastProbability: 0, ended: false, touchedAt: 0 };
-            map.set(event.user_session, scored);
-          }
-          scored.touchedAt = Date.now();
-          // a purchase ended the session's scoring; later events change nothing
-          if (scored.ended) continue;
-          applyEvent(scored.state, event);
-          changed.set(event.user_session, { scored, eventTime: event.event_time });
-          const purchase = event.event_type === 'purchase';
-          const events = eventCount(scored.state);
-          if (!purchase && !(model && isScoringPoint(scored.state, event, scoreEvery))) continue;
-          const features = sessionFeatures(scored.state);
-          if (purchase) {
-            scored.ended = true;
-            stats.purchases++;
-          } else {
-            scored.lastProbability = predict(model!, features);
-            stats.scored++;
-          }
-          const produced = batchContext.produce(output, {
-            key: event.user_session,
-            partition: batch.partition,
-            value: codecs.prediction.encodeTransient({
-              user_session: event.user_session,
-              user_id: event.user_id,
-              kind: purchase ? 'purchase' : 'score',
-              purchase_probability: scored.lastProbability,
-              model_version: model?.version ?? 0,
-              events,
-              views: scored.state.views,
-              carts: scored.state.carts,
-              removes: scored.state.removes,
-              cart_value: features[CART_VALUE]!,
-              duration_s: features[DURATION]!,
-              event_time: event.event_time,
-            }),
-          });
-          if (produced) await produced;
+  return createProcessorJob<ShopEvent, { sessions: StoreSpec<Scored> }>(
+    { name, input: catalog.topic[declaration.input], transactionalId: `${name}-${options.instance ?? '0'}`, stores: { sessions } },
+    context,
+    () => ({
+      beforeBatch: () => refreshModel().catch((error) => log.warn('looking for a model failed', { job: name, error: errorMessage(error) })),
+      process(event, { stores, forward }) {
+        const store = stores.sessions;
+        const scored = store.get(event.user_session) ?? { state: emptySession(event), lastProbability: 0, ended: false };
+        // a purchase ended the session's scoring; later events change nothing
+        if (scored.ended) return store.touch(event.user_session);
+        applyEvent(scored.state, event);
+        store.put(event.user_session, scored, event.event_time);
+        const purchase = event.event_type === 'purchase';
+        const events = eventCount(scored.state);
+        if (!purchase && !(model && isScoringPoint(scored.state, event, scoreEvery))) return;
+        const features = sessionFeatures(scored.state);
+        if (purchase) {
+          scored.ended = true;
+          stats.purchases++;
+        } else {
+          scored.lastProbability = predict(model!, features);
+          stats.scored++;
         }
-        for (const [session, { scored, eventTime }] of changed) {
-          const produced = batchContext.produce(stateTopic, {
-            key: session,
-            partition: batch.partition,
-            value: codecs.state.encodeTransient({ user_session: session, state: serialise(scored), event_time: eventTime }),
-          });
-          if (produced) await produced;
-        }
-      }
-      // Forget sessions idle for longer than sessionIdleMs, in every assigned partition: a
-      // tombstone in the same transaction removes them from the changelog too. Swept every
-      // quarter of that period, when records come (without records, state does not grow).
-      if (sweep) {
-        stats.evictedSessions += await evictIdle(sessions, sessionIdleMs, (session, partition) => batchContext.produce(stateTopic, { key: session, partition, value: null }));
-        sweptAt = Date.now();
-      }
-    },
-    assigned: (partitions) => restore(partitions),
-    revoked: async (partitions) => partitions.forEach((p) => sessions.delete(p)),
-    // a sweep may have touched every partition's state, not only the batch's: rebuild them all
-    aborted: () => sessions.clear(),
-    reload: () => refreshModel(true),
-    stats: () => ({ ...stats }),
-  }));
+        return forward(output, event.user_session, {
+          user_session: event.user_session,
+          user_id: event.user_id,
+          kind: purchase ? 'purchase' : 'score',
+          purchase_probability: scored.lastProbability,
+          model_version: model?.version ?? 0,
+          events,
+          views: scored.state.views,
+          carts: scored.state.carts,
+          removes: scored.state.removes,
+          cart_value: features[CART_VALUE]!,
+          duration_s: features[DURATION]!,
+          event_time: event.event_time,
+        });
+      },
+      reload: () => refreshModel(true),
+      stats: () => ({ ...stats }),
+    }),
+  );
 }

@@ -142,7 +142,7 @@ test('session scorer: sessions idle longer than their TTL are forgotten, in memo
   // one more session: its batch sweeps the idle ones
   await producer.send(shop.nextSession().browse);
   const evicted = await waitFor('idle sessions evicted', async () => {
-    const n = (scorer.stats() as unknown as { evictedSessions: number }).evictedSessions;
+    const n = (scorer.stats() as unknown as { stores: { sessions: { evicted: number } } }).stores.sessions.evicted;
     return n >= 20 ? n : undefined;
   });
   assert.ok(evicted >= 20);
