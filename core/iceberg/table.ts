@@ -197,6 +197,81 @@ const randomSnapshotId = () => randomBytes(8).readBigInt64BE() & 0x7fff_ffff_fff
 const summaryNumber = (snapshot: Snapshot | undefined, key: string) => BigInt(snapshot?.summary[key] ?? '0');
 
 /**
+ * The new snapshot's manifests: the base's, with those holding removed files rewritten (the
+ * files marked deleted by this snapshot), merged into one past MERGE_MANIFESTS_AT, and one for
+ * the added files first. Throws CommitConflict if a file to remove is no longer live.
+ */
+async function planManifests(
+  deps: TableDeps,
+  base: TableState,
+  change: SnapshotChange,
+  plan: { table: Parameters<typeof writeManifest>[1]; snapshotId: bigint; sequenceNumber: bigint; put: (name: string, body: Buffer) => Promise<{ path: string; length: bigint }> },
+): Promise<{ manifests: ManifestFile[]; removedRows: bigint; removedBytes: bigint }> {
+  const { store } = deps;
+  const { table, snapshotId, sequenceNumber, put } = plan;
+  const manifests: ManifestFile[] = [];
+  const removed = change.removed ?? new Set<string>();
+  let removedRows = 0n;
+  let removedBytes = 0n;
+  const found = new Set<string>();
+  for (const manifest of await manifestsOf(deps, base)) {
+    const hit = removed.size > 0 && manifest.content === 0 ? await readManifest(await readObject(store, manifest.manifest_path), manifest) : undefined;
+    if (!hit || !hit.some((entry) => entry.status !== STATUS.DELETED && removed.has(entry.file.path))) {
+      manifests.push(manifest);
+      continue;
+    }
+    // Rewritten with the removed files marked deleted by this snapshot and the rest existing.
+    const entries: ManifestEntry[] = [];
+    for (const entry of hit) {
+      if (entry.status === STATUS.DELETED) continue;
+      if (removed.has(entry.file.path)) {
+        found.add(entry.file.path);
+        removedRows += entry.file.records;
+        removedBytes += entry.file.sizeBytes;
+        entries.push({ ...entry, status: STATUS.DELETED, snapshotId });
+      } else {
+        entries.push({ ...entry, status: STATUS.EXISTING });
+      }
+    }
+    const { body, summary } = await writeManifest(entries, table, snapshotId);
+    const { path, length } = await put(`${randomUUID()}-m-rewrite.avro`, body);
+    manifests.unshift({
+      ...summary,
+      manifest_path: path,
+      manifest_length: length,
+      sequence_number: sequenceNumber,
+      min_sequence_number: summary.minSequenceNumber ?? sequenceNumber,
+    });
+  }
+  if (manifests.length >= MERGE_MANIFESTS_AT) {
+    // One manifest per commit would grow every commit's manifest list and every reader's
+    // planning without bound: past a hundred, they are merged into one (as Iceberg's Java
+    // writers do), each live file kept with its own sequence numbers.
+    const entries: ManifestEntry[] = [];
+    for (const manifest of manifests) {
+      for (const entry of await readManifest(await readObject(store, manifest.manifest_path), manifest)) {
+        if (entry.status !== STATUS.DELETED) entries.push({ ...entry, status: STATUS.EXISTING });
+      }
+    }
+    const { body, summary } = await writeManifest(entries, table, snapshotId);
+    const { path, length } = await put(`${randomUUID()}-m-merged.avro`, body);
+    manifests.length = 0;
+    manifests.push({ ...summary, manifest_path: path, manifest_length: length, sequence_number: sequenceNumber, min_sequence_number: summary.minSequenceNumber ?? sequenceNumber });
+  }
+  const missing = [...removed].filter((path) => !found.has(path));
+  if (missing.length) {
+    throw new CommitConflict(tableName(base.ref), `${missing.length} file(s) to remove are no longer live (e.g. ${missing[0]})`);
+  }
+  if (change.added.length) {
+    const entries = change.added.map((file) => ({ status: STATUS.ADDED, snapshotId, sequenceNumber, fileSequenceNumber: sequenceNumber, file }));
+    const { body, summary } = await writeManifest(entries, table, snapshotId);
+    const { path, length } = await put(`${randomUUID()}-m0.avro`, body);
+    manifests.unshift({ ...summary, manifest_path: path, manifest_length: length, sequence_number: sequenceNumber, min_sequence_number: sequenceNumber });
+  }
+  return { manifests, removedRows, removedBytes };
+}
+
+/**
  * Commits `change` on top of `base`, under a requirement that `main` still points at base's
  * snapshot. Returns the new state. Throws CommitConflict if the table moved (or a removed file
  * is no longer live); the new manifests are deleted then, and nothing of the attempt is visible.
@@ -239,65 +314,8 @@ export async function commitSnapshot(deps: TableDeps, base: TableState, change: 
   const table = { schema, spec };
 
   try {
-    const manifests: ManifestFile[] = [];
     const removed = change.removed ?? new Set<string>();
-    let removedRows = 0n;
-    let removedBytes = 0n;
-    const found = new Set<string>();
-    for (const manifest of await manifestsOf(deps, base)) {
-      const hit = removed.size > 0 && manifest.content === 0 ? await readManifest(await readObject(store, manifest.manifest_path), manifest) : undefined;
-      if (!hit || !hit.some((entry) => entry.status !== STATUS.DELETED && removed.has(entry.file.path))) {
-        manifests.push(manifest);
-        continue;
-      }
-      // Rewritten with the removed files marked deleted by this snapshot and the rest existing.
-      const entries: ManifestEntry[] = [];
-      for (const entry of hit) {
-        if (entry.status === STATUS.DELETED) continue;
-        if (removed.has(entry.file.path)) {
-          found.add(entry.file.path);
-          removedRows += entry.file.records;
-          removedBytes += entry.file.sizeBytes;
-          entries.push({ ...entry, status: STATUS.DELETED, snapshotId });
-        } else {
-          entries.push({ ...entry, status: STATUS.EXISTING });
-        }
-      }
-      const { body, summary } = await writeManifest(entries, table, snapshotId);
-      const { path, length } = await put(`${randomUUID()}-m-rewrite.avro`, body);
-      manifests.unshift({
-        ...summary,
-        manifest_path: path,
-        manifest_length: length,
-        sequence_number: sequenceNumber,
-        min_sequence_number: summary.minSequenceNumber ?? sequenceNumber,
-      });
-    }
-    if (manifests.length >= MERGE_MANIFESTS_AT) {
-      // One manifest per commit would grow every commit's manifest list and every reader's
-      // planning without bound: past a hundred, they are merged into one (as Iceberg's Java
-      // writers do), each live file kept with its own sequence numbers.
-      const entries: ManifestEntry[] = [];
-      for (const manifest of manifests) {
-        for (const entry of await readManifest(await readObject(store, manifest.manifest_path), manifest)) {
-          if (entry.status !== STATUS.DELETED) entries.push({ ...entry, status: STATUS.EXISTING });
-        }
-      }
-      const { body, summary } = await writeManifest(entries, table, snapshotId);
-      const { path, length } = await put(`${randomUUID()}-m-merged.avro`, body);
-      manifests.length = 0;
-      manifests.push({ ...summary, manifest_path: path, manifest_length: length, sequence_number: sequenceNumber, min_sequence_number: summary.minSequenceNumber ?? sequenceNumber });
-    }
-    const missing = [...removed].filter((path) => !found.has(path));
-    if (missing.length) {
-      throw new CommitConflict(tableName(base.ref), `${missing.length} file(s) to remove are no longer live (e.g. ${missing[0]})`);
-    }
-    if (change.added.length) {
-      const entries = change.added.map((file) => ({ status: STATUS.ADDED, snapshotId, sequenceNumber, fileSequenceNumber: sequenceNumber, file }));
-      const { body, summary } = await writeManifest(entries, table, snapshotId);
-      const { path, length } = await put(`${randomUUID()}-m0.avro`, body);
-      manifests.unshift({ ...summary, manifest_path: path, manifest_length: length, sequence_number: sequenceNumber, min_sequence_number: sequenceNumber });
-    }
+    const { manifests, removedRows, removedBytes } = await planManifests(deps, base, change, { table, snapshotId, sequenceNumber, put });
     const parentId = base.snapshot?.['snapshot-id'];
     const list = await writeManifestList(manifests, { snapshotId, parentId, sequenceNumber });
     const { path: manifestList } = await put(`snap-${snapshotId}-1-${randomUUID()}.avro`, list);
