@@ -10,7 +10,6 @@ import { createObjectStore, type ObjectStore } from '../core/object-store.ts';
 import { createRedis } from '../core/redis.ts';
 import { createS3 } from '../core/s3.ts';
 import { readPromoSummary, type PromoSummary } from '../processors/promo/summary.ts';
-import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import type { Redis } from 'ioredis';
 import { withTimeout } from '../core/async.ts';
 
@@ -202,9 +201,9 @@ export function createCollector(config: Config, options: { namespace?: string; l
     }
     const runs: ScheduledRun[] = [];
     for (const [kind, root] of [['backfill', names.roots.backfillManifests], ['compaction', names.roots.compactionManifests]] as const) {
-      for (const object of await listObjects(s3, config.LAKE_BUCKET, `${root}/`)) {
+      for (const object of await store.listWithTimes(`${root}/`)) {
         const manifest = await store.getJson<{ status?: string }>(object.key).catch(() => undefined);
-        runs.push({ kind, name: object.key.slice(root.length + 1), status: manifest?.value.status ?? 'unknown', at: object.modified });
+        runs.push({ kind, name: object.key.slice(root.length + 1), status: manifest?.value.status ?? 'unknown', at: object.lastModified.getTime() });
       }
     }
     runs.sort((a, b) => b.at - a.at);
@@ -290,15 +289,4 @@ function sourcesOf(names: Catalog, config: Config): Record<string, string> {
     topUsers: `DuckDB: ${queries.topUsers}`,
     amounts: `DuckDB: ${queries.amounts}`,
   };
-}
-
-async function listObjects(s3: S3Client, bucket: string, prefix: string): Promise<Array<{ key: string; size: number; modified: number }>> {
-  const objects: Array<{ key: string; size: number; modified: number }> = [];
-  let token: string | undefined;
-  do {
-    const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
-    for (const object of page.Contents ?? []) objects.push({ key: object.Key!, size: object.Size ?? 0, modified: object.LastModified?.getTime() ?? 0 });
-    token = page.NextContinuationToken;
-  } while (token);
-  return objects;
 }

@@ -103,6 +103,8 @@ class PartitionedStore<V> {
 
   view(partition: number): KeyValueStore<V> {
     const map = this.partitions.get(partition)!;
+    const evicts = this.spec.idleMs !== undefined;
+    const logged = !this.spec.changelogIsOutput;
     const changed = () => {
       let keys = this.dirty.get(partition);
       if (!keys) this.dirty.set(partition, (keys = new Map()));
@@ -111,12 +113,24 @@ class PartitionedStore<V> {
     return {
       get: (key) => map.get(key)?.value,
       put: (key, value, eventTime) => {
-        map.set(key, { value, touchedAt: Date.now() });
-        const keys = changed();
-        keys.set(key, Math.max(eventTime, keys.get(key) ?? Number.NEGATIVE_INFINITY));
+        // the hot path of every stateful processor: no allocation for a key already held, no
+        // clock read for a store that never evicts, no change tracking for one the handler logs
+        const touchedAt = evicts ? Date.now() : 0;
+        const entry = map.get(key);
+        if (entry) {
+          entry.value = value;
+          entry.touchedAt = touchedAt;
+        } else {
+          map.set(key, { value, touchedAt });
+        }
+        if (logged) {
+          const keys = changed();
+          const previous = keys.get(key);
+          keys.set(key, previous == null || eventTime > previous ? eventTime : previous);
+        }
       },
       touch: (key) => {
-        const entry = map.get(key);
+        const entry = evicts ? map.get(key) : undefined;
         if (entry) entry.touchedAt = Date.now();
       },
       get size() {
@@ -213,7 +227,7 @@ export function createProcessorJob<In, Stores extends StoreSpecs>(
   };
 
   async function restore(partitions: number[], log: Logger): Promise<void> {
-    if (!partitions.length) return;
+    if (!partitions.length || !stores.length) return;
     await Promise.all(stores.map((store) => store.restore(context, partitions)));
     log.info('restored state', { partitions, ...Object.fromEntries(stores.map((store) => [store.name, store.stats().size])) });
   }
