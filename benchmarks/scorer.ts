@@ -11,7 +11,7 @@ import { LatencyRecorder } from '../core/stats.ts';
 import { createShop, type Session } from '../ingest/shop-events/generator.ts';
 import { createTopicProducer } from '../ingest/topic-producer.ts';
 import { trainOnSyntheticShop } from '../ml/synthetic-model.ts';
-import { applyEvent, emptySession, isScoringPoint } from '../processors/session-scorer/features.ts';
+import { applyEvent, emptySession, isScoringPoint } from '../ml/session-features.ts';
 import type { ShopEvent } from '../schemas/shop-events.ts';
 import { startJobProcess } from '../scripts/pipeline-process.ts';
 

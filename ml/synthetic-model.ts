@@ -1,5 +1,5 @@
 import { createShop } from '../ingest/shop-events/generator.ts';
-import { applyEvent, emptySession, SESSION_FEATURES, sessionFeatures } from '../processors/session-scorer/features.ts';
+import { applyEvent, emptySession, SESSION_FEATURES, sessionFeatures } from './session-features.ts';
 import { trainLogistic, type LogisticModel } from './purchase-model.ts';
 
 /**

@@ -8,7 +8,7 @@ import { openLake } from '../core/lake.ts';
 import { createObjectStore } from '../core/object-store.ts';
 import { createS3 } from '../core/s3.ts';
 import { formatCount } from '../core/stats.ts';
-import { SESSION_FEATURES } from '../processors/session-scorer/features.ts';
+import { SESSION_FEATURES } from './session-features.ts';
 import { auc, calibration, logLoss } from './metrics.ts';
 import { predict, trainBoostedTrees, trainLogistic, type PurchaseModel } from './purchase-model.ts';
 import { latestModel } from './model-store.ts';

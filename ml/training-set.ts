@@ -1,6 +1,6 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { ShopEvent } from '../schemas/shop-events.ts';
-import { applyEvent, emptySession, isScoringPoint, sessionFeatures } from '../processors/session-scorer/features.ts';
+import { applyEvent, emptySession, isScoringPoint, sessionFeatures } from './session-features.ts';
 
 export interface TrainingSet {
   /** One row per scoring point (the scorer's, `isScoringPoint`): the session's features as of that event. */

@@ -6,7 +6,7 @@ import { createProcessorJob, type StoreSpec } from '../../core/runtime/processor
 import { latestModel, type VersionedModel } from '../../ml/model-store.ts';
 import { predict } from '../../ml/purchase-model.ts';
 import type { ShopEvent } from '../../schemas/shop-events.ts';
-import { applyEvent, emptySession, eventCount, isScoringPoint, SCORE_EVERY, SESSION_FEATURES, sessionFeatures, type SessionState } from './features.ts';
+import { applyEvent, emptySession, eventCount, isScoringPoint, SCORE_EVERY, SESSION_FEATURES, sessionFeatures, type SessionState } from '../../ml/session-features.ts';
 
 export interface SessionScorerOptions {
   /** Stable id of this process among the scorer's processes (its transactional id). */

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { createShop } from '../../ingest/shop-events/generator.ts';
 import { auc, calibration, logLoss } from '../../ml/metrics.ts';
 import { predict, trainBoostedTrees, trainLogistic } from '../../ml/purchase-model.ts';
-import { applyEvent, emptySession, SESSION_FEATURES, sessionFeatures } from '../../processors/session-scorer/features.ts';
+import { applyEvent, emptySession, SESSION_FEATURES, sessionFeatures } from '../../ml/session-features.ts';
 
 test('metrics: AUC counts ties as half, log loss and calibration bins say what they should', () => {
   assert.equal(auc([0.1, 0.2, 0.8, 0.9], [0, 0, 1, 1]), 1);

@@ -10,7 +10,7 @@ import { createShop } from '../../ingest/shop-events/generator.ts';
 import { createTopicProducer } from '../../ingest/topic-producer.ts';
 import { predict } from '../../ml/purchase-model.ts';
 import { trainOnSyntheticShop } from '../../ml/synthetic-model.ts';
-import { applyEvent, emptySession, eventCount, isScoringPoint, sessionFeatures, type SessionState } from '../../processors/session-scorer/features.ts';
+import { applyEvent, emptySession, eventCount, isScoringPoint, sessionFeatures, type SessionState } from '../../ml/session-features.ts';
 import { createSessionScorer } from '../../processors/session-scorer/job.ts';
 import type { ShopEvent } from '../../schemas/shop-events.ts';
 import { readFeatures } from '../../sinks/redis/online-store.ts';

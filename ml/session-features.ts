@@ -1,4 +1,4 @@
-import type { ShopEvent } from '../../schemas/shop-events.ts';
+import type { ShopEvent } from '../schemas/shop-events.ts';
 
 /**
  * A session's running aggregates and the features a purchase model sees, computed by one piece of
