@@ -1,3 +1,4 @@
+import { createClientContext } from '../core/context.ts';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -86,7 +87,8 @@ async function main(): Promise<void> {
   const namespace = `bench-gateway-${Date.now().toString(36)}`;
   const admin = createAdmin(config, 'lakestream-bench');
   await applyInfra(topicsFor(namespace), { admin, registry: createRegistry(config), registryUrl: config.SCHEMA_REGISTRY_URL });
-  const gateway = await startGateway(config, { port: 0, host: '127.0.0.1', namespace, maxBodyBytes: 4 * 1024 * 1024, maxRecords: 10_000, ackTimeoutMs: 10_000, log: createLogger('gateway') });
+  const context = createClientContext(config, { namespace, component: 'gateway', registryRetries: 1, redis: { connectTimeout: 3_000 } });
+  const gateway = await startGateway(context, { port: 0, host: '127.0.0.1', maxBodyBytes: 4 * 1024 * 1024, maxRecords: 10_000, ackTimeoutMs: 10_000, log: createLogger('gateway') });
   const dir = mkdtempSync(join(tmpdir(), 'lakestream-wrk-'));
   const order = (i: number) => ({ order_id: `bench-order-${i.toString().padStart(8, '0')}`, customer_name: 'Bench', user_id: i % 1000, product: `product ${i % 50}`, quantity: 1 + (i % 3), unit_price: 9.99, order_time: Date.UTC(2026, 10, 23) });
   const script = (name: string, body: unknown) => {
@@ -110,6 +112,7 @@ async function main(): Promise<void> {
       '', `one order per request runs at ${((single.requestsPerSecond / health.requestsPerSecond) * 100).toFixed(0)}% of the bare server's request rate`].join('\n'));
   } finally {
     await gateway.close();
+    await context.close();
     const redis = createRedis(config);
     const s3 = createS3(config);
     await dropNamespace(config, namespace, { admin, objectStore: createObjectStore(s3, config.LAKE_BUCKET), redis }).catch(() => {});

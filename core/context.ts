@@ -1,6 +1,6 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
-import type { Redis } from 'ioredis';
+import type { Redis, RedisOptions } from 'ioredis';
 import { createAvroDecoder, type AvroDecoder } from './avro.ts';
 import { catalog as resolveCatalog, type Catalog } from './catalog.ts';
 import type { Config } from './config.ts';
@@ -48,9 +48,19 @@ export function asKafkaUserContext(context: ClientContext, user: string): Client
   return config === context.config ? context : { ...context, config };
 }
 
-export function createClientContext(config: Config, options: { namespace?: string; component?: string } = {}): ClientContext {
+export interface ClientContextOptions {
+  namespace?: string;
+  /** The `component` of every log line. */
+  component?: string;
+  /** Registry retries per call (0: stream jobs retry whole batches; a server answering a request may retry once). */
+  registryRetries?: number;
+  /** How the Redis connection behaves (a dashboard connects lazily, a server gives up fast). */
+  redis?: RedisOptions;
+}
+
+export function createClientContext(config: Config, options: ClientContextOptions = {}): ClientContext {
   setLogLevel(config.LOG_LEVEL, config.LOG_FORMAT);
-  const registry = createRegistry(config, { retries: 0 });
+  const registry = createRegistry(config, { retries: options.registryRetries ?? 0 });
   let s3: S3Client | undefined;
   let store: ObjectStore | undefined;
   let redis: Redis | undefined;
@@ -71,7 +81,7 @@ export function createClientContext(config: Config, options: { namespace?: strin
       tables ??= { catalog: lakeCatalog(config), store: this.objectStore() };
       return tables;
     },
-    redis: () => (redis ??= createRedis(config, { maxRetriesPerRequest: 1 })),
+    redis: () => (redis ??= createRedis(config, { maxRetriesPerRequest: 1, ...options.redis })),
     close() {
       closed ??= (async () => {
         s3?.destroy();

@@ -1,16 +1,12 @@
 import type { Admin } from '@platformatic/kafka';
-import { catalog, processorDeclarations, type Catalog } from '../core/catalog.ts';
+import { processorDeclarations, type Catalog } from '../core/catalog.ts';
 import type { Config } from '../core/config.ts';
 import { errorMessage } from '../core/errors.ts';
 import { createAdmin } from '../core/kafka.ts';
-import { lakeCatalog } from '../core/context.ts';
+import { createClientContext } from '../core/context.ts';
 import { liveFiles, loadTableState } from '../core/iceberg/table.ts';
 import { openLake } from '../core/lake.ts';
-import { createObjectStore, type ObjectStore } from '../core/object-store.ts';
-import { createRedis } from '../core/redis.ts';
-import { createS3 } from '../core/s3.ts';
 import { readPromoSummary, type PromoSummary } from '../processors/promo/summary.ts';
-import type { Redis } from 'ioredis';
 import { withTimeout } from '../core/async.ts';
 
 /**
@@ -102,13 +98,14 @@ export interface Collector {
 
 export function createCollector(config: Config, options: { namespace?: string; lakeIntervalMs?: number } = {}): Collector {
   const namespace = options.namespace ?? '';
-  const names = catalog(namespace);
+  // the dashboard's own clients, as every process gets them; Redis connects when first asked
+  const context = createClientContext(config, { namespace, component: 'dashboard', redis: { lazyConnect: true, retryStrategy: () => 2_000 } });
+  const names = context.catalog;
   const lakeIntervalMs = options.lakeIntervalMs ?? 10_000;
   let admin: Admin | undefined;
-  const redis: Redis = createRedis(config, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => 2_000 });
-  const s3 = createS3(config);
-  const store = createObjectStore(s3, config.LAKE_BUCKET);
-  const lakeTables = { catalog: lakeCatalog(config), store };
+  const redis = context.redis();
+  const store = context.objectStore();
+  const lakeTables = context.lakeTables();
   let previous: { at: number; totals: Map<string, number> } | undefined;
   let lakeCache: { at: number; lake: Snapshot['lake']; business: Omit<Snapshot['business'], 'promo'>; transactions: Omit<Snapshot['transactions'], 'perSecond'> } | undefined;
   let lakeRefresh: Promise<void> | undefined;
@@ -269,7 +266,7 @@ export function createCollector(config: Config, options: { namespace?: string; l
     async close() {
       await admin?.close().catch(() => {});
       redis.disconnect();
-      s3.destroy();
+      await context.close();
     },
   };
 }

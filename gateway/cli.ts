@@ -1,3 +1,4 @@
+import { createClientContext } from '../core/context.ts';
 import { parseArgs } from 'node:util';
 import { cliArgs, helpText, runCli } from '../core/cli.ts';
 import { loadConfig } from '../core/config.ts';
@@ -65,13 +66,15 @@ async function main(): Promise<void> {
     }
   }
   const log = createLogger('gateway');
-  const gateway = await startGateway(config, { port, host: values.host, namespace: values.namespace, maxBodyBytes, maxRecords, ackTimeoutMs, apiKeys, log }).catch((error: NodeJS.ErrnoException) => {
+  // a request waits for one registry retry at most; Redis (idempotency keys) gives up fast
+  const context = createClientContext(config, { namespace: values.namespace, component: 'gateway', registryRetries: 1, redis: { connectTimeout: 3_000 } });
+  const gateway = await startGateway(context, { port, host: values.host, maxBodyBytes, maxRecords, ackTimeoutMs, apiKeys, log }).catch((error: NodeJS.ErrnoException) => {
     if (error.code === 'EADDRINUSE') throw new LakestreamError('USAGE', `port ${port} on ${values.host} is in use: choose another with --port`);
     throw error;
   });
   console.log(`gateway: ${gateway.url} (order page), ${gateway.url}openapi.json`);
   log.info('gateway listening', { url: gateway.url, namespace: values.namespace || '(production)', apiKeys: apiKeys?.size ?? 0 });
-  const stop = () => void gateway.close().finally(() => process.exit(0));
+  const stop = () => void gateway.close().then(() => context.close()).finally(() => process.exit(0));
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
 }

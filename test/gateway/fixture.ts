@@ -1,5 +1,6 @@
 import type { TestContext } from 'node:test';
 import { createAvroDecoder } from '../../core/avro.ts';
+import { createClientContext } from '../../core/context.ts';
 import { createConsumer } from '../../core/kafka.ts';
 import { createLogger } from '../../core/log.ts';
 import { startGateway, type GatewayOptions } from '../../gateway/server.ts';
@@ -18,10 +19,11 @@ export interface Published {
  */
 export async function setupGateway(t: TestContext, label: string, options: Partial<GatewayOptions> = {}) {
   const pipeline = await setupPipeline(t, label);
-  const gateway = await startGateway(config, {
+  const context = createClientContext(config, { namespace: pipeline.namespace, component: 'gateway-test', registryRetries: 1, redis: { connectTimeout: 3_000 } });
+  onCleanup(t, () => context.close());
+  const gateway = await startGateway(context, {
     port: 0,
     host: '127.0.0.1',
-    namespace: pipeline.namespace,
     maxBodyBytes: 64 * 1024,
     maxRecords: 100,
     ackTimeoutMs: 10_000,
