@@ -11,10 +11,11 @@ import { backfillLayout, openDayBackfiller, planDays, type BackfillLayout, type 
 
 const usage = helpText(`Usage: pnpm run backfill [-- options]
 
-Rebuilds the user_transaction_counts feature history from the archived transactions in the lake
-(s3://<bucket>/transactions/…) into s3://<bucket>/features/user_transaction_counts/…, replacing
-each event day it covers. Storage only: it never writes to Redis or Kafka. Idempotent: running it
-again, or after a crash, leaves the same objects with the same rows.
+Rebuilds the user_transaction_counts feature history from the archived transactions (the Iceberg
+table lake.transactions) into the Iceberg table lake.user_transaction_counts, one overwrite
+snapshot per event day it covers (readers see a day before or after, never half of it). Storage
+only: it never writes to Redis or Kafka. Idempotent: running it again, or after a crash, commits
+nothing new for a day whose archive did not change.
 
 Options:
   --from YYYY-MM-DD   first event day (default: the first archived day)
