@@ -1,3 +1,4 @@
+import { createClientContext } from '../core/context.ts';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
@@ -5,7 +6,6 @@ import { cliArgs, helpText, runCli } from '../core/cli.ts';
 import { loadConfig, repoRoot } from '../core/config.ts';
 import { LakestreamError } from '../core/errors.ts';
 import { formatCount } from '../core/stats.ts';
-import { catalog } from '../core/catalog.ts';
 import { dayOption } from './day-option.ts';
 import { backfillLayout, openDayBackfiller, planDays, type BackfillLayout, type DayPlan } from './user-transaction-counts.ts';
 
@@ -80,8 +80,10 @@ async function main(): Promise<void> {
   }
 
   const config = loadConfig();
-  const layout = backfillLayout(catalog(values.namespace ?? ''), config.LAKE_BUCKET);
-  const all = await planDays(config, layout, { from: values.from, to: values.to });
+  const context = createClientContext(config, { namespace: values.namespace ?? '', component: 'backfill' });
+  const layout = backfillLayout(context.catalog, config.LAKE_BUCKET);
+  // a failure exits the process (runCli); on success the clients are closed so it can exit
+  const all = await planDays(context, layout, { from: values.from, to: values.to });
   const mine = all.filter((_, index) => index % shard.of === shard.index);
   const report = values.report === 'json';
   const plannedFiles = mine.reduce((sum, d) => sum + d.files, 0);
@@ -115,7 +117,7 @@ async function main(): Promise<void> {
     const codes = await Promise.all(children);
     if (codes.some((code) => code !== 0)) throw new LakestreamError('USAGE', `a backfill worker failed (exit codes ${codes.join(', ')}); re-run: the result is the same as one clean run`);
   } else {
-    const backfiller = await openDayBackfiller(config, layout, values['memory-limit']);
+    const backfiller = await openDayBackfiller(context, layout, values['memory-limit']);
     try {
       for (const plan of mine as DayPlan[]) {
         const result = await backfiller.run(plan, { dryRun: values['dry-run'], afterFirstUpload: testPause });
@@ -134,6 +136,7 @@ async function main(): Promise<void> {
       backfiller.close();
     }
   }
+  await context.close();
   if (report) return;
   const seconds = (Date.now() - startedAt) / 1000;
   process.stderr.write('\n');

@@ -1,3 +1,4 @@
+import { createClientContext } from '../core/context.ts';
 import { parseArgs } from 'node:util';
 import { cliArgs, helpText, runCli } from '../core/cli.ts';
 import { loadConfig } from '../core/config.ts';
@@ -43,7 +44,8 @@ async function main(): Promise<void> {
   if (values.hour !== undefined && !/^([01]\d|2[0-3])$/.test(values.hour)) throw new LakestreamError('USAGE', `--hour must be two digits 00-23, got ${JSON.stringify(values.hour)}`);
   const target = compactionTarget(values.table, values.namespace ?? '');
   const started = Date.now();
-  const results = await compactDay(loadConfig(), target, values.dt, { hour: values.hour, includeOpenHour: values['include-open-hour'] });
+  const context = createClientContext(loadConfig(), { namespace: values.namespace ?? '', component: 'compaction' });
+  const results = await compactDay(context, target, values.dt, { hour: values.hour, includeOpenHour: values['include-open-hour'] }).finally(() => context.close());
   for (const result of results) {
     console.log(
       `${result.dt} hour=${result.hour}: ${result.output ? `${result.inputs} files -> 1 (${formatCount(result.rows)} rows)` : `skipped (${result.skipped}, ${result.inputs} file${result.inputs === 1 ? '' : 's'})`}`,

@@ -1,10 +1,9 @@
+import type { ClientContext } from '../core/context.ts';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { catalog, type ResolvedTable } from '../core/catalog.ts';
-import type { Config } from '../core/config.ts';
-import { lakeCatalog } from '../core/context.ts';
 import { openDuckdb } from '../core/duckdb.ts';
 import { LakestreamError } from '../core/errors.ts';
 import type { DataFile } from '../core/iceberg/manifest.ts';
@@ -12,8 +11,7 @@ import { CommitConflict, CommitStateUnknown } from '../core/iceberg/rest-catalog
 import { duckdbTypeOf } from '../core/iceberg/schema.ts';
 import { commitSnapshot, keyOf, liveFiles, loadTableState, tableName, type TableDeps, type TableState } from '../core/iceberg/table.ts';
 import { sinkFileSql } from '../core/lake-layout.ts';
-import { createObjectStore, type ObjectStore } from '../core/object-store.ts';
-import { createS3 } from '../core/s3.ts';
+import type { ObjectStore } from '../core/object-store.ts';
 
 /**
  * Merges the small files of a lake table's hour partitions into one file per hour, each hour as
@@ -66,13 +64,13 @@ export function compactionTarget(view: string, namespace: string): CompactionTar
 }
 
 export async function compactDay(
-  config: Config,
+  context: ClientContext,
   target: CompactionTarget,
   dt: string,
   options: { includeOpenHour?: boolean; hour?: string; now?: Date; orphanAgeMs?: number } = {},
 ): Promise<HourResult[]> {
-  const s3 = createS3(config);
-  const deps: TableDeps = { catalog: lakeCatalog(config), store: cachingManifests(createObjectStore(s3, config.LAKE_BUCKET)) };
+  const { config } = context;
+  const deps: TableDeps = { catalog: context.lakeTables().catalog, store: cachingManifests(context.objectStore()) };
   const work = mkdtempSync(join(tmpdir(), 'lakestream-compact-'));
   let duck: Awaited<ReturnType<typeof openDuckdb>> | undefined;
   const now = (options.now ?? new Date()).getTime();
@@ -116,7 +114,6 @@ export async function compactDay(
     await removeOrphanFiles(deps, state, { olderThanMs: options.orphanAgeMs ?? ORPHAN_AGE_MS });
   } finally {
     duck?.close();
-    s3.destroy();
     rmSync(work, { recursive: true, force: true });
   }
   return results;

@@ -1,11 +1,9 @@
+import { createClientContext } from '../core/context.ts';
 import { parseArgs } from 'node:util';
 import { cliArgs, helpText, runCli } from '../core/cli.ts';
-import { catalog } from '../core/catalog.ts';
 import { loadConfig } from '../core/config.ts';
 import { LakestreamError } from '../core/errors.ts';
 import { createLogger } from '../core/log.ts';
-import { createObjectStore } from '../core/object-store.ts';
-import { createS3 } from '../core/s3.ts';
 import { lakeTasks, runExclusive, startScheduler } from './scheduler.ts';
 
 const usage = helpText(`Usage: pnpm run scheduler [-- options]
@@ -36,18 +34,18 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const namespace = values.namespace ?? '';
   const log = createLogger('scheduler');
-  const s3 = createS3(config);
+  const context = createClientContext(config, { namespace, component: 'scheduler' });
   const options = {
-    store: createObjectStore(s3, config.LAKE_BUCKET),
-    lockRoot: catalog(namespace).roots.locks,
+    store: context.objectStore(),
+    lockRoot: context.catalog.roots.locks,
     log,
   };
-  const tasks = lakeTasks(config, namespace, { backfill: config.SCHEDULE_BACKFILL, compaction: config.SCHEDULE_COMPACTION });
+  const tasks = lakeTasks(context, namespace, { backfill: config.SCHEDULE_BACKFILL, compaction: config.SCHEDULE_COMPACTION });
   if (values['run-now']) {
     const task = tasks.find((candidate) => candidate.name === values['run-now']);
     if (!task) throw new LakestreamError('USAGE', `unknown task ${values['run-now']}; tasks: ${tasks.map((t) => t.name).join(', ')}`);
     const outcome = await runExclusive(task, { ...options, retries: 2, retryDelayMs: 1_000 });
-    s3.destroy();
+    await context.close();
     process.exitCode = outcome.status === 'failed' ? 1 : 0;
     return;
   }
@@ -55,8 +53,7 @@ async function main(): Promise<void> {
   const shutdown = (signal: string) => {
     log.info('scheduler stopping', { signal });
     stop();
-    s3.destroy();
-    process.exit(0);
+    void context.close().finally(() => process.exit(0));
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));

@@ -1,14 +1,12 @@
+import type { ClientContext } from '../core/context.ts';
 import cron from 'node-cron';
-import type { Config } from '../core/config.ts';
 import { errorMessage } from '../core/errors.ts';
 import { acquireLease } from '../core/lease.ts';
 import type { Logger } from '../core/log.ts';
 import { retry } from '../core/retry.ts';
 import { compactDay, compactionTarget } from './compact.ts';
 import { backfillLayout, openDayBackfiller, planDays } from './user-transaction-counts.ts';
-import { createObjectStore, type ObjectStore } from '../core/object-store.ts';
-import { createS3 } from '../core/s3.ts';
-import { catalog } from '../core/catalog.ts';
+import type { ObjectStore } from '../core/object-store.ts';
 
 export interface ScheduledTask {
   name: string;
@@ -98,16 +96,16 @@ export function startScheduler(tasks: ScheduledTask[], options: SchedulerOptions
 const utcDay = (offsetDays: number, now = new Date()) => new Date(now.getTime() + offsetDays * 86_400_000).toISOString().slice(0, 10);
 
 /** The platform's batch tasks: yesterday's backfill, and compaction of closed hours. */
-export function lakeTasks(config: Config, namespace: string, schedule: { backfill: string; compaction: string }): ScheduledTask[] {
-  const layout = backfillLayout(catalog(namespace), config.LAKE_BUCKET);
+export function lakeTasks(context: ClientContext, namespace: string, schedule: { backfill: string; compaction: string }): ScheduledTask[] {
+  const layout = backfillLayout(context.catalog, context.config.LAKE_BUCKET);
   return [
     {
       name: 'backfill-yesterday',
       cron: schedule.backfill,
       async run() {
         const yesterday = utcDay(-1);
-        const days = await planDays(config, layout, { from: yesterday, to: yesterday });
-        const backfiller = await openDayBackfiller(config, layout);
+        const days = await planDays(context, layout, { from: yesterday, to: yesterday });
+        const backfiller = await openDayBackfiller(context, layout);
         try {
           let rows = 0;
           for (const day of days) rows += (await backfiller.run(day)).rowsWritten;
@@ -122,9 +120,9 @@ export function lakeTasks(config: Config, namespace: string, schedule: { backfil
       cron: schedule.compaction,
       async run() {
         const merged: Record<string, number> = {};
-        for (const table of Object.values(catalog(namespace).tables).map((t) => t.view)) {
+        for (const table of Object.values(context.catalog.tables).map((t) => t.view)) {
           for (const dt of [utcDay(-1), utcDay(0)]) {
-            const results = await compactDay(config, compactionTarget(table, namespace), dt);
+            const results = await compactDay(context, compactionTarget(table, namespace), dt);
             merged[`${table}/${dt}`] = results.filter((r) => r.output).length;
           }
         }

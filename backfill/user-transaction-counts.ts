@@ -1,18 +1,16 @@
+import type { ClientContext } from '../core/context.ts';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Catalog, ResolvedTable } from '../core/catalog.ts';
-import { repoRoot, type Config } from '../core/config.ts';
-import { lakeCatalog } from '../core/context.ts';
+import { repoRoot } from '../core/config.ts';
 import { openDuckdb } from '../core/duckdb.ts';
 import { LakestreamError } from '../core/errors.ts';
 import type { DataFile, ManifestEntry } from '../core/iceberg/manifest.ts';
 import { CommitConflict } from '../core/iceberg/rest-catalog.ts';
-import { commitSnapshot, ensureTable, keyOf, liveFiles, loadTableState, type TableDeps, type TableState } from '../core/iceberg/table.ts';
+import { commitSnapshot, ensureTable, keyOf, liveFiles, loadTableState, type TableState } from '../core/iceberg/table.ts';
 import { columnsOf, sinkFileSql } from '../core/lake-layout.ts';
-import { createObjectStore } from '../core/object-store.ts';
-import { createS3 } from '../core/s3.ts';
 
 /**
  * Rebuilds the `user_transaction_counts` feature history from the archived `transactions`, one
@@ -64,28 +62,19 @@ export function backfillLayout(catalog: Catalog, bucket: string): BackfillLayout
 const DAY_MS = 86_400_000;
 const dayOf = (entry: ManifestEntry) => new Date(entry.file.partition.dt * DAY_MS).toISOString().slice(0, 10);
 
-function tableDeps(config: Config): TableDeps & { close(): void } {
-  const s3 = createS3(config);
-  return { catalog: lakeCatalog(config), store: createObjectStore(s3, config.LAKE_BUCKET), close: () => s3.destroy() };
-}
-
 /** The archived event days in [from, to] (inclusive, YYYY-MM-DD) with their file counts. */
-export async function planDays(config: Config, layout: BackfillLayout, range: { from?: string; to?: string }): Promise<DayPlan[]> {
-  const deps = tableDeps(config);
-  try {
-    // the store first, so an unreachable S3 is named even when no table exists yet
-    await deps.store.hasAny(keyOf(deps.store, layout.warehouse));
-    const state = await loadTableState(deps, layout.transactions.iceberg);
-    const files = new Map<string, number>();
-    for (const entry of state ? await liveFiles(deps, state) : []) {
-      const dt = dayOf(entry);
-      if ((range.from && dt < range.from) || (range.to && dt > range.to)) continue;
-      files.set(dt, (files.get(dt) ?? 0) + 1);
-    }
-    return [...files].sort(([a], [b]) => a.localeCompare(b)).map(([dt, count]) => ({ dt, files: count }));
-  } finally {
-    deps.close();
+export async function planDays(context: ClientContext, layout: BackfillLayout, range: { from?: string; to?: string }): Promise<DayPlan[]> {
+  const deps = context.lakeTables();
+  // the store first, so an unreachable S3 is named even when no table exists yet
+  await deps.store.hasAny(keyOf(deps.store, layout.warehouse));
+  const state = await loadTableState(deps, layout.transactions.iceberg);
+  const files = new Map<string, number>();
+  for (const entry of state ? await liveFiles(deps, state) : []) {
+    const dt = dayOf(entry);
+    if ((range.from && dt < range.from) || (range.to && dt > range.to)) continue;
+    files.set(dt, (files.get(dt) ?? 0) + 1);
   }
+  return [...files].sort(([a], [b]) => a.localeCompare(b)).map(([dt, count]) => ({ dt, files: count }));
 }
 
 export interface DayBackfiller {
@@ -96,10 +85,10 @@ export interface DayBackfiller {
 const sqlList = (paths: string[]) => `[${paths.map((path) => `'${path.replaceAll("'", "''")}'`).join(', ')}]`;
 
 /** Opens DuckDB (bounded memory, spilling to disk) and the lake's tables for a run of days. */
-export async function openDayBackfiller(config: Config, layout: BackfillLayout, memoryLimit = '1GB'): Promise<DayBackfiller> {
+export async function openDayBackfiller(context: ClientContext, layout: BackfillLayout, memoryLimit = '1GB'): Promise<DayBackfiller> {
   const work = mkdtempSync(join(tmpdir(), 'lakestream-backfill-'));
-  const duck = await openDuckdb(config, { memory_limit: memoryLimit, temp_directory: join(work, 'spill'), preserve_insertion_order: 'false' });
-  const deps = tableDeps(config);
+  const duck = await openDuckdb(context.config, { memory_limit: memoryLimit, temp_directory: join(work, 'spill'), preserve_insertion_order: 'false' });
+  const deps = context.lakeTables();
   const { store } = deps;
   const db = duck.connection;
   const sinkFile = sinkFileSql('filename');
@@ -225,7 +214,6 @@ export async function openDayBackfiller(config: Config, layout: BackfillLayout, 
     run: (day, options = {}) => runDay(day, options, 0),
     close() {
       duck.close();
-      deps.close();
       rmSync(work, { recursive: true, force: true });
     },
   };

@@ -43,7 +43,7 @@ test('compaction keeps query results identical, is idempotent, leaves the open h
   // Compact over and over while the sink keeps adding files to both hours.
   for (let round = 0; round < 4; round++) {
     await new Promise((resolve) => setTimeout(resolve, 3_000));
-    const results = await compactDay(config, target, dt, { now: insideHour11 });
+    const results = await compactDay(pipeline.context, target, dt, { now: insideHour11 });
     merged += results.filter((r) => r.output).length;
     assert.ok(!results.some((r) => r.hour === '11' && r.output), 'the open hour is left alone');
     sawOpenHour ||= results.some((r) => r.hour === '11' && r.skipped === 'open hour');
@@ -80,7 +80,7 @@ test('compaction keeps query results identical, is idempotent, leaves the open h
   assert.ok((await liveByHour())['11']!.length > 1, 'hour 11 still has its many small files');
   const offsets = (await table()).offsets;
 
-  const all = await compactDay(config, target, dt, { includeOpenHour: true, now: insideHour11 });
+  const all = await compactDay(pipeline.context, target, dt, { includeOpenHour: true, now: insideHour11 });
   assert.ok(all.every((r) => r.output || r.skipped === 'already one file'));
   const compacted = await liveByHour();
   assert.deepEqual(Object.keys(compacted).sort(), ['10', '11']);
@@ -90,7 +90,7 @@ test('compaction keeps query results identical, is idempotent, leaves the open h
   assert.deepEqual(state.offsets, offsets, 'the Kafka offsets are carried forward');
   assert.deepEqual(await rows(), before, 'query results identical after compaction');
 
-  const again = await compactDay(config, target, dt, { includeOpenHour: true, now: insideHour11 });
+  const again = await compactDay(pipeline.context, target, dt, { includeOpenHour: true, now: insideHour11 });
   assert.ok(again.every((r) => !r.output), 'a second run merges nothing');
   assert.equal((await table()).snapshot!['snapshot-id'], state.snapshot!['snapshot-id'], 'and commits no snapshot');
   assert.deepEqual(await liveByHour(), compacted);
