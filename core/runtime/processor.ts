@@ -139,7 +139,8 @@ class PartitionedStore<V> {
     };
   }
 
-  async restore(context: ClientContext, partitions: number[]): Promise<void> {
+  /** Rebuilds `partitions` from the changelog; returns the changelog records read. */
+  async restore(context: ClientContext, partitions: number[]): Promise<number> {
     const { states, records } = await restoreKeyedState(context, this.spec.changelog, partitions, {
       key: String,
       value: (record) => record,
@@ -151,6 +152,7 @@ class PartitionedStore<V> {
       this.partitions.set(partition, map);
     }
     this.restored += records;
+    return records;
   }
 
   /** Forgets keys idle past `idleMs` in every partition, every quarter of that period. Returns whether it swept. */
@@ -228,8 +230,8 @@ export function createProcessorJob<In, Stores extends StoreSpecs>(
 
   async function restore(partitions: number[], log: Logger): Promise<void> {
     if (!partitions.length || !stores.length) return;
-    await Promise.all(stores.map((store) => store.restore(context, partitions)));
-    log.info('restored state', { partitions, ...Object.fromEntries(stores.map((store) => [store.name, store.stats().size])) });
+    const records = await Promise.all(stores.map((store) => store.restore(context, partitions)));
+    log.info('restored state', { partitions, records: records.reduce((a, b) => a + b, 0), keys: Object.fromEntries(stores.map((store) => [store.name, store.stats().size])) });
   }
 
   return createStreamJob({ name: spec.name, topic: spec.input, commit: 'transaction', transactionalId: spec.transactionalId }, context, ({ log }) => {
