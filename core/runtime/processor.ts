@@ -1,4 +1,5 @@
 import { avroCodec, type AvroCodec } from '../avro.ts';
+import { LakestreamError } from '../errors.ts';
 import { restoreKeyedState } from '../changelog.ts';
 import type { ClientContext } from '../context.ts';
 import type { Logger } from '../log.ts';
@@ -99,7 +100,10 @@ class PartitionedStore<V> {
   constructor(
     readonly name: string,
     readonly spec: StoreSpec<V>,
-  ) {}
+  ) {
+    // an eviction's tombstone is the runtime's to write: a handler-written changelog would keep the key
+    if (spec.idleMs !== undefined && spec.changelogIsOutput) throw new LakestreamError('USAGE', `store ${name}: idleMs needs a changelog the runtime writes (not changelogIsOutput)`);
+  }
 
   view(partition: number): KeyValueStore<V> {
     const map = this.partitions.get(partition)!;
