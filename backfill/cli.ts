@@ -1,32 +1,36 @@
 import { createClientContext } from '../core/context.ts';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { parseArgs } from 'node:util';
-import { cliArgs, helpText, runCli } from '../core/cli.ts';
+import { arg, defineCommand, expect, flag, option, runCli } from '../core/cli.ts';
 import { loadConfig, repoRoot } from '../core/config.ts';
 import { LakestreamError } from '../core/errors.ts';
 import { formatCount } from '../core/stats.ts';
-import { dayOption } from './day-option.ts';
-import { backfillLayout, openDayBackfiller, planDays, type BackfillLayout, type DayPlan } from './user-transaction-counts.ts';
+import { backfillLayout, openDayBackfiller, planDays, type DayPlan } from './user-transaction-counts.ts';
 
-const usage = helpText(`Usage: pnpm run backfill [-- options]
+const shardOption = expect('I/N with 0 <= I < N', (raw) => {
+  const match = /^(\d+)\/(\d+)$/.exec(raw);
+  return match && Number(match[1]) < Number(match[2]) ? { index: Number(match[1]), of: Number(match[2]) } : undefined;
+});
 
-Rebuilds the user_transaction_counts feature history from the archived transactions (the Iceberg
+const command = defineCommand({
+  name: 'backfill',
+  usage: ['pnpm run backfill [-- options]'],
+  description: `Rebuilds the user_transaction_counts feature history from the archived transactions (the Iceberg
 table lake.transactions) into the Iceberg table lake.user_transaction_counts, one overwrite
 snapshot per event day it covers (readers see a day before or after, never half of it). Storage
 only: it never writes to Redis or Kafka. Idempotent: running it again, or after a crash, commits
-nothing new for a day whose archive did not change.
-
-Options:
-  --from YYYY-MM-DD   first event day (default: the first archived day)
-  --to YYYY-MM-DD     last event day (default: the last archived day)
-  --dry-run           print what would be read and written, write nothing
-  --workers N         split the days across N processes (default 1)
-  --shard I/N         process only days I, I+N, I+2N, … of the range (for running shards on several machines)
-  --memory-limit M    DuckDB memory per process before spilling to disk (default 1GB)
-  --namespace NS      a namespaced pipeline's tables
-  -h, --help
-`);
+nothing new for a day whose archive did not change.`,
+  options: {
+    from: option('YYYY-MM-DD', 'first event day (default: the first archived day)', arg.day().optional()),
+    to: option('YYYY-MM-DD', 'last event day (default: the last archived day)', arg.day().optional()),
+    'dry-run': flag('print what would be read and written, write nothing'),
+    workers: option('N', 'split the days across N processes', arg.positiveInteger().default(1)),
+    shard: option('I/N', 'process only days I, I+N, I+2N, … of the range (for running shards on several machines)', shardOption.default({ index: 0, of: 1 })),
+    'memory-limit': option('M', 'DuckDB memory per process before spilling to disk', arg.nonEmpty().default('1GB')),
+    namespace: option('NS', "a namespaced pipeline's tables", arg.text().default('')),
+    report: option('json', "one JSON line per day instead of the progress bar (what the workers print)", arg.oneOf(['json'] as const).optional()),
+  },
+});
 
 interface Totals {
   days: number;
@@ -48,39 +52,14 @@ function progressLine(done: Totals, plannedDays: number, plannedFiles: number, s
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    args: cliArgs(),
-    options: {
-      from: { type: 'string' },
-      to: { type: 'string' },
-      'dry-run': { type: 'boolean', default: false },
-      workers: { type: 'string', default: '1' },
-      shard: { type: 'string' },
-      'memory-limit': { type: 'string', default: '1GB' },
-      namespace: { type: 'string', default: '' },
-      report: { type: 'string' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-  if (values.help) {
-    console.log(usage);
-    return;
-  }
-  for (const name of ['from', 'to'] as const) {
-    if (values[name] !== undefined) dayOption(name, values[name]!);
-  }
+  const args = command.parse();
+  if (!args) return;
+  const { values } = args;
   if (values.from && values.to && values.from > values.to) throw new LakestreamError('USAGE', `--from ${values.from} is after --to ${values.to}`);
-  const workers = Number(values.workers);
-  if (!Number.isInteger(workers) || workers < 1) throw new LakestreamError('USAGE', `--workers must be a positive integer, got ${JSON.stringify(values.workers)}`);
-  let shard = { index: 0, of: 1 };
-  if (values.shard) {
-    const match = /^(\d+)\/(\d+)$/.exec(values.shard);
-    if (!match || Number(match[1]) >= Number(match[2])) throw new LakestreamError('USAGE', `--shard must be I/N with 0 <= I < N, got ${JSON.stringify(values.shard)}`);
-    shard = { index: Number(match[1]), of: Number(match[2]) };
-  }
+  const { workers, shard } = values;
 
   const config = loadConfig();
-  const context = createClientContext(config, { namespace: values.namespace ?? '', component: 'backfill' });
+  const context = createClientContext(config, { namespace: values.namespace, component: 'backfill' });
   const layout = backfillLayout(context.catalog, config.LAKE_BUCKET);
   // a failure exits the process (runCli); on success the clients are closed so it can exit
   const all = await planDays(context, layout, { from: values.from, to: values.to });
@@ -107,7 +86,7 @@ async function main(): Promise<void> {
 
   if (workers > 1 && !values.shard) {
     const children = Array.from({ length: workers }, (_, index) => {
-      const args = ['--import', 'tsx', `${repoRoot}/backfill/cli.ts`, '--shard', `${index}/${workers}`, '--report', 'json', '--memory-limit', values['memory-limit']!];
+      const args = ['--import', 'tsx', `${repoRoot}/backfill/cli.ts`, '--shard', `${index}/${workers}`, '--report', 'json', '--memory-limit', values['memory-limit']];
       for (const name of ['from', 'to', 'namespace'] as const) if (values[name]) args.push(`--${name}`, values[name]!);
       if (values['dry-run']) args.push('--dry-run');
       const child = spawn(process.execPath, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] });

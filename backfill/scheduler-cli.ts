@@ -1,38 +1,31 @@
 import { createClientContext } from '../core/context.ts';
-import { parseArgs } from 'node:util';
-import { cliArgs, helpText, runCli } from '../core/cli.ts';
+import { arg, defineCommand, option, runCli } from '../core/cli.ts';
 import { loadConfig } from '../core/config.ts';
 import { LakestreamError } from '../core/errors.ts';
 import { createLogger } from '../core/log.ts';
 import { lakeTasks, runExclusive, startScheduler } from './scheduler.ts';
 
-const usage = helpText(`Usage: pnpm run scheduler [-- options]
-
-Long-running: runs the lake's batch tasks on their cron schedules (UTC), each under a lock in the
+const command = defineCommand({
+  name: 'scheduler',
+  usage: ['pnpm run scheduler [-- options]'],
+  description: `Long-running: runs the lake's batch tasks on their cron schedules (UTC), each under a lock in the
 object store so a task never overlaps itself, not even across scheduler processes. A failed run
-is retried with backoff; every run logs its outcome as one JSON line.
-
-Tasks:
+is retried with backoff; every run logs its outcome as one JSON line.`,
+  options: {
+    'run-now': option('TASK', 'run one task once (under its lock) and exit', arg.nonEmpty().optional()),
+    namespace: option('NS', "a namespaced pipeline's tables", arg.text().default('')),
+  },
+  footer: `Tasks:
   backfill-yesterday   rebuild yesterday's user_transaction_counts (SCHEDULE_BACKFILL)
-  compaction           merge small files of closed hours, today and yesterday (SCHEDULE_COMPACTION)
-
-Options:
-  --run-now TASK   run one task once (under its lock) and exit
-  --namespace NS   a namespaced pipeline's tables
-  -h, --help
-`);
+  compaction           merge small files of closed hours, today and yesterday (SCHEDULE_COMPACTION)`,
+});
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    args: cliArgs(),
-    options: { 'run-now': { type: 'string' }, namespace: { type: 'string', default: '' }, help: { type: 'boolean', short: 'h', default: false } },
-  });
-  if (values.help) {
-    console.log(usage);
-    return;
-  }
+  const args = command.parse();
+  if (!args) return;
+  const { values } = args;
   const config = loadConfig();
-  const namespace = values.namespace ?? '';
+  const { namespace } = values;
   const log = createLogger('scheduler');
   const context = createClientContext(config, { namespace, component: 'scheduler' });
   const options = {

@@ -4,9 +4,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
 import { DeleteObjectsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
-import { cliArgs } from '../core/cli.ts';
+import { arg, defineCommand, flag, option } from '../core/cli.ts';
 import { loadConfig, repoRoot, type Config } from '../core/config.ts';
 import { openDuckdb } from '../core/duckdb.ts';
 import { createS3 } from '../core/s3.ts';
@@ -126,8 +125,18 @@ return { rows: total, duckdb, one, two };
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  const { values } = parseArgs({ args: cliArgs(), options: { rows: { type: 'string', default: '10000000' }, days: { type: 'string', default: '10' }, keep: { type: 'boolean', default: false } } });
-  const result = await benchBackfill(loadConfig(), Number(values.rows), Number(values.days), values.keep);
+  const args = defineCommand({
+    name: 'bench:backfill',
+    usage: ['node --import tsx benchmarks/backfill.ts [-- options]'],
+    description: 'The backfill section of pnpm run bench alone: DuckDB SQL against the backfill with 1 and 2 workers over the same archive.',
+    options: {
+      rows: option('N', 'archived rows to generate', arg.positiveInteger().default(10_000_000)),
+      days: option('D', 'event days they spread over', arg.positiveInteger().default(10)),
+      keep: flag("keep the run's namespace for a look afterwards"),
+    },
+  }).parse();
+  if (!args) process.exit(0);
+  const result = await benchBackfill(loadConfig(), args.values.rows, args.values.days, args.values.keep);
   console.log(`| ${formatCount(result.rows)} archived rows | rows/s | x DuckDB SQL |\n|---|---:|---:|`);
   console.log(`| DuckDB SQL | ${formatCount(result.duckdb)} | 1.00 |\n| backfill, 1 worker | ${formatCount(result.one)} | ${(result.one / result.duckdb).toFixed(2)} |\n| backfill, 2 workers | ${formatCount(result.two)} | ${(result.two / result.duckdb).toFixed(2)} |`);
 }

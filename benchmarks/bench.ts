@@ -1,10 +1,9 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { avroCodec } from '../core/avro.ts';
 import { catalog } from '../core/catalog.ts';
-import { cliArgs, helpText } from '../core/cli.ts';
+import { arg, defineCommand, flag, option } from '../core/cli.ts';
 import { loadConfig, repoRoot } from '../core/config.ts';
 import { createClientContext } from '../core/context.ts';
 import { createAdmin } from '../core/kafka.ts';
@@ -33,32 +32,29 @@ import { benchScorer } from './scorer.ts';
 const SECTIONS = ['producer', 'pipeline', 'backfill', 'redis', 'freshness', 'lake', 'scorer'] as const;
 type Section = (typeof SECTIONS)[number];
 
-const usage = helpText(`Usage: pnpm run bench [-- --quick] [-- --only ${SECTIONS.join(',')}]
-
-Measures every hot path beside its reference tool on the same local stack in the same run, takes
+const command = defineCommand({
+  name: 'bench',
+  usage: [`pnpm run bench [-- --quick] [-- --only ${SECTIONS.join(',')}]`],
+  description: `Measures every hot path beside its reference tool on the same local stack in the same run, takes
 several samples (median, with the spread), and prints one markdown table with the targets marked
-met or missed (never asserted). Raw figures go to benchmarks/results/ (git-ignored).
-
-  --quick         one sample each and smaller runs (about 3 minutes instead of 8)
-  --only LIST     only these sections (comma-separated): ${SECTIONS.join(', ')}
-`);
-
-const { values } = parseArgs({
-  args: cliArgs(),
-  options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, help: { type: 'boolean', short: 'h', default: false } },
+met or missed (never asserted). Raw figures go to benchmarks/results/ (git-ignored).`,
+  options: {
+    quick: flag('one sample each and smaller runs (about 3 minutes instead of 8)'),
+    only: option('LIST', `only these sections (comma-separated): ${SECTIONS.join(', ')}`, arg.nonEmpty().optional()),
+  },
 });
-if (values.help) {
-  console.log(usage);
-  process.exit(0);
-}
+
+const args = command.parse();
+if (!args) process.exit(0);
+const { values } = args;
 const only = values.only ? values.only.split(',').map((s) => s.trim()) : [...SECTIONS];
 const unknownSections = only.filter((s) => !(SECTIONS as readonly string[]).includes(s));
 if (unknownSections.length) {
-  console.error(`bench: unknown section ${unknownSections.join(', ')}; sections: ${SECTIONS.join(', ')}`);
-  process.exit(2);
+  command.refuse(`unknown section ${unknownSections.join(', ')}; sections: ${SECTIONS.join(', ')}`);
+  process.exit();
 }
 const want = (section: Section) => only.includes(section);
-const quick = values.quick ?? false;
+const { quick } = values;
 const samples = quick ? 1 : 3;
 const config = loadConfig();
 const admin = createAdmin(config, 'lakestream-bench');

@@ -3,8 +3,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
-import { cliArgs, helpText, runCli } from '../core/cli.ts';
+import { arg, defineCommand, option, runCli } from '../core/cli.ts';
 import { loadConfig } from '../core/config.ts';
 import { LakestreamError } from '../core/errors.ts';
 import { createAdmin } from '../core/kafka.ts';
@@ -18,19 +17,19 @@ import { applyInfra } from '../infra/apply.ts';
 import { dropNamespace } from '../infra/namespace.ts';
 import { topicsFor } from '../infra/topics.ts';
 
-const usage = helpText(`Usage: pnpm run bench:gateway [-- options]
-
-wrk (Debian's) against the gateway on loopback, on a namespace of its own (dropped afterwards):
+const command = defineCommand({
+  name: 'bench:gateway',
+  usage: ['pnpm run bench:gateway [-- options]'],
+  description: `wrk (Debian's) against the gateway on loopback, on a namespace of its own (dropped afterwards):
 POST of one order per request (each acknowledged by Kafka with acks=all), of a batch of orders
 per request, and GET /healthz beside them as the HTTP server's own ceiling. Prints requests/s,
-records/s and latency percentiles.
-
-Options:
-  --seconds N       each run's length (default 15)
-  --connections N   concurrent connections (default 32)
-  --batch N         orders per request in the batch run (default 100)
-  -h, --help
-`);
+records/s and latency percentiles.`,
+  options: {
+    seconds: option('N', "each run's length", arg.positiveInteger().default(15)),
+    connections: option('N', 'concurrent connections', arg.positiveInteger().default(32)),
+    batch: option('N', 'orders per request in the batch run', arg.positiveInteger().default(100)),
+  },
+});
 
 interface WrkFigures {
   requestsPerSecond: number;
@@ -65,24 +64,9 @@ async function runWrk(url: string, seconds: number, connections: number, script?
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    args: cliArgs(),
-    options: {
-      seconds: { type: 'string', default: '15' },
-      connections: { type: 'string', default: '32' },
-      batch: { type: 'string', default: '100' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-  if (values.help) return void console.log(usage);
-  const positive = (name: string, value: string) => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n <= 0) throw new LakestreamError('USAGE', `--${name} must be a positive integer, got ${JSON.stringify(value)}`);
-    return n;
-  };
-  const seconds = positive('seconds', values.seconds);
-  const connections = positive('connections', values.connections);
-  const batch = positive('batch', values.batch);
+  const args = command.parse();
+  if (!args) return;
+  const { seconds, connections, batch } = args.values;
   const config = loadConfig();
   const namespace = `bench-gateway-${Date.now().toString(36)}`;
   const admin = createAdmin(config, 'lakestream-bench');

@@ -1,9 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
 import kafkaJavascript from '@confluentinc/kafka-javascript';
-import { cliArgs, helpText, runCli } from '../core/cli.ts';
-import { loadConfig, type Config } from '../core/config.ts';
+import { arg, defineCommand, expect, option, runCli } from '../core/cli.ts';
+import { loadConfig } from '../core/config.ts';
 import { LakestreamError } from '../core/errors.ts';
 import type { KafkaConnection } from '../core/kafka.ts';
 import { connectOrExplain } from '../core/kafka-producer.ts';
@@ -135,38 +134,30 @@ export function formatLoadtest(r: LoadtestResult): string {
   );
 }
 
-const usage = helpText(`Usage: pnpm run loadtest -- --topic T --num-records N --record-size B [--acks 0|1|all] [--throughput R]
-
-Produces N records of B random bytes with this platform's Kafka client and prints what
+const command = defineCommand({
+  name: 'loadtest',
+  usage: ['pnpm run loadtest -- --topic T --num-records N --record-size B [--acks 0|1|all] [--throughput R]'],
+  description: `Produces N records of B random bytes with this platform's Kafka client and prints what
 kafka-producer-perf-test prints: a progress line every 5 s, then records/s, MB/s and latency
-(avg, max, 50th, 95th, 99th, 99.9th percentiles, from produce to acknowledgement).
---throughput -1 (default) sends as fast as possible. The topic must exist.
-`);
+(avg, max, 50th, 95th, 99th, 99.9th percentiles, from produce to acknowledgement). The topic must exist.`,
+  options: {
+    topic: option('T', 'the topic to produce to', arg.nonEmpty().optional()),
+    'num-records': option('N', 'records to produce', arg.positiveInteger().optional()),
+    'record-size': option('B', 'bytes per record', arg.positiveInteger().optional()),
+    acks: option('0|1|all', 'acknowledgements the producer waits for', arg.oneOf(['0', '1', 'all'] as const).default('all')),
+    throughput: option('R', 'records per second, -1 as fast as possible (default -1)', expect('a positive number or -1', (raw) => (raw === '-1' || Number(raw) > 0 ? Number(raw) : undefined)).default(-1)),
+  },
+});
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    args: cliArgs(),
-    options: {
-      topic: { type: 'string' },
-      'num-records': { type: 'string' },
-      'record-size': { type: 'string' },
-      acks: { type: 'string', default: 'all' },
-      throughput: { type: 'string', default: '-1' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-  if (values.help || !values.topic || !values['num-records'] || !values['record-size']) {
-    console.log(usage);
-    process.exitCode = values.help ? 0 : 2;
-    return;
-  }
+  const args = command.parse();
+  if (!args) return;
+  const { values } = args;
+  const { topic, 'num-records': numRecords, 'record-size': recordSize, throughput } = values;
+  if (!topic || !numRecords || !recordSize) return command.refuse('--topic, --num-records and --record-size are required');
   const acks = values.acks === 'all' ? -1 : Number(values.acks);
-  if (![0, 1, -1].includes(acks)) throw new LakestreamError('USAGE', `--acks must be 0, 1 or all, got ${values.acks}`);
-  const numbers = { numRecords: Number(values['num-records']), recordSize: Number(values['record-size']), throughput: Number(values.throughput) };
-  for (const [name, value] of Object.entries(numbers)) {
-    if (!Number.isFinite(value) || (name !== 'throughput' && value <= 0)) throw new LakestreamError('USAGE', `--${name} must be a positive number`);
-  }
-  const result = await runLoadtest(loadConfig(), { topic: values.topic, acks, ...numbers });
+  const numbers = { numRecords, recordSize, throughput };
+  const result = await runLoadtest(loadConfig(), { topic, acks, ...numbers });
   console.log(formatLoadtest(result));
 }
 

@@ -1,7 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
-import { cliArgs } from '../core/cli.ts';
+import { arg, defineCommand, flag, option } from '../core/cli.ts';
 import { packageScriptCommand } from '../scripts/pipeline-process.ts';
 import { loadConfig, repoRoot, type Config } from '../core/config.ts';
 import { runConsumerPerformance } from './kafka-tools.ts';
@@ -135,7 +134,16 @@ return { records: N, producer: { recordsPerSecond: producerRate, peakRssMb: prod
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  const { values } = parseArgs({ args: cliArgs(), options: { records: { type: 'string', default: '200000' }, keep: { type: 'boolean', default: false } } });
-  const result = await benchPipeline(loadConfig(), Number(values.records), values.keep);
+  const args = defineCommand({
+    name: 'bench:pipeline',
+    usage: ['node --import tsx benchmarks/pipeline.ts [-- options]'],
+    description: 'The pipeline section of pnpm run bench alone: raw consume, the lake sink and the features job over the same records; prints JSON.',
+    options: {
+      records: option('N', 'records produced for the run', arg.positiveInteger().default(200_000)),
+      keep: flag("keep the run's namespace (topics, tables) for a look afterwards"),
+    },
+  }).parse();
+  if (!args) process.exit(0);
+  const result = await benchPipeline(loadConfig(), args.values.records, args.values.keep);
   console.log(JSON.stringify(result, null, 2));
 }

@@ -2,7 +2,6 @@ import kafkaJavascript, { type Message } from '@confluentinc/kafka-javascript';
 import { type KafkaConnection, librdkafkaBase } from './kafka.ts';
 import { connectOrExplain } from './kafka-producer.ts';
 import type { AvroDecoder } from './avro.ts';
-import type { Config } from './config.ts';
 import { LakestreamError } from './errors.ts';
 import { fromCallback } from './async.ts';
 

@@ -1,5 +1,4 @@
 import kafkaJavascript, { KafkaJS } from '@confluentinc/kafka-javascript';
-import type { Config } from './config.ts';
 import { Connection } from '@platformatic/kafka';
 import { LakestreamError } from './errors.ts';
 import { adminConnection, createKafka, type KafkaConnection, librdkafkaBase, splitHostPort } from './kafka.ts';

@@ -1,60 +1,37 @@
 import { createClientContext } from '../core/context.ts';
-import { parseArgs } from 'node:util';
-import { cliArgs, helpText, runCli } from '../core/cli.ts';
+import { arg, defineCommand, option, runCli } from '../core/cli.ts';
 import { loadConfig } from '../core/config.ts';
 import { LakestreamError, errorMessage } from '../core/errors.ts';
 import { createLogger } from '../core/log.ts';
 import { readApiKeys, startGateway } from './server.ts';
 
-const usage = helpText(`Usage: pnpm run gateway [-- options]
-
-HTTP → Kafka for clients that do not speak Kafka:
+const command = defineCommand({
+  name: 'gateway',
+  usage: ['pnpm run gateway [-- options]'],
+  description: `HTTP → Kafka for clients that do not speak Kafka:
   POST /v1/topics/{topic}/records   one JSON record or an array (orders, input-products, transactions, shop-events)
   GET  /                            an order page that publishes to orders
   GET  /openapi.json                the API, generated from the registered Avro schemas
   GET  /healthz, /readyz, /metrics
 
 A POST with an Idempotency-Key header is published at most once however often it is retried
-(the key's outcome is kept in Redis, REDIS_URL, for 24 h).
-
-Options:
-  --port P            port (default 8088; 0: any free port)
-  --host H            address (default 127.0.0.1; 0.0.0.0 to serve the network)
-  --namespace NS      publish to a namespaced pipeline's topics
-  --api-keys FILE     require API keys: {"<key>": {"client": "shop-a", "topics": ["orders"]}} (default GATEWAY_API_KEYS_FILE; none: open)
-  --max-body-bytes N  larger bodies get 413 (default 1048576)
-  --max-records N     more records in one request get 413 (default 10000)
-  --ack-timeout-ms T  a request Kafka has not acknowledged within T gets 503 (default 10000)
-  -h, --help
-`);
+(the key's outcome is kept in Redis, REDIS_URL, for 24 h).`,
+  options: {
+    port: option('P', 'port (0: any free port)', arg.port().default(8088)),
+    host: option('H', 'address (0.0.0.0 to serve the network)', arg.nonEmpty().default('127.0.0.1')),
+    namespace: option('NS', "publish to a namespaced pipeline's topics", arg.text().default('')),
+    'api-keys': option('FILE', 'require API keys: {"<key>": {"client": "shop-a", "topics": ["orders"]}} (default GATEWAY_API_KEYS_FILE; none: open)', arg.nonEmpty().optional()),
+    'max-body-bytes': option('N', 'larger bodies get 413', arg.integerAtLeast(1024).default(1024 * 1024)),
+    'max-records': option('N', 'more records in one request get 413', arg.positiveInteger().default(10_000)),
+    'ack-timeout-ms': option('T', 'a request Kafka has not acknowledged within T gets 503', arg.integerAtLeast(1000).default(10_000)),
+  },
+});
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    args: cliArgs(),
-    options: {
-      port: { type: 'string', default: '8088' },
-      host: { type: 'string', default: '127.0.0.1' },
-      namespace: { type: 'string', default: '' },
-      'api-keys': { type: 'string' },
-      'max-body-bytes': { type: 'string', default: String(1024 * 1024) },
-      'max-records': { type: 'string', default: '10000' },
-      'ack-timeout-ms': { type: 'string', default: '10000' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-  if (values.help) {
-    console.log(usage);
-    return;
-  }
-  const integer = (name: string, value: string, min: number, max = Number.MAX_SAFE_INTEGER) => {
-    const n = Number(value);
-    if (!/^\d+$/.test(value) || n < min || n > max) throw new LakestreamError('USAGE', `--${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
-    return n;
-  };
-  const port = integer('port', values.port, 0, 65535);
-  const maxBodyBytes = integer('max-body-bytes', values['max-body-bytes'], 1024);
-  const maxRecords = integer('max-records', values['max-records'], 1);
-  const ackTimeoutMs = integer('ack-timeout-ms', values['ack-timeout-ms'], 1000);
+  const args = command.parse();
+  if (!args) return;
+  const { values } = args;
+  const { port, 'max-body-bytes': maxBodyBytes, 'max-records': maxRecords, 'ack-timeout-ms': ackTimeoutMs } = values;
   const config = loadConfig();
   const keysFile = values['api-keys'] ?? config.GATEWAY_API_KEYS_FILE;
   let apiKeys;

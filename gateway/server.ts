@@ -8,7 +8,6 @@ import type { Admin } from '@platformatic/kafka';
 import type { Type } from 'avsc';
 import { avroCodec, type AvroCodec } from '../core/avro.ts';
 import { topicDeclarations, type TopicDeclaration } from '../core/catalog.ts';
-import type { Config } from '../core/config.ts';
 import type { ClientContext } from '../core/context.ts';
 import { errorMessage, redactedUrl } from '../core/errors.ts';
 import { createAdmin } from '../core/kafka.ts';

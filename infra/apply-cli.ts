@@ -1,5 +1,4 @@
-import { parseArgs } from 'node:util';
-import { cliArgs, helpText, runCli } from '../core/cli.ts';
+import { arg, defineCommand, option, runCli } from '../core/cli.ts';
 import { loadConfig } from '../core/config.ts';
 import { asKafkaUser, createAdmin, KAFKA_ADMIN_USER } from '../core/kafka.ts';
 import { probeKafka } from '../core/kafka-producer.ts';
@@ -12,29 +11,31 @@ import { applyAccess } from './access.ts';
 import { applyInfra } from './apply.ts';
 import { topicsFor } from './topics.ts';
 
-const usage = helpText(`Usage: pnpm run infra:apply [-- --namespace NS] [-- --help]
-
-Creates the declared topics (infra/topics.ts) that are missing, fixes config drift (retention,
+const command = defineCommand({
+  name: 'infra:apply',
+  usage: ['pnpm run infra:apply [-- --namespace NS]'],
+  description: `Creates the declared topics (infra/topics.ts) that are missing, fixes config drift (retention,
 cleanup policy, min.insync.replicas), registers the Avro schemas in schemas/ under <topic>-value
 with BACKWARD_TRANSITIVE compatibility, and reports drift it cannot fix. With KAFKA_CREDENTIALS_DIR
 set (the local stack sets it), it also creates each job's Kafka user (SCRAM-SHA-512; a missing
 password file is made up) and grants it the ACLs its job needs (core/access.ts). Creates each lake
 table's Iceberg table in the REST catalog (ICEBERG_CATALOG_URL) from its Avro schema.
-Safe to run repeatedly. Exits 1 when unfixable drift remains.
-`);
+Safe to run repeatedly. Exits 1 when unfixable drift remains.`,
+  options: {
+    namespace: option('NS', "a namespaced pipeline's topics, users and tables", arg.text().default('')),
+  },
+});
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ args: cliArgs(), options: { namespace: { type: 'string', default: '' }, help: { type: 'boolean', short: 'h', default: false } } });
-  if (values.help) {
-    console.log(usage);
-    return;
-  }
+  const args = command.parse();
+  if (!args) return;
+  const { values } = args;
   const config = loadConfig();
   // the admin client would retry a refused password or a dead cluster and report only "metadata failed"
   await probeKafka(asKafkaUser(config, KAFKA_ADMIN_USER), { requireAnswer: true });
   const admin = createAdmin(config);
   try {
-    const namespace = values.namespace ?? '';
+    const { namespace } = values;
     const actions = await applyInfra(topicsFor(namespace), { admin, registry: createRegistry(config), registryUrl: config.SCHEMA_REGISTRY_URL });
     if (config.KAFKA_CREDENTIALS_DIR) actions.push(...(await applyAccess(catalog(namespace), { admin, connection: config, credentialsDir: config.KAFKA_CREDENTIALS_DIR })));
     else console.log('users and ACLs: skipped (KAFKA_CREDENTIALS_DIR is not set)');

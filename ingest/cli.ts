@@ -1,5 +1,4 @@
-import { parseArgs } from 'node:util';
-import { cliArgs, helpText, nonNegativeOption, runCli } from '../core/cli.ts';
+import { arg, cliArgs, defineCommand, option, runCli } from '../core/cli.ts';
 import { loadConfig } from '../core/config.ts';
 import { errorMessage } from '../core/errors.ts';
 import { LatencyRecorder, formatCount } from '../core/stats.ts';
@@ -9,58 +8,39 @@ import { createTransactionsProducer } from './transactions/producer.ts';
 import { kafkaUserOf, producerJob } from '../core/access.ts';
 import { asKafkaUser } from '../core/kafka.ts';
 
-const usage = helpText(`Usage: pnpm run producer -- transactions [options]
-       pnpm run producer -- shop-events [options]   (see pnpm run producer -- shop-events --help)
-
-Generates realistic fake transactions and publishes them as Avro (through the schema registry)
-to Kafka with an idempotent, acks=all producer keyed by user_id.
-
-Options:
-  --count N       records to send (default 10000; with --duration, no limit)
-  --rate R        records per second, 0 = as fast as possible (default 0)
-  --duration S    stop after S seconds
-  --users U       distinct users, Zipf-skewed (default 1000)
-  --seed S        seed of the generator; the same seed gives the same records (default: random, printed)
-  --days D        spread event times over the past D days, so backfill has history (default 0: now)
-  --topic T       topic (default transactions)
-  --batch B       records per send call (default 2000)
-  -h, --help
-`);
+const command = defineCommand({
+  name: 'producer',
+  usage: ['pnpm run producer -- transactions [options]', 'pnpm run producer -- shop-events [options]   (see pnpm run producer -- shop-events --help)'],
+  description: `Generates realistic fake transactions and publishes them as Avro (through the schema registry)
+to Kafka with an idempotent, acks=all producer keyed by user_id.`,
+  positionals: true,
+  options: {
+    count: option('N', 'records to send (default 10000; with --duration, no limit)', arg.nonNegative().optional()),
+    rate: option('R', 'records per second, 0 = as fast as possible', arg.nonNegative().default(0)),
+    duration: option('S', 'stop after S seconds', arg.nonNegative().optional()),
+    users: option('U', 'distinct users, Zipf-skewed', arg.positiveInteger().default(1000)),
+    seed: option('S', 'seed of the generator; the same seed gives the same records (default: random, printed)', arg.nonNegative().optional()),
+    days: option('D', 'spread event times over the past D days, so backfill has history (default 0: now)', arg.nonNegative().default(0)),
+    topic: option('T', 'topic', arg.text().default('transactions')),
+    batch: option('B', 'records per send call', arg.positiveInteger().default(2000)),
+  },
+});
 
 async function main(): Promise<void> {
-  if (cliArgs().find((arg) => !arg.startsWith('-')) === 'shop-events') return runShopEventsCli(cliArgs());
-  const { values, positionals } = parseArgs({
-    args: cliArgs(),
-    allowPositionals: true,
-    options: {
-      count: { type: 'string' },
-      rate: { type: 'string' },
-      duration: { type: 'string' },
-      users: { type: 'string' },
-      seed: { type: 'string' },
-      days: { type: 'string' },
-      topic: { type: 'string' },
-      batch: { type: 'string' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
+  if (cliArgs().find((word) => !word.startsWith('-')) === 'shop-events') return runShopEventsCli(cliArgs());
+  const args = command.parse();
+  if (!args) return;
+  const { values, positionals } = args;
   const dataset = positionals[0];
-  if (values.help || dataset !== 'transactions') {
-    console.log(usage);
-    if (!values.help) console.error(dataset ? `producer: unknown data set ${JSON.stringify(dataset)}` : 'producer: name a data set');
-    process.exitCode = values.help ? 0 : 2;
-    return;
-  }
-  const durationS = values.duration === undefined ? undefined : nonNegativeOption('duration', values.duration, 0);
-  const count = nonNegativeOption('count', values.count, durationS === undefined ? 10_000 : Number.POSITIVE_INFINITY);
-  const rate = nonNegativeOption('rate', values.rate, 0);
-  const users = Math.max(1, nonNegativeOption('users', values.users, 1000));
-  const seed = nonNegativeOption('seed', values.seed, Math.floor(Math.random() * 2 ** 31));
-  const batch = Math.max(1, nonNegativeOption('batch', values.batch, 2000));
+  if (dataset !== 'transactions') return command.refuse(dataset ? `unknown data set ${JSON.stringify(dataset)}` : 'name a data set');
+  const durationS = values.duration;
+  const count = values.count ?? (durationS === undefined ? 10_000 : Number.POSITIVE_INFINITY);
+  const { rate, users, batch } = values;
+  const seed = values.seed ?? Math.floor(Math.random() * 2 ** 31);
   const config = asKafkaUser(loadConfig(), kafkaUserOf(producerJob('transactions')));
 
-  const producer = await createTransactionsProducer(config, { topic: values.topic ?? 'transactions' });
-  const next = createTransactionGenerator({ users, seed, spreadDays: nonNegativeOption('days', values.days, 0) });
+  const producer = await createTransactionsProducer(config, { topic: values.topic });
+  const next = createTransactionGenerator({ users, seed, spreadDays: values.days });
   console.error(`producer: ${producer.topic} (schema id ${producer.schemaId}), seed ${seed}, ${users} users${rate ? `, ${rate}/s` : ''}`);
 
   const latency = new LatencyRecorder();

@@ -1,6 +1,5 @@
-import { parseArgs } from 'node:util';
 import { catalog } from '../core/catalog.ts';
-import { cliArgs, helpText, nonNegativeOption, runCli } from '../core/cli.ts';
+import { arg, defineCommand, flag, option, runCli } from '../core/cli.ts';
 import { loadConfig } from '../core/config.ts';
 import { LakestreamError } from '../core/errors.ts';
 import { hash32 } from '../core/hash.ts';
@@ -14,46 +13,33 @@ import { predict, trainBoostedTrees, trainLogistic, type PurchaseModel } from '.
 import { latestModel } from './model-store.ts';
 import { buildTrainingSet } from './training-set.ts';
 
-const usage = helpText(`Usage: pnpm run train [-- options]
-
-Trains the session purchase model from the lake: reads s3://<bucket>/shop_events with DuckDB,
+const command = defineCommand({
+  name: 'train',
+  usage: ['pnpm run train [-- options]'],
+  description: `Trains the session purchase model from the lake: reads s3://<bucket>/shop_events with DuckDB,
 replays each session through the scorer's feature code (features as of every event before the
 first purchase, labelled with whether a purchase followed), trains a logistic regression
 (baseline) and boosted trees, and reports on held-out sessions: AUC, log loss, a calibration
 table. The boosted trees are chosen when they are at least as good as the baseline (AUC). The
-chosen model is saved as s3://<bucket>/models/purchase/v<N>/ (model.json, metrics.json).
-
-Options:
-  --holdout F     share of sessions held out for evaluation (default 0.3)
-  --trees N       boosted trees (default 100)
-  --dry-run       train and report, save nothing
-  --namespace NS  the lake and models of a namespaced pipeline
-  -h, --help
-`);
+chosen model is saved as s3://<bucket>/models/purchase/v<N>/ (model.json, metrics.json).`,
+  options: {
+    holdout: option('F', 'share of sessions held out for evaluation', arg.fraction().default(0.3)),
+    trees: option('N', 'boosted trees', arg.positiveInteger().default(100)),
+    'dry-run': flag('train and report, save nothing'),
+    namespace: option('NS', 'the lake and models of a namespaced pipeline', arg.text().default('')),
+  },
+});
 
 /** A stable split of sessions into training and held-out sets. */
 const bucket = (session: string) => hash32(session) % 1000;
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    args: cliArgs(),
-    options: {
-      holdout: { type: 'string' },
-      trees: { type: 'string' },
-      'dry-run': { type: 'boolean', default: false },
-      namespace: { type: 'string', default: '' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-  if (values.help) {
-    console.log(usage);
-    return;
-  }
-  const holdout = nonNegativeOption('holdout', values.holdout, 0.3);
-  if (holdout <= 0 || holdout >= 1) throw new LakestreamError('USAGE', `--holdout must be between 0 and 1, got ${JSON.stringify(values.holdout)}`);
-  const trees = Math.max(1, Math.floor(nonNegativeOption('trees', values.trees, 100)));
+  const args = command.parse();
+  if (!args) return;
+  const { values } = args;
+  const { holdout, trees } = values;
   const config = loadConfig();
-  const names = catalog(values.namespace ?? '');
+  const names = catalog(values.namespace);
 
   const started = Date.now();
   const lake = await openLake(config, names.namespace);

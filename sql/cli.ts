@@ -1,24 +1,28 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
-import { cliArgs, helpText, runCli } from '../core/cli.ts';
+import { arg, defineCommand, expect, option, repeated, runCli } from '../core/cli.ts';
 import { loadConfig } from '../core/config.ts';
-import { LakestreamError, errorMessage } from '../core/errors.ts';
+import { LakestreamError } from '../core/errors.ts';
 import { catalog } from '../core/catalog.ts';
 import { openLake } from '../core/lake.ts';
 
-const usage = helpText(`Usage: pnpm run sql -- "SELECT …" [options]
-       pnpm run sql -- -f sql/<file>.sql [options]
+const variable = expect('NAME=VALUE, NAME a DuckDB variable name', (raw) => {
+  const match = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/s.exec(raw);
+  return match ? { name: match[1]!, value: match[2]! } : undefined;
+});
 
-Runs DuckDB SQL over the lake in S3. Views: ${Object.values(catalog().tables).map((t) => t.view).join(', ')}
-(Hive partition columns dt and hour included; all schema versions read together).
-
-Options:
-  -f, --file F          run the statements of a .sql file
-  --format F            table (default), csv or json
-  --set NAME=VALUE      set a DuckDB variable read with getvariable('NAME'), e.g. --set as_of=1763683200000
-  --namespace NS        read the tables of a namespaced pipeline
-  -h, --help
-`);
+const command = defineCommand({
+  name: 'sql',
+  usage: ['pnpm run sql -- "SELECT …" [options]', 'pnpm run sql -- -f sql/<file>.sql [options]'],
+  description: `Runs DuckDB SQL over the lake in S3. Views: ${Object.values(catalog().tables).map((t) => t.view).join(', ')}
+(Hive partition columns dt and hour included; all schema versions read together).`,
+  positionals: true,
+  options: {
+    file: option('F', 'run the statements of a .sql file', arg.nonEmpty().optional(), { short: 'f' }),
+    format: option('F', 'how rows are printed', arg.oneOf(['table', 'csv', 'json'] as const).default('table')),
+    set: repeated('NAME=VALUE', "set a DuckDB variable read with getvariable('NAME'), e.g. --set as_of=1763683200000", variable),
+    namespace: option('NS', 'read the tables of a namespaced pipeline', arg.text().default('')),
+  },
+});
 
 type Row = Record<string, unknown>;
 
@@ -43,36 +47,17 @@ function csvField(value: string): string {
 }
 
 async function main(): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args: cliArgs(),
-    allowPositionals: true,
-    options: {
-      file: { type: 'string', short: 'f' },
-      format: { type: 'string', default: 'table' },
-      set: { type: 'string', multiple: true, default: [] },
-      namespace: { type: 'string', default: '' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
+  const args = command.parse();
+  if (!args) return;
+  const { values, positionals } = args;
   if (values.file && !existsSync(values.file)) throw new LakestreamError('USAGE', `--file: no such file ${values.file}`);
   const sql = values.file ? readFileSync(values.file, 'utf8') : positionals.join(' ');
-  if (values.help || !sql.trim()) {
-    console.log(usage);
-    process.exitCode = values.help ? 0 : 2;
-    return;
-  }
-  const format = values.format ?? 'table';
-  if (!['table', 'csv', 'json'].includes(format)) throw new LakestreamError('USAGE', `--format must be table, csv or json, got ${format}`);
+  if (!sql.trim()) return command.refuse('give SQL text or -f FILE');
+  const { format } = values;
 
   const lake = await openLake(loadConfig(), values.namespace);
   try {
-    for (const assignment of values.set ?? []) {
-      const at = assignment.indexOf('=');
-      if (at <= 0) throw new LakestreamError('USAGE', `--set expects NAME=VALUE, got ${assignment}`);
-      const name = assignment.slice(0, at);
-      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new LakestreamError('USAGE', `--set: invalid variable name ${name}`);
-      await lake.connection.run(`SET VARIABLE ${name} = '${assignment.slice(at + 1).replaceAll("'", "''")}'`);
-    }
+    for (const { name, value } of values.set) await lake.connection.run(`SET VARIABLE ${name} = '${value.replaceAll("'", "''")}'`);
     const reader = await lake.connection.runAndReadAll(sql);
     const columns = reader.columnNames();
     const rows = reader.getRowObjectsJson() as Row[];

@@ -1,8 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { Admin } from '@platformatic/kafka';
-import { cliArgs, helpText, runCli } from '../../core/cli.ts';
+import { arg, defineCommand, expect, flag, option, repeated, runCli } from '../../core/cli.ts';
 import { loadConfig } from '../../core/config.ts';
 import { adminConnection } from '../../core/kafka.ts';
 import { LakestreamError, errorMessage } from '../../core/errors.ts';
@@ -20,25 +19,26 @@ import { registry } from './registry.ts';
 
 const services: StackService[] = [kafka, registry, minio, redis, postgres, icebergCatalog, duckdbExtensions];
 
-const usage = helpText(`Usage: pnpm run stack:<up|down|status> [-- options]
-
-Runs the real servers of the local stack on loopback, without Docker: Apache Kafka (KRaft),
+const command = defineCommand({
+  name: 'stack',
+  usage: ['pnpm run stack:<up|down|status> [-- options]'],
+  description: `Runs the real servers of the local stack on loopback, without Docker: Apache Kafka (KRaft),
 a Confluent-compatible Schema Registry (Apicurio), MinIO, Redis, PostgreSQL, an Iceberg REST
 catalog (Nessie), and DuckDB's httpfs, avro and iceberg extensions.
 Servers are downloaded or built once into LAKESTREAM_CACHE_DIR; data, logs and pid files live in
 LAKESTREAM_STACK_DIR.
 
   up        install what is missing, start what is not running, wait until all are healthy
-            --brokers N   1 or 3 Kafka nodes (default 3)
-            --node N      start only Kafka node N (repeatable), for bringing a killed broker back
-                          one at a time; the other servers are left as they are
-            --secure      Kafka without its open listener: clients sign in with SASL/SCRAM
-                          (ports + 100, or + 200 over TLS) and get only what their ACLs allow;
-                          passwords in <stack dir>/secrets (see docs/decisions/0011-security.md)
   down      stop the servers this stack started (by pid file)
-            --wipe        also delete the stack directory (all data)
-  status    show each server's pid, health and memory
-`);
+  status    show each server's pid, health and memory`,
+  positionals: true,
+  options: {
+    brokers: option('N', 'up: 1 or 3 Kafka nodes (default 3, or as the stack was built)', expect('1 or 3', (raw) => (raw === '1' || raw === '3' ? Number(raw) : undefined)).optional()),
+    node: repeated('N', 'up: start only Kafka node N, for bringing a killed broker back one at a time; the other servers are left as they are', arg.positiveInteger()),
+    secure: flag('up: Kafka without its open listener: clients sign in with SASL/SCRAM (ports + 100, or + 200 over TLS) and get only what their ACLs allow; passwords in <stack dir>/secrets (see docs/decisions/0011-security.md)'),
+    wipe: flag('down: also delete the stack directory (all data)'),
+  },
+});
 
 function progress(message: string): void {
   process.stdout.write(`  ${message}\n`);
@@ -166,29 +166,22 @@ function builtBrokers(stackDir: string): number {
 }
 
 async function main(): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args: cliArgs(),
-    allowPositionals: true,
-    options: { brokers: { type: 'string' }, node: { type: 'string', multiple: true }, secure: { type: 'boolean' }, wipe: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } },
-  });
-  const command = positionals[0];
-  if (values.help || !command || !['up', 'down', 'status'].includes(command)) {
-    console.log(usage);
-    process.exitCode = values.help ? 0 : 2;
-    return;
-  }
+  const args = command.parse();
+  if (!args) return;
+  const { values, positionals } = args;
+  const subcommand = positionals[0];
+  if (!subcommand || !['up', 'down', 'status'].includes(subcommand)) return command.refuse('expected up, down or status');
   const config = loadConfig(process.env, { useStackEnv: false });
-  const brokers = Number(values.brokers ?? builtBrokers(config.LAKESTREAM_STACK_DIR));
-  if (brokers !== 1 && brokers !== 3) throw new LakestreamError('USAGE', `--brokers must be 1 or 3, got ${values.brokers}`);
-  const nodes = (values.node ?? []).map(Number);
+  const brokers = values.brokers ?? builtBrokers(config.LAKESTREAM_STACK_DIR);
+  const nodes = values.node;
   // bringing nodes back or looking at the stack keeps the mode it runs in
-  const secure = command === 'up' && !nodes.length ? (values.secure ?? false) : kafkaMode(config.LAKESTREAM_STACK_DIR) === 'secure';
+  const secure = subcommand === 'up' && !nodes.length ? values.secure : kafkaMode(config.LAKESTREAM_STACK_DIR) === 'secure';
   const ctx: StackContext = { config, brokers, secure, stackDir: config.LAKESTREAM_STACK_DIR, cacheDir: config.LAKESTREAM_CACHE_DIR, progress };
-  const badNode = (values.node ?? []).find((node) => !(Number(node) >= 1 && Number(node) <= brokers && Number.isInteger(Number(node))));
+  const badNode = nodes.find((node) => node > brokers);
   if (badNode !== undefined) throw new LakestreamError('USAGE', `--node must be a Kafka node from 1 to ${brokers}, got ${badNode}`);
-  if (command === 'up' && nodes.length) await upNodes(ctx, nodes);
-  else if (command === 'up') await up(ctx);
-  else if (command === 'down') await down(ctx, values.wipe ?? false);
+  if (subcommand === 'up' && nodes.length) await upNodes(ctx, nodes);
+  else if (subcommand === 'up') await up(ctx);
+  else if (subcommand === 'down') await down(ctx, values.wipe);
   else if (!(await status(ctx))) process.exitCode = 1;
 }
 

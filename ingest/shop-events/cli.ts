@@ -1,8 +1,7 @@
 import { createWriteStream } from 'node:fs';
 import { basename } from 'node:path';
-import { parseArgs } from 'node:util';
 import { catalog, topicDeclarations } from '../../core/catalog.ts';
-import { helpText, nonNegativeOption } from '../../core/cli.ts';
+import { arg, defineCommand, option } from '../../core/cli.ts';
 import { loadConfig } from '../../core/config.ts';
 import { sleep } from '../../core/retry.ts';
 import { formatCount } from '../../core/stats.ts';
@@ -13,34 +12,31 @@ import { asKafkaUser } from '../../core/kafka.ts';
 import { readShopCsv } from './csv.ts';
 import { createShop } from './generator.ts';
 
-export const shopEventsUsage = helpText(`Usage: pnpm run producer -- shop-events [options]                 a synthetic shop
-       pnpm run producer -- shop-events --from-csv FILE[.gz] [options] replay the public data set's files
-
-Publishes click events (view, cart, remove_from_cart, purchase) as Avro to shop-events, keyed by
+const synthetic = { group: 'Synthetic shop' };
+const replay = { group: 'Replay (--from-csv)' };
+const command = defineCommand({
+  name: 'producer',
+  usage: ['pnpm run producer -- shop-events [options]                 a synthetic shop', 'pnpm run producer -- shop-events --from-csv FILE[.gz] [options] replay the public data set\'s files'],
+  description: `Publishes click events (view, cart, remove_from_cart, purchase) as Avro to shop-events, keyed by
 user_session, with idempotent acks=all producers. The synthetic shop runs two producers, as a
 web shop would: one for browsing (view, cart, remove_from_cart) and a checkout producer whose
-purchase events follow a session's browse events once those are acknowledged.
-
-Synthetic shop:
-  --sessions N     sessions to simulate (default 1000)
-  --rate R         events per second, 0 = as fast as possible (default 0)
-  --seed S         the same seed gives the same catalogue and sessions (default: random, printed)
-  --users U        distinct shoppers (default 5000)
-  --days D         spread session starts over the past D days (default 0: the last hour)
-
-Replay (--from-csv):
-  --speedup X      replay X times faster than the events happened (default: as fast as possible)
-  --rejects FILE   where malformed lines go, with line number and reason
-                   (default ./<file name>.rejected.csv)
-
-Both:
-  --topic T        topic (default shop-events)
-  -h, --help
-
-A line of the files becomes: empty category_code/brand -> null; a 19-digit category_id -> an
+purchase events follow a session's browse events once those are acknowledged.`,
+  positionals: true,
+  options: {
+    sessions: option('N', 'sessions to simulate', arg.nonNegative().default(1_000), synthetic),
+    rate: option('R', 'events per second, 0 = as fast as possible', arg.nonNegative().default(0), synthetic),
+    seed: option('S', 'the same seed gives the same catalogue and sessions (default: random, printed)', arg.nonNegative().optional(), synthetic),
+    users: option('U', 'distinct shoppers', arg.positiveInteger().default(5_000), synthetic),
+    days: option('D', 'spread session starts over the past D days (default 0: the last hour)', arg.nonNegative().default(0), synthetic),
+    'from-csv': option('FILE', 'replay this file of the public data set (.csv or .csv.gz)', arg.nonEmpty().optional(), replay),
+    speedup: option('X', 'replay X times faster than the events happened (default: as fast as possible)', arg.nonNegative().optional(), replay),
+    rejects: option('FILE', 'where malformed lines go, with line number and reason (default ./<file name>.rejected.csv)', arg.nonEmpty().optional(), replay),
+    topic: option('T', 'topic (default shop-events)', arg.nonEmpty().optional(), { group: 'Both' }),
+  },
+  footer: `A line of the files becomes: empty category_code/brand -> null; a 19-digit category_id -> an
 exact 64-bit long; an empty user_session, a negative price or a malformed value -> the rejects
-file; exact duplicate lines -> sent as they are (the source recorded them twice).
-`);
+file; exact duplicate lines -> sent as they are (the source recorded them twice).`,
+});
 
 /** Sends and accounts: refused records are reported, a delivery failure ends the run. */
 function sender(producer: TopicProducer, totals: { sent: number; refused: number }) {
@@ -54,26 +50,9 @@ function sender(producer: TopicProducer, totals: { sent: number; refused: number
 }
 
 export async function runShopEventsCli(args: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      sessions: { type: 'string' },
-      rate: { type: 'string' },
-      seed: { type: 'string' },
-      users: { type: 'string' },
-      days: { type: 'string' },
-      'from-csv': { type: 'string' },
-      speedup: { type: 'string' },
-      rejects: { type: 'string' },
-      topic: { type: 'string' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-  if (values.help) {
-    console.log(shopEventsUsage);
-    return;
-  }
+  const parsed = command.parse(args);
+  if (!parsed) return;
+  const { values } = parsed;
   const config = asKafkaUser(loadConfig(), kafkaUserOf(producerJob('shopEvents')));
   const topic = { ...topicDeclarations.shopEvents, name: values.topic ?? catalog().topic.shopEvents };
   const totals = { sent: 0, refused: 0 };
@@ -84,7 +63,7 @@ export async function runShopEventsCli(args: string[]): Promise<void> {
 
   if (values['from-csv']) {
     const file = values['from-csv'];
-    const speedup = values.speedup === undefined ? 0 : nonNegativeOption('speedup', values.speedup, 0);
+    const speedup = values.speedup ?? 0;
     const rejectsFile = values.rejects ?? `${basename(file).replace(/\.gz$/, '')}.rejected.csv`;
     const producer = await createTopicProducer(config, topic, { clientId: 'lakestream-shop-replay' });
     const send = sender(producer, totals);
@@ -145,10 +124,9 @@ export async function runShopEventsCli(args: string[]): Promise<void> {
     return;
   }
 
-  const sessions = nonNegativeOption('sessions', values.sessions, 1_000);
-  const rate = nonNegativeOption('rate', values.rate, 0);
-  const seed = nonNegativeOption('seed', values.seed, Math.floor(Math.random() * 2 ** 31));
-  const shop = createShop({ seed, users: Math.max(1, nonNegativeOption('users', values.users, 5_000)), spreadDays: nonNegativeOption('days', values.days, 0) });
+  const { sessions, rate } = values;
+  const seed = values.seed ?? Math.floor(Math.random() * 2 ** 31);
+  const shop = createShop({ seed, users: values.users, spreadDays: values.days });
   // Two producers on one topic, as a shop's browse and checkout services would be.
   const browse = await createTopicProducer(config, topic, { clientId: 'lakestream-shop-browse' });
   const checkout = await createTopicProducer(config, topic, { clientId: 'lakestream-shop-checkout' });

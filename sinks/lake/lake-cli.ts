@@ -1,55 +1,49 @@
-import { parseArgs } from 'node:util';
-import { cliArgs, helpText, runCli } from '../../core/cli.ts';
+import { arg, defineCommand, flag, option, runCli } from '../../core/cli.ts';
 import { catalog } from '../../core/catalog.ts';
 import { loadConfig } from '../../core/config.ts';
 import { createClientContext } from '../../core/context.ts';
-import { LakestreamError } from '../../core/errors.ts';
 import { asKafkaUser, createAdmin, KAFKA_ADMIN_USER } from '../../core/kafka.ts';
 import { probeKafka } from '../../core/kafka-producer.ts';
 import { migrateTable } from './migrate.ts';
 import { verifyTable, type Finding } from './verify.ts';
 
-const usage = helpText(`Usage: pnpm run lake -- verify|migrate [--namespace NS] [--table VIEW] [--json] [--dry-run]
+const views = Object.values(catalog().tables).map((table) => table.view);
 
-verify
-
-Checks every lake table (or --table) against its topic: the Kafka offsets the table's current
-Iceberg snapshot says it archived, next to each partition's log start and end, and that every
-file the snapshot references exists. Reports lag, a table ahead of its topic (truncated or
-recreated), a topic id that changed, and offsets that fell below the log start (retention deleted
-records before the sink archived them). Exits 1 on any error.
+const command = defineCommand({
+  name: 'lake',
+  usage: ['pnpm run lake -- verify|migrate [--namespace NS] [--table VIEW] [--json] [--dry-run]'],
+  description: `verify
+  Checks every lake table (or --table) against its topic: the Kafka offsets the table's current
+  Iceberg snapshot says it archived, next to each partition's log start and end, and that every
+  file the snapshot references exists. Reports lag, a table ahead of its topic (truncated or
+  recreated), a topic id that changed, and offsets that fell below the log start (retention deleted
+  records before the sink archived them). Exits 1 on any error.
 
 migrate
-Imports a lake written before the Iceberg tables (<table>/dt=…/hour=…/*.parquet and the sinks'
-state objects) into each table's Iceberg table, once: rewritten with the table's field ids, in
-one commit that carries the old sinks' offsets, so the sinks go on where the old ones stopped.
-Run it with the lake sinks stopped, before they first run on Iceberg. Old objects are kept.
-`);
+  Imports a lake written before the Iceberg tables (<table>/dt=…/hour=…/*.parquet and the sinks'
+  state objects) into each table's Iceberg table, once: rewritten with the table's field ids, in
+  one commit that carries the old sinks' offsets, so the sinks go on where the old ones stopped.
+  Run it with the lake sinks stopped, before they first run on Iceberg. Old objects are kept.`,
+  positionals: true,
+  options: {
+    namespace: option('NS', "a namespaced pipeline's tables", arg.text().default('')),
+    table: option('VIEW', 'only this table', arg.oneOf(views).optional()),
+    json: flag('print the findings as JSON'),
+    'dry-run': flag('migrate: say what would be imported, write nothing'),
+  },
+});
 
 async function main(): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args: cliArgs(),
-    allowPositionals: true,
-    options: {
-      namespace: { type: 'string', default: '' },
-      table: { type: 'string' },
-      json: { type: 'boolean', default: false },
-      'dry-run': { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-  const command = positionals[0];
-  if (values.help || (command !== 'verify' && command !== 'migrate') || positionals.length !== 1) {
-    console.log(usage);
-    process.exitCode = values.help ? 0 : 2;
-    return;
-  }
-  const names = catalog(values.namespace ?? '');
+  const args = command.parse();
+  if (!args) return;
+  const { values, positionals } = args;
+  const subcommand = positionals[0];
+  if ((subcommand !== 'verify' && subcommand !== 'migrate') || positionals.length !== 1) return command.refuse('expected verify or migrate');
+  const names = catalog(values.namespace);
   const tables = Object.values(names.tables).filter((table) => !values.table || table.view === values.table);
-  if (!tables.length) throw new LakestreamError('USAGE', `--table must be one of ${Object.values(names.tables).map((t) => t.view).join(', ')}, got ${JSON.stringify(values.table)}`);
   const config = loadConfig();
-  if (command === 'migrate') {
-    const context = createClientContext(config, { namespace: values.namespace ?? '', component: 'lake' });
+  if (subcommand === 'migrate') {
+    const context = createClientContext(config, { namespace: values.namespace, component: 'lake' });
     try {
       for (const table of tables) {
         const result = await migrateTable(config, context.lakeTables(), names, table, { dryRun: values['dry-run'] });
@@ -63,7 +57,7 @@ async function main(): Promise<void> {
   }
   await probeKafka(asKafkaUser(config, KAFKA_ADMIN_USER), { requireAnswer: true });
   const admin = createAdmin(config, 'lakestream-lake-verify');
-  const context = createClientContext(config, { namespace: values.namespace ?? '', component: 'lake' });
+  const context = createClientContext(config, { namespace: values.namespace, component: 'lake' });
   const findings: Finding[] = [];
   try {
     for (const table of tables) findings.push(...(await verifyTable(context.lakeTables(), admin, table)));

@@ -1,5 +1,4 @@
-import { parseArgs } from 'node:util';
-import { cliArgs, helpText, runCli } from '../../core/cli.ts';
+import { arg, defineCommand, flag, option, runCli } from '../../core/cli.ts';
 import { catalog } from '../../core/catalog.ts';
 import { loadConfig } from '../../core/config.ts';
 import { createClientContext } from '../../core/context.ts';
@@ -8,30 +7,29 @@ import { asKafkaUser, createAdmin, KAFKA_ADMIN_USER } from '../../core/kafka.ts'
 import { probeKafka } from '../../core/kafka-producer.ts';
 import { commitSnapshot, loadTableState } from '../../core/iceberg/table.ts';
 
-const usage = helpText(`Usage: pnpm run sink:reset -- <lake sink job> [--namespace NS] [--yes]
-
-After a topic was deleted and recreated on purpose, makes its lake sink archive the new topic
+const command = defineCommand({
+  name: 'sink:reset',
+  usage: ['pnpm run sink:reset -- <lake sink job> [--namespace NS] [--yes]'],
+  description: `After a topic was deleted and recreated on purpose, makes its lake sink archive the new topic
 from its start. The sink stops by itself when it notices (TOPIC_RESET): its state in the lake
 still names the old topic's offsets, and reading on would skip the new records up to them.
 
 This commits an empty snapshot to the sink's Iceberg table that clears the Kafka offsets its
 snapshots carry (the earlier snapshots keep them, for the record) and deletes the sink's
 consumer-group offsets. Rows already in the table stay: they are the old topic's records.
-Refuses while a member of the group is still running.
-Without --yes it only prints what it would do.
-`);
+Refuses while a member of the group is still running.`,
+  positionals: true,
+  options: {
+    namespace: option('NS', "a namespaced pipeline's sink", arg.text().default('')),
+    yes: flag('do it; without it the command only prints what it would do'),
+  },
+});
 
 async function main(): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args: cliArgs(),
-    allowPositionals: true,
-    options: { namespace: { type: 'string', default: '' }, yes: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } },
-  });
-  if (values.help || positionals.length !== 1) {
-    console.log(usage);
-    process.exitCode = values.help ? 0 : 2;
-    return;
-  }
+  const args = command.parse();
+  if (!args) return;
+  const { values, positionals } = args;
+  if (positionals.length !== 1) return command.refuse('name one lake sink job');
   const names = catalog(values.namespace ?? '');
   const sinks = Object.values(names.tables);
   const table = sinks.find((t) => t.sink === positionals[0] || t.group === positionals[0]);

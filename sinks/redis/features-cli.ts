@@ -1,5 +1,4 @@
-import { parseArgs } from 'node:util';
-import { cliArgs, helpText, runCli } from '../../core/cli.ts';
+import { arg, defineCommand, option, runCli } from '../../core/cli.ts';
 import { loadConfig } from '../../core/config.ts';
 import { LakestreamError } from '../../core/errors.ts';
 import { createRedis, redisFailure } from '../../core/redis.ts';
@@ -7,29 +6,26 @@ import { catalog } from '../../core/catalog.ts';
 import { readPromoSummary } from '../../processors/promo/summary.ts';
 import { readFeatures } from './online-store.ts';
 
-const usage = helpText(`Usage: pnpm run features -- user <user_id> [<user_id> …] [--namespace NS]
-       pnpm run features -- session <user_session> [<user_session> …] [--namespace NS]
-       pnpm run features -- promo [--namespace NS]
-
-Prints online features as JSON, read from Redis in one round trip: a user's transaction count,
+const command = defineCommand({
+  name: 'features',
+  usage: ['pnpm run features -- user <user_id> [<user_id> …] [--namespace NS]', 'pnpm run features -- session <user_session> [<user_session> …] [--namespace NS]', 'pnpm run features -- promo [--namespace NS]'],
+  description: `Prints online features as JSON, read from Redis in one round trip: a user's transaction count,
 a shop session's latest purchase probability and features (null for an id with none), or the
 promo's running economics (offers, conversions with and without the discount, revenue, discount
-cost and margin, money in cents).
-`);
+cost and margin, money in cents).`,
+  positionals: true,
+  options: {
+    namespace: option('NS', "a namespaced pipeline's features", arg.text().default('')),
+  },
+});
 
 async function main(): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args: cliArgs(),
-    allowPositionals: true,
-    options: { namespace: { type: 'string', default: '' }, help: { type: 'boolean', short: 'h', default: false } },
-  });
+  const args = command.parse();
+  if (!args) return;
+  const { values, positionals } = args;
   const [entity, ...ids] = positionals;
-  const known = (entity === 'user' || entity === 'session') && ids.length > 0 || (entity === 'promo' && !ids.length);
-  if (values.help || !known) {
-    console.log(usage);
-    process.exitCode = values.help ? 0 : 2;
-    return;
-  }
+  const known = ((entity === 'user' || entity === 'session') && ids.length > 0) || (entity === 'promo' && !ids.length);
+  if (!known) return command.refuse(entity === 'user' || entity === 'session' ? `name at least one ${entity} id` : entity === 'promo' ? 'promo takes no ids' : 'expected user, session or promo');
   if (entity === 'user') {
     for (const id of ids) {
       const n = Number(id);
@@ -41,7 +37,7 @@ async function main(): Promise<void> {
   // instead of the sinks' patient defaults.
   const redis = createRedis(config, { maxRetriesPerRequest: 1, connectTimeout: 3_000 });
   try {
-    const { features } = catalog(values.namespace ?? '');
+    const { features } = catalog(values.namespace);
     const read = async (): Promise<unknown> => {
       if (entity === 'promo') return readPromoSummary(redis, features.promoEconomics);
       const feature = entity === 'user' ? features.userTransactionCounts : features.sessionScores;

@@ -11,7 +11,7 @@ import { config, lakeNamespace } from '../helpers.ts';
  * so the first commit is fenced by the partition spec it adds instead.
  */
 test('a late first commit of a paused table creator is refused and the table keeps what others committed', { timeout: 120_000 }, async (t) => {
-  const { namespace, names, lake } = lakeNamespace(t, 'iceberg-init');
+  const { names, lake } = lakeNamespace(t, 'iceberg-init');
   const table = names.tables.transactions;
   await lake.catalog.createNamespace(table.iceberg.namespace, { location: warehouseLocation(names, config.LAKE_BUCKET) });
   // the paused creator: it created the table and read it back, then stopped before its first commit

@@ -2,20 +2,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { dayOption } from '../../backfill/day-option.ts';
 import { repoRoot } from '../../core/config.ts';
-import { LakestreamError } from '../../core/errors.ts';
-
-test('dayOption accepts calendar days and refuses malformed or impossible ones, naming the option and the value', () => {
-  for (const good of ['2026-11-20', '2024-02-29', '2026-12-31', '2026-01-01']) assert.equal(dayOption('from', good), good);
-  for (const bad of ['2026-13-01', '2026-02-30', '2025-02-29', '2026-04-31', '2026-00-10', '2026-01-00', '2026-1-5', '2026/01/05', '20260105', 'yesterday', '']) {
-    assert.throws(
-      () => dayOption('from', bad),
-      (error: unknown) => error instanceof LakestreamError && error.code === 'USAGE' && error.message === `--from must be a calendar day as YYYY-MM-DD, got ${JSON.stringify(bad)}`,
-      bad,
-    );
-  }
-});
 
 // Validation comes before any configuration or connection, so these need no servers.
 const cli = (file: string, args: string[]) =>
