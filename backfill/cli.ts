@@ -1,4 +1,4 @@
-import { createClientContext } from '../core/context.ts';
+import { createClientContext } from '../platform/context.ts';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { arg, defineCommand, expect, flag, option, runCli } from '../core/cli.ts';

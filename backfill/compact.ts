@@ -1,9 +1,9 @@
-import type { ClientContext } from '../core/context.ts';
+import type { ClientContext } from '../platform/context.ts';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { catalog, type ResolvedTable } from '../core/catalog.ts';
+import { catalog, type ResolvedTable } from '../platform/catalog.ts';
 import { openDuckdb } from '../core/duckdb.ts';
 import { LakestreamError } from '../core/errors.ts';
 import type { DataFile } from '../core/iceberg/manifest.ts';

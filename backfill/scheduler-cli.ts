@@ -1,4 +1,4 @@
-import { createClientContext } from '../core/context.ts';
+import { createClientContext } from '../platform/context.ts';
 import { arg, defineCommand, option, runCli } from '../core/cli.ts';
 import { loadConfig } from '../core/config.ts';
 import { LakestreamError } from '../core/errors.ts';

@@ -1,4 +1,4 @@
-import type { ClientContext } from '../core/context.ts';
+import type { ClientContext } from '../platform/context.ts';
 import cron from 'node-cron';
 import { errorMessage } from '../core/errors.ts';
 import { acquireLease } from '../core/lease.ts';

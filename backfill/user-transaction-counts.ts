@@ -1,9 +1,9 @@
-import type { ClientContext } from '../core/context.ts';
+import type { ClientContext } from '../platform/context.ts';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Catalog, ResolvedTable } from '../core/catalog.ts';
+import type { Catalog, ResolvedTable } from '../platform/catalog.ts';
 import { repoRoot } from '../core/config.ts';
 import { openDuckdb } from '../core/duckdb.ts';
 import { LakestreamError } from '../core/errors.ts';

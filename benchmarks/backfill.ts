@@ -10,11 +10,11 @@ import { loadConfig, repoRoot, type Config } from '../core/config.ts';
 import { openDuckdb } from '../core/duckdb.ts';
 import { createS3 } from '../core/s3.ts';
 import { formatCount } from '../core/stats.ts';
-import { catalog } from '../core/catalog.ts';
-import { createClientContext } from '../core/context.ts';
+import { catalog } from '../platform/catalog.ts';
+import { createClientContext } from '../platform/context.ts';
 import type { DataFile } from '../core/iceberg/manifest.ts';
 import { commitSnapshot, keyOf } from '../core/iceberg/table.ts';
-import { ensureLakeTable } from '../core/lake.ts';
+import { ensureLakeTable } from '../platform/lake.ts';
 
 /**
  * Backfill speed over a synthetic archive (default 10M rows: 10 days x 24 hourly files, in the

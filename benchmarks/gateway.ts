@@ -1,4 +1,4 @@
-import { createClientContext } from '../core/context.ts';
+import { createClientContext } from '../platform/context.ts';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -5,7 +5,7 @@ import { arg, defineCommand, expect, option, runCli } from '../core/cli.ts';
 import { loadConfig } from '../core/config.ts';
 import { LakestreamError } from '../core/errors.ts';
 import type { KafkaConnection } from '../core/kafka.ts';
-import { connectOrExplain } from '../core/kafka-producer.ts';
+import { connectOrExplain } from '../core/kafka-probe.ts';
 import { LatencyRecorder } from '../core/stats.ts';
 
 export interface LoadtestOptions {

@@ -12,7 +12,7 @@ import { sleep } from '../core/retry.ts';
 import { formatCount } from '../core/stats.ts';
 import { applyInfra } from '../infra/apply.ts';
 import { topicsFor } from '../infra/topics.ts';
-import { catalog } from '../core/catalog.ts';
+import { catalog } from '../platform/catalog.ts';
 
 /**
  * Throughput and memory of the transactions pipeline's stages on the local stack, each in its own

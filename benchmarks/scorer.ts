@@ -1,5 +1,5 @@
 import { createAvroDecoder } from '../core/avro.ts';
-import { catalog, topicDeclarations } from '../core/catalog.ts';
+import { catalog, topicDeclarations } from '../platform/catalog.ts';
 import type { Config } from '../core/config.ts';
 import { createConsumer } from '../core/kafka.ts';
 import { createObjectStore } from '../core/object-store.ts';

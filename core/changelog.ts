@@ -1,6 +1,6 @@
 import kafkaJavascript, { type Message } from '@confluentinc/kafka-javascript';
 import { type KafkaConnection, librdkafkaBase } from './kafka.ts';
-import { connectOrExplain } from './kafka-producer.ts';
+import { connectOrExplain } from './kafka-probe.ts';
 import type { AvroDecoder } from './avro.ts';
 import { LakestreamError } from './errors.ts';
 import { fromCallback } from './async.ts';

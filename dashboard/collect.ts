@@ -1,12 +1,12 @@
 import type { Admin } from '@platformatic/kafka';
-import { processorDeclarations, type Catalog } from '../core/catalog.ts';
+import { processorDeclarations, type Catalog } from '../platform/catalog.ts';
 import type { Config } from '../core/config.ts';
 import { errorMessage } from '../core/errors.ts';
 import { createAdmin } from '../core/kafka.ts';
-import { createClientContext } from '../core/context.ts';
+import { createClientContext } from '../platform/context.ts';
 import { liveFiles, loadTableState } from '../core/iceberg/table.ts';
-import { openLake } from '../core/lake.ts';
-import { readPromoSummary, type PromoSummary } from '../processors/promo/summary.ts';
+import { openLake } from '../platform/lake.ts';
+import { readPromoSummary, type PromoSummary } from '../features/promo-summary.ts';
 import { withTimeout } from '../core/async.ts';
 
 /**

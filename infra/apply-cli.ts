@@ -1,12 +1,12 @@
 import { arg, defineCommand, option, runCli } from '../core/cli.ts';
 import { loadConfig } from '../core/config.ts';
 import { asKafkaUser, createAdmin, KAFKA_ADMIN_USER } from '../core/kafka.ts';
-import { probeKafka } from '../core/kafka-producer.ts';
+import { probeKafka } from '../core/kafka-probe.ts';
 import { createRegistry } from '../core/registry.ts';
-import { catalog } from '../core/catalog.ts';
-import { createClientContext } from '../core/context.ts';
+import { catalog } from '../platform/catalog.ts';
+import { createClientContext } from '../platform/context.ts';
 import { loadTableState } from '../core/iceberg/table.ts';
-import { ensureLakeTable } from '../core/lake.ts';
+import { ensureLakeTable } from '../platform/lake.ts';
 import { applyAccess } from './access.ts';
 import { applyInfra } from './apply.ts';
 import { topicsFor } from './topics.ts';
@@ -18,7 +18,7 @@ const command = defineCommand({
 cleanup policy, min.insync.replicas), registers the Avro schemas in schemas/ under <topic>-value
 with BACKWARD_TRANSITIVE compatibility, and reports drift it cannot fix. With KAFKA_CREDENTIALS_DIR
 set (the local stack sets it), it also creates each job's Kafka user (SCRAM-SHA-512; a missing
-password file is made up) and grants it the ACLs its job needs (core/access.ts). Creates each lake
+password file is made up) and grants it the ACLs its job needs (platform/access.ts). Creates each lake
 table's Iceberg table in the REST catalog (ICEBERG_CATALOG_URL) from its Avro schema.
 Safe to run repeatedly. Exits 1 when unfixable drift remains.`,
   options: {

@@ -1,8 +1,8 @@
 import type { Admin } from '@platformatic/kafka';
 import type { Redis } from 'ioredis';
-import { icebergNamespace } from '../core/catalog.ts';
+import { icebergNamespace } from '../platform/catalog.ts';
 import type { Config } from '../core/config.ts';
-import { lakeCatalog } from '../core/context.ts';
+import { lakeCatalog } from '../platform/context.ts';
 import type { ObjectStore } from '../core/object-store.ts';
 import { deleteSubject } from '../core/registry.ts';
 import { topicsFor } from './topics.ts';

@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Catalog } from '../core/catalog.ts';
+import type { Catalog } from '../platform/catalog.ts';
 import type { Config } from '../core/config.ts';
 import { LakestreamError } from '../core/errors.ts';
 import { ensurePassword } from './access.ts';

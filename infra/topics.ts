@@ -1,7 +1,7 @@
-import { catalog, type TopicSpec } from '../core/catalog.ts';
+import { catalog, type TopicSpec } from '../platform/catalog.ts';
 
 /**
- * The topics `pnpm run infra:apply` manages come from the catalog (core/catalog.ts); this module
+ * The topics `pnpm run infra:apply` manages come from the catalog (platform/catalog.ts); this module
  * holds what a cluster of a given size makes of their replication settings. Partition counts and
  * replication factors are reported as drift, never changed by apply: adding partitions to a keyed
  * topic would move keys, and a replication change needs a reassignment.

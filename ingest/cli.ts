@@ -5,7 +5,7 @@ import { LatencyRecorder, formatCount } from '../core/stats.ts';
 import { runShopEventsCli } from './shop-events/cli.ts';
 import { createTransactionGenerator } from './transactions/generator.ts';
 import { createTransactionsProducer } from './transactions/producer.ts';
-import { kafkaUserOf, producerJob } from '../core/access.ts';
+import { kafkaUserOf, producerJob } from '../platform/access.ts';
 import { asKafkaUser } from '../core/kafka.ts';
 
 const command = defineCommand({

@@ -1,6 +1,6 @@
 import type { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import { avroCodec, type AvroCodec } from '../core/avro.ts';
-import type { TopicDeclaration } from '../core/catalog.ts';
+import type { TopicDeclaration } from '../platform/catalog.ts';
 import type { Config } from '../core/config.ts';
 import type { KafkaConnection } from '../core/kafka.ts';
 import { LakestreamError, errorMessage } from '../core/errors.ts';
@@ -35,7 +35,7 @@ export interface TopicProducer {
 }
 
 /**
- * A producer for one declared topic (core/catalog.ts): its rules, its key field, its registered
+ * A producer for one declared topic (platform/catalog.ts): its rules, its key field, its registered
  * schema; idempotent, acks=all, murmur2 keys. `topic.name` may be namespaced.
  */
 export async function createTopicProducer(

@@ -1,9 +1,9 @@
-import { catalog } from '../core/catalog.ts';
+import { catalog } from '../platform/catalog.ts';
 import { arg, defineCommand, flag, option, runCli } from '../core/cli.ts';
 import { loadConfig } from '../core/config.ts';
 import { LakestreamError } from '../core/errors.ts';
 import { hash32 } from '../core/hash.ts';
-import { openLake } from '../core/lake.ts';
+import { openLake } from '../platform/lake.ts';
 import { createObjectStore } from '../core/object-store.ts';
 import { createS3 } from '../core/s3.ts';
 import { formatCount } from '../core/stats.ts';

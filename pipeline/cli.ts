@@ -1,6 +1,6 @@
 import { arg, defineCommand, expect, flag, option, runCli } from '../core/cli.ts';
 import { loadConfig } from '../core/config.ts';
-import { createClientContext } from '../core/context.ts';
+import { createClientContext } from '../platform/context.ts';
 import { LakestreamError } from '../core/errors.ts';
 import { serveMetrics } from '../core/metrics.ts';
 import { runJobsUntilSignal } from '../core/runtime/index.ts';

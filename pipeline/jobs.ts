@@ -1,6 +1,6 @@
-import { processorDeclarations, type ProcessorDeclaration, type ProcessorId } from '../core/catalog.ts';
-import { kafkaUserOf } from '../core/access.ts';
-import { asKafkaUserContext, type ClientContext } from '../core/context.ts';
+import { processorDeclarations, type ProcessorDeclaration, type ProcessorId } from '../platform/catalog.ts';
+import { kafkaUserOf } from '../platform/access.ts';
+import { asKafkaUserContext, type ClientContext } from '../platform/context.ts';
 import type { StreamJob } from '../core/runtime/index.ts';
 import { processorJobs } from '../processors/index.ts';
 import { createLakeSink, type LakeSinkOptions } from '../sinks/lake/lake-sink.ts';

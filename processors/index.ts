@@ -1,5 +1,5 @@
-import type { ProcessorId } from '../core/catalog.ts';
-import type { ClientContext } from '../core/context.ts';
+import type { ProcessorId } from '../platform/catalog.ts';
+import type { ClientContext } from '../platform/context.ts';
 import type { StreamJob } from '../core/runtime/index.ts';
 import { createProductFilter } from './product-filter/job.ts';
 import { createPromoJob } from './promo/job.ts';
@@ -7,7 +7,7 @@ import { createSessionScorer } from './session-scorer/job.ts';
 import { createFeaturesJob } from './transactions-features/job.ts';
 
 /**
- * The handler of each processor the catalog declares (core/catalog.ts processorDeclarations),
+ * The handler of each processor the catalog declares (platform/catalog.ts processorDeclarations),
  * by id. Typed by the declarations: a declared processor without a handler here does not
  * compile. Jobs, ACLs, topics and the dashboard come from the declaration.
  */

@@ -1,11 +1,11 @@
 import { spawnSync } from 'node:child_process';
-import { catalog } from '../core/catalog.ts';
+import { catalog } from '../platform/catalog.ts';
 import { cliArgs } from '../core/cli.ts';
 import { loadConfig, repoRoot } from '../core/config.ts';
-import { openLake } from '../core/lake.ts';
+import { openLake } from '../platform/lake.ts';
 import { createRedis } from '../core/redis.ts';
 import { sleep } from '../core/retry.ts';
-import { readPromoSummary } from '../processors/promo/summary.ts';
+import { readPromoSummary } from '../features/promo-summary.ts';
 import { startPipeline, type PipelineProcess } from './pipeline-process.ts';
 
 /**

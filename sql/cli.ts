@@ -2,8 +2,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { arg, defineCommand, expect, option, repeated, runCli } from '../core/cli.ts';
 import { loadConfig } from '../core/config.ts';
 import { LakestreamError } from '../core/errors.ts';
-import { catalog } from '../core/catalog.ts';
-import { openLake } from '../core/lake.ts';
+import { catalog } from '../platform/catalog.ts';
+import { openLake } from '../platform/lake.ts';
 
 const variable = expect('NAME=VALUE, NAME a DuckDB variable name', (raw) => {
   const match = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/s.exec(raw);

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { catalog } from '../core/catalog.ts';
+import { catalog } from '../platform/catalog.ts';
 import { createAdmin } from '../core/kafka.ts';
 import { createRegistry } from '../core/registry.ts';
 import { applyInfra } from '../infra/apply.ts';
@@ -83,9 +83,9 @@ const cases: Record<string, Case> = {
   'sql: S3 unreachable': { cli: 'sql/cli.ts', args: ['SELECT count(*) FROM transactions'], env: { S3_ENDPOINT: `http://${dead}` }, says: /S3 at .* is unreachable \(ECONNREFUSED\).*S3_ENDPOINT/, withinMs: 20_000 },
   'sql: Iceberg catalog unreachable': { cli: 'sql/cli.ts', args: ['SELECT count(*) FROM transactions'], env: { ICEBERG_CATALOG_URL: `http://${dead}/iceberg` }, says: /the Iceberg catalog at .* is unreachable \(ECONNREFUSED\): is it running\? \(ICEBERG_CATALOG_URL\)/, withinMs: 20_000 },
   'sql: a wrong S3 secret': { cli: 'sql/cli.ts', args: ['SELECT count(*) FROM transactions'], env: { S3_SECRET_ACCESS_KEY: 'wrong-secret' }, says: /S3 at .* refused access key minioadmin \(SignatureDoesNotMatch.*check S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY/ },
-  'features: a user id that is not a number': { cli: 'sinks/redis/features-cli.ts', args: ['user', 'abc'], says: /user ids are non-negative integers, got "abc"/ },
-  'features: Redis unreachable': { cli: 'sinks/redis/features-cli.ts', args: ['user', '1'], env: { REDIS_URL: `redis://${dead}` }, says: /Redis at .* is unreachable/ },
-  'features: a malformed REDIS_URL': { cli: 'sinks/redis/features-cli.ts', args: ['user', '1'], env: { REDIS_URL: 'foo' }, says: /invalid configuration:\n {2}REDIS_URL: .*\(got "foo"\)/ },
+  'features: a user id that is not a number': { cli: 'features/cli.ts', args: ['user', 'abc'], says: /user ids are non-negative integers, got "abc"/ },
+  'features: Redis unreachable': { cli: 'features/cli.ts', args: ['user', '1'], env: { REDIS_URL: `redis://${dead}` }, says: /Redis at .* is unreachable/ },
+  'features: a malformed REDIS_URL': { cli: 'features/cli.ts', args: ['user', '1'], env: { REDIS_URL: 'foo' }, says: /invalid configuration:\n {2}REDIS_URL: .*\(got "foo"\)/ },
   'backfill: an impossible day': { cli: 'backfill/cli.ts', args: ['--from', '2026-13-45'], says: /--from must be a calendar day as YYYY-MM-DD, got "2026-13-45"/ },
   'backfill: a shard outside the range': { cli: 'backfill/cli.ts', args: ['--shard', '3/2'], says: /--shard must be I\/N with 0 <= I < N, got "3\/2"/ },
   'backfill: S3 unreachable': { cli: 'backfill/cli.ts', args: ['--from', '2026-01-01', '--to', '2026-01-01'], env: { S3_ENDPOINT: `http://${dead}` }, says: /S3 at .* is unreachable/, withinMs: 20_000 },

@@ -1,7 +1,8 @@
 import type { KafkaConsumer } from '@confluentinc/kafka-javascript';
 import type { Config } from '../config.ts';
 import { LakestreamError, errorMessage, isRetriable } from '../errors.ts';
-import { createBatchProducer, createTransactionalProducer, notAuthorized, type BatchProducer } from '../kafka-producer.ts';
+import { createBatchProducer, createTransactionalProducer, type BatchProducer } from '../kafka-producer.ts';
+import { notAuthorized } from '../kafka-probe.ts';
 import type { Logger } from '../log.ts';
 import { metrics } from '../metrics.ts';
 import { retry, type RetryOptions } from '../retry.ts';

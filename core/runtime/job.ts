@@ -1,11 +1,10 @@
 import kafkaJavascript, { type KafkaConsumer, type Message } from '@confluentinc/kafka-javascript';
 import type { Admin } from '@platformatic/kafka';
 import { fromCallback } from '../async.ts';
-import type { ClientContext } from '../context.ts';
 import { createDeadLetters, type DeadLetters } from '../dead-letter.ts';
 import { LakestreamError, errorMessage, isRetriable } from '../errors.ts';
 import { createAdmin, librdkafkaBase } from '../kafka.ts';
-import { connectOrExplain, notAuthorized } from '../kafka-producer.ts';
+import { connectOrExplain, notAuthorized } from '../kafka-probe.ts';
 import { metrics, secondsSince } from '../metrics.ts';
 import { consumerFetchSettings, profileSettings } from '../profile.ts';
 import { retry, type RetryOptions } from '../retry.ts';
@@ -16,7 +15,7 @@ import { createFetchDecoder, type DecodedFetch } from './decode.ts';
 import { exportLag } from './lag.ts';
 import { PositionTracker } from './positions.ts';
 import { createRebalanceQueue, type RebalanceQueue } from './rebalance.ts';
-import type { StreamHandler, StreamJob, StreamJobControls, StreamJobOptions, StreamJobStats, TopicOffset } from './types.ts';
+import type { RuntimeContext, StreamHandler, StreamJob, StreamJobControls, StreamJobOptions, StreamJobStats, TopicOffset } from './types.ts';
 
 /** Methods of the binding's consumer that its type declarations leave out. */
 type Consumer = KafkaConsumer & {
@@ -175,7 +174,7 @@ async function processFetch(messages: Message[], deps: BatchDeps): Promise<void>
  * strategies (commit.ts) and the transactional producer's state machine (transactions.ts),
  * rebalances (rebalance.ts), topic-reset detection (positions.ts) and lag (lag.ts).
  */
-export function createStreamJob(options: StreamJobOptions, context: ClientContext, createHandler: (controls: StreamJobControls) => StreamHandler): StreamJob {
+export function createStreamJob(options: StreamJobOptions, context: RuntimeContext, createHandler: (controls: StreamJobControls) => StreamHandler): StreamJob {
   return new StreamJobRuntime(options, context, createHandler);
 }
 
@@ -209,7 +208,7 @@ class StreamJobRuntime implements StreamJob {
 
   constructor(
     private readonly options: StreamJobOptions,
-    private readonly context: ClientContext,
+    private readonly context: RuntimeContext,
     private readonly createHandler: (controls: StreamJobControls) => StreamHandler,
   ) {
     const { config, catalog } = context;

@@ -1,10 +1,9 @@
 import { avroCodec, type AvroCodec } from '../avro.ts';
 import { LakestreamError } from '../errors.ts';
 import { restoreKeyedState } from '../changelog.ts';
-import type { ClientContext } from '../context.ts';
 import type { Logger } from '../log.ts';
 import { createStreamJob } from './job.ts';
-import type { BatchContext, StreamJob, StreamRecord } from './types.ts';
+import type { BatchContext, RuntimeContext, StreamJob, StreamRecord } from './types.ts';
 
 /**
  * Stateful processors on the runtime: a processor declares its keyed state stores and handles
@@ -144,7 +143,7 @@ class PartitionedStore<V> {
   }
 
   /** Rebuilds `partitions` from the changelog; returns the changelog records read. */
-  async restore(context: ClientContext, partitions: number[]): Promise<number> {
+  async restore(context: RuntimeContext, partitions: number[]): Promise<number> {
     const { states, records } = await restoreKeyedState(context, this.spec.changelog, partitions, {
       key: String,
       value: (record) => record,
@@ -213,7 +212,7 @@ class PartitionedStore<V> {
 /** A `transaction`-mode stream job for a stateful processor. */
 export function createProcessorJob<In, Stores extends StoreSpecs>(
   spec: ProcessorSpec<Stores>,
-  context: ClientContext,
+  context: RuntimeContext,
   createHandler: (log: Logger) => ProcessorHandler<In, Stores>,
 ): StreamJob {
   const stores = Object.entries(spec.stores).map(([name, storeSpec]) => new PartitionedStore(name, storeSpec));

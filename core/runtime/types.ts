@@ -1,6 +1,25 @@
+import type { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import type { Type } from 'avsc';
+import type { AvroDecoder } from '../avro.ts';
+import type { Config } from '../config.ts';
 import type { OutgoingMessage } from '../kafka-producer.ts';
 import type { Logger } from '../log.ts';
+
+/**
+ * What the runtime needs of the process around it: the platform's client context provides it,
+ * and a test can too. The runtime knows topics only by name; what a topic's records must satisfy
+ * and where its dead letters go is the catalog's to say.
+ */
+export interface RuntimeContext {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly registry: SchemaRegistry;
+  readonly decode: AvroDecoder;
+  readonly catalog: {
+    topicByName(name: string): { rules?: (value: Record<string, unknown>) => void } | undefined;
+    deadLetterTopic(topic: string): string;
+  };
+}
 
 /**
  * The contract between the runtime and a job's handler.

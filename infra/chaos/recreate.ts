@@ -1,10 +1,10 @@
 import { execFile } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { catalog } from '../../core/catalog.ts';
+import { catalog } from '../../platform/catalog.ts';
 import { repoRoot, type Config } from '../../core/config.ts';
 import { createAdmin } from '../../core/kafka.ts';
-import { openLake } from '../../core/lake.ts';
+import { openLake } from '../../platform/lake.ts';
 import { createObjectStore } from '../../core/object-store.ts';
 import { createRedis } from '../../core/redis.ts';
 import { createRegistry } from '../../core/registry.ts';

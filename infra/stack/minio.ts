@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CreateBucketCommand, HeadBucketCommand } from '@aws-sdk/client-s3';
 import { createS3 } from '../../core/s3.ts';
-import { catalog } from '../../core/catalog.ts';
+import { catalog } from '../../platform/catalog.ts';
 import { applyS3Access } from '../s3-access.ts';
 import type { StackContext, StackService } from './context.ts';
 import { isInstalled, markInstalled, run } from './install.ts';

@@ -1,13 +1,13 @@
 import { createWriteStream } from 'node:fs';
 import { basename } from 'node:path';
-import { catalog, topicDeclarations } from '../../core/catalog.ts';
+import { catalog, topicDeclarations } from '../../platform/catalog.ts';
 import { arg, defineCommand, option } from '../../core/cli.ts';
 import { loadConfig } from '../../core/config.ts';
 import { sleep } from '../../core/retry.ts';
 import { formatCount } from '../../core/stats.ts';
 import type { ShopEvent } from '../../schemas/shop-events.ts';
 import { createTopicProducer, type TopicProducer } from '../topic-producer.ts';
-import { kafkaUserOf, producerJob } from '../../core/access.ts';
+import { kafkaUserOf, producerJob } from '../../platform/access.ts';
 import { asKafkaUser } from '../../core/kafka.ts';
 import { readShopCsv } from './csv.ts';
 import { createShop } from './generator.ts';

@@ -1,4 +1,4 @@
-import { topicDeclarations } from '../../core/catalog.ts';
+import { topicDeclarations } from '../../platform/catalog.ts';
 import type { Config } from '../../core/config.ts';
 import type { KafkaConnection } from '../../core/kafka.ts';
 import { createTopicProducer, type TopicProducer, type TopicProducerOptions } from '../topic-producer.ts';

@@ -1,4 +1,4 @@
-import { catalog } from '../../core/catalog.ts';
+import { catalog } from '../../platform/catalog.ts';
 import { arg, defineCommand, flag, option, runCli } from '../../core/cli.ts';
 import { loadConfig } from '../../core/config.ts';
 import { LakestreamError } from '../../core/errors.ts';

@@ -1,5 +1,5 @@
-import { processorDeclarations } from '../../core/catalog.ts';
-import type { ClientContext } from '../../core/context.ts';
+import { processorDeclarations } from '../../platform/catalog.ts';
+import type { ClientContext } from '../../platform/context.ts';
 import { LakestreamError, errorMessage } from '../../core/errors.ts';
 import type { StreamJob } from '../../core/runtime/index.ts';
 import { createProcessorJob } from '../../core/runtime/processor.ts';

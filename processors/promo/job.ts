@@ -1,5 +1,5 @@
-import { processorDeclarations } from '../../core/catalog.ts';
-import type { ClientContext } from '../../core/context.ts';
+import { processorDeclarations } from '../../platform/catalog.ts';
+import type { ClientContext } from '../../platform/context.ts';
 import type { StreamJob } from '../../core/runtime/index.ts';
 import { createProcessorJob, type StoreSpec } from '../../core/runtime/processor.ts';
 import { addToTotals, emptyTotals, respond, type Prediction, type PromoPolicy, type PromoSession, type PromoTotals } from './economics.ts';

@@ -1,5 +1,5 @@
-import type { ClientContext } from '../../core/context.ts';
-import { processorDeclarations } from '../../core/catalog.ts';
+import type { ClientContext } from '../../platform/context.ts';
+import { processorDeclarations } from '../../platform/catalog.ts';
 import { createProcessorJob, type StoreSpec } from '../../core/runtime/processor.ts';
 import type { StreamJob } from '../../core/runtime/index.ts';
 import type { Transaction } from '../../schemas/transactions.ts';

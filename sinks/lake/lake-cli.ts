@@ -1,9 +1,9 @@
 import { arg, defineCommand, flag, option, runCli } from '../../core/cli.ts';
-import { catalog } from '../../core/catalog.ts';
+import { catalog } from '../../platform/catalog.ts';
 import { loadConfig } from '../../core/config.ts';
-import { createClientContext } from '../../core/context.ts';
+import { createClientContext } from '../../platform/context.ts';
 import { asKafkaUser, createAdmin, KAFKA_ADMIN_USER } from '../../core/kafka.ts';
-import { probeKafka } from '../../core/kafka-producer.ts';
+import { probeKafka } from '../../core/kafka-probe.ts';
 import { migrateTable } from './migrate.ts';
 import { verifyTable, type Finding } from './verify.ts';
 

@@ -1,9 +1,9 @@
 import { z } from 'zod';
-import type { Catalog, ResolvedTable } from '../../core/catalog.ts';
-import type { ClientContext } from '../../core/context.ts';
+import type { Catalog, ResolvedTable } from '../../platform/catalog.ts';
+import type { ClientContext } from '../../platform/context.ts';
 import { LakestreamError, errorMessage, isRetriable } from '../../core/errors.ts';
 import { randomUUID } from 'node:crypto';
-import { ensureLakeTable } from '../../core/lake.ts';
+import { ensureLakeTable } from '../../platform/lake.ts';
 import type { DataFile } from '../../core/iceberg/manifest.ts';
 import { CommitConflict, CommitStateUnknown } from '../../core/iceberg/rest-catalog.ts';
 import { evolveSchema } from '../../core/iceberg/schema.ts';

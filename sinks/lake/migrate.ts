@@ -2,13 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Catalog, ResolvedTable } from '../../core/catalog.ts';
+import type { Catalog, ResolvedTable } from '../../platform/catalog.ts';
 import type { Config } from '../../core/config.ts';
 import { openDuckdb } from '../../core/duckdb.ts';
 import type { DataFile } from '../../core/iceberg/manifest.ts';
 import { commitSnapshot, keyOf, type TableDeps } from '../../core/iceberg/table.ts';
 import { LakestreamError } from '../../core/errors.ts';
-import { ensureLakeTable } from '../../core/lake.ts';
+import { ensureLakeTable } from '../../platform/lake.ts';
 import { parseSinkPartitionState, sinkStateKey } from '../../core/lake-layout.ts';
 
 /**

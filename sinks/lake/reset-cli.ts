@@ -1,10 +1,10 @@
 import { arg, defineCommand, flag, option, runCli } from '../../core/cli.ts';
-import { catalog } from '../../core/catalog.ts';
+import { catalog } from '../../platform/catalog.ts';
 import { loadConfig } from '../../core/config.ts';
-import { createClientContext } from '../../core/context.ts';
+import { createClientContext } from '../../platform/context.ts';
 import { errorMessage, LakestreamError } from '../../core/errors.ts';
 import { asKafkaUser, createAdmin, KAFKA_ADMIN_USER } from '../../core/kafka.ts';
-import { probeKafka } from '../../core/kafka-producer.ts';
+import { probeKafka } from '../../core/kafka-probe.ts';
 import { commitSnapshot, loadTableState } from '../../core/iceberg/table.ts';
 
 const command = defineCommand({

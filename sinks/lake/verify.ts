@@ -1,5 +1,5 @@
 import type { Admin } from '@platformatic/kafka';
-import type { ResolvedTable } from '../../core/catalog.ts';
+import type { ResolvedTable } from '../../platform/catalog.ts';
 import { keyOf, liveFiles, loadTableState, type TableDeps } from '../../core/iceberg/table.ts';
 
 /**

@@ -1,9 +1,9 @@
-import type { ResolvedFeature } from '../../core/catalog.ts';
-import type { ClientContext } from '../../core/context.ts';
+import type { ResolvedFeature } from '../../platform/catalog.ts';
+import type { ClientContext } from '../../platform/context.ts';
 import { LakestreamError, errorMessage } from '../../core/errors.ts';
 import { metrics, secondsSince } from '../../core/metrics.ts';
 import { createStreamJob, type StreamJob } from '../../core/runtime/index.ts';
-import { writeFeatures } from './online-store.ts';
+import { writeFeatures } from '../../features/online-store.ts';
 
 /**
  * Keeps `feat:<entity>:<id>` in Redis equal to the latest committed update of each entity of a

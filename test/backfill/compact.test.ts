@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { compactDay, compactionTarget, removeOrphanFiles } from '../../backfill/compact.ts';
-import { catalog } from '../../core/catalog.ts';
-import { createClientContext } from '../../core/context.ts';
+import { catalog } from '../../platform/catalog.ts';
+import { createClientContext } from '../../platform/context.ts';
 import { commitSnapshot, keyOf, liveFiles, loadTableState } from '../../core/iceberg/table.ts';
-import { ensureLakeTable } from '../../core/lake.ts';
+import { ensureLakeTable } from '../../platform/lake.ts';
 import { dropLakeNamespace } from '../../infra/namespace.ts';
 import { createTransactionGenerator } from '../../ingest/transactions/generator.ts';
 import { createTransactionsProducer } from '../../ingest/transactions/producer.ts';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { CommitConflict } from '../../core/iceberg/rest-catalog.ts';
 import { commitSnapshot, ensureTable, loadTableState } from '../../core/iceberg/table.ts';
-import { declaredColumns, warehouseLocation } from '../../core/lake.ts';
+import { declaredColumns, warehouseLocation } from '../../platform/lake.ts';
 import { config, lakeNamespace } from '../helpers.ts';
 
 /**

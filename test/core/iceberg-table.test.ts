@@ -7,7 +7,7 @@ import { openDuckdb } from '../../core/duckdb.ts';
 import type { DataFile } from '../../core/iceberg/manifest.ts';
 import { CommitConflict } from '../../core/iceberg/rest-catalog.ts';
 import { commitSnapshot, keyOf, liveFiles, loadTableState, manifestsOf, MERGE_MANIFESTS_AT } from '../../core/iceberg/table.ts';
-import { ensureLakeTable, openLake } from '../../core/lake.ts';
+import { ensureLakeTable, openLake } from '../../platform/lake.ts';
 import { config, lakeNamespace } from '../helpers.ts';
 
 test('Iceberg commits against the real catalog: a stale base or a file no longer live is refused; manifests merge past a hundred, every file kept', { timeout: 300_000 }, async (t) => {

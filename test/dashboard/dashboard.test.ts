@@ -3,7 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { topicDeclarations } from '../../core/catalog.ts';
+import { topicDeclarations } from '../../platform/catalog.ts';
 import { repoRoot } from '../../core/config.ts';
 import { uniformDraw } from '../../core/hash.ts';
 import { createLogger } from '../../core/log.ts';
@@ -12,7 +12,7 @@ import { startDashboard } from '../../dashboard/server.ts';
 import { createTransactionGenerator } from '../../ingest/transactions/generator.ts';
 import { createTopicProducer } from '../../ingest/topic-producer.ts';
 import { createTransactionsProducer } from '../../ingest/transactions/producer.ts';
-import { readPromoSummary } from '../../processors/promo/summary.ts';
+import { readPromoSummary } from '../../features/promo-summary.ts';
 import { config, onCleanup, runCliFile, unusedPort, waitFor } from '../helpers.ts';
 import { setupPipeline } from '../pipeline/fixture.ts';
 

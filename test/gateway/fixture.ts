@@ -1,6 +1,6 @@
 import type { TestContext } from 'node:test';
 import { createAvroDecoder } from '../../core/avro.ts';
-import { createClientContext } from '../../core/context.ts';
+import { createClientContext } from '../../platform/context.ts';
 import { createConsumer } from '../../core/kafka.ts';
 import { createLogger } from '../../core/log.ts';
 import { startGateway, type GatewayOptions } from '../../gateway/server.ts';

@@ -14,7 +14,7 @@ import {
   PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { catalog } from '../../core/catalog.ts';
+import { catalog } from '../../platform/catalog.ts';
 import { createS3 } from '../../core/s3.ts';
 import { applyS3Access, lakePrefixes, revokeS3Access, S3_JOBS_USER, S3_READER_USER, s3Grants } from '../../infra/s3-access.ts';
 import { cleanupPrefix, config, onCleanup, testS3, uniqueName } from '../helpers.ts';

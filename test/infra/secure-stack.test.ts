@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { test } from 'node:test';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import { catalog } from '../../core/catalog.ts';
+import { catalog } from '../../platform/catalog.ts';
 import { loadConfig } from '../../core/config.ts';
 import { applyS3Access } from '../../infra/s3-access.ts';
 import { s3UsersDir } from '../../infra/stack/minio.ts';

@@ -3,14 +3,14 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import kafkaJavascript, { type LibrdKafkaError } from '@confluentinc/kafka-javascript';
-import { kafkaUserOf } from '../../core/access.ts';
+import { kafkaUserOf } from '../../platform/access.ts';
 import type { Config } from '../../core/config.ts';
 import { asKafkaUser, librdkafkaBase } from '../../core/kafka.ts';
 import { applyAccess } from '../../infra/access.ts';
 import { saslAddresses, tlsAddresses } from '../../infra/stack/kafka.ts';
 import { createTransactionGenerator } from '../../ingest/transactions/generator.ts';
 import { createTransactionsProducer } from '../../ingest/transactions/producer.ts';
-import { getUserFeatures } from '../../sinks/redis/online-store.ts';
+import { getUserFeatures } from '../../features/online-store.ts';
 import { setupPipeline } from '../pipeline/fixture.ts';
 import { config, onCleanup, runCliFile, spawnJobs, waitFor } from '../helpers.ts';
 

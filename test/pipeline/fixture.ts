@@ -1,8 +1,8 @@
 import type { TestContext } from 'node:test';
-import { catalog } from '../../core/catalog.ts';
+import { catalog } from '../../platform/catalog.ts';
 import type { Config } from '../../core/config.ts';
-import { createClientContext } from '../../core/context.ts';
-import { openLake } from '../../core/lake.ts';
+import { createClientContext } from '../../platform/context.ts';
+import { openLake } from '../../platform/lake.ts';
 import { createRedis } from '../../core/redis.ts';
 import { createRegistry } from '../../core/registry.ts';
 import { applyInfra } from '../../infra/apply.ts';

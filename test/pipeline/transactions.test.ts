@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createTransactionGenerator } from '../../ingest/transactions/generator.ts';
 import { createTransactionsProducer } from '../../ingest/transactions/producer.ts';
-import { getUserFeatures } from '../../sinks/redis/online-store.ts';
+import { getUserFeatures } from '../../features/online-store.ts';
 import { config, onCleanup, spawnJobs, waitFor } from '../helpers.ts';
 import { setupPipeline } from './fixture.ts';
 

@@ -3,7 +3,7 @@ import { test, type TestContext } from 'node:test';
 import type { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import { createAvroDecoder } from '../../core/avro.ts';
 import pg from 'pg';
-import { catalog, topicDeclarations, type Catalog } from '../../core/catalog.ts';
+import { catalog, topicDeclarations, type Catalog } from '../../platform/catalog.ts';
 import { createConsumer } from '../../core/kafka.ts';
 import { createTopicProducer } from '../../ingest/topic-producer.ts';
 import type { Product } from '../../schemas/products.ts';

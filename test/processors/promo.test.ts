@@ -2,12 +2,12 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { topicDeclarations } from '../../core/catalog.ts';
+import { topicDeclarations } from '../../platform/catalog.ts';
 import { repoRoot } from '../../core/config.ts';
 import { uniformDraw } from '../../core/hash.ts';
 import { createTopicProducer } from '../../ingest/topic-producer.ts';
 import { addToTotals, emptyTotals, respond, type Prediction, type PromoPolicy, type PromoSession } from '../../processors/promo/economics.ts';
-import { readPromoSummary } from '../../processors/promo/summary.ts';
+import { readPromoSummary } from '../../features/promo-summary.ts';
 import { config, spawnJobs, waitFor } from '../helpers.ts';
 import { setupPipeline } from '../pipeline/fixture.ts';
 

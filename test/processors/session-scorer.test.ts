@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { topicDeclarations } from '../../core/catalog.ts';
+import { topicDeclarations } from '../../platform/catalog.ts';
 import { readPartitionsToEnd } from '../../core/changelog.ts';
 import { repoRoot } from '../../core/config.ts';
 import { createObjectStore } from '../../core/object-store.ts';
@@ -13,7 +13,7 @@ import { trainOnSyntheticShop } from '../../ml/synthetic-model.ts';
 import { applyEvent, emptySession, eventCount, isScoringPoint, sessionFeatures, type SessionState } from '../../ml/session-features.ts';
 import { createSessionScorer } from '../../processors/session-scorer/job.ts';
 import type { ShopEvent } from '../../schemas/shop-events.ts';
-import { readFeatures } from '../../sinks/redis/online-store.ts';
+import { readFeatures } from '../../features/online-store.ts';
 import { config, spawnJobs, testS3, waitFor } from '../helpers.ts';
 import { setupPipeline } from '../pipeline/fixture.ts';
 

@@ -4,7 +4,7 @@ import type { KafkaJS } from '@confluentinc/kafka-javascript';
 import { avroCodec } from '../../core/avro.ts';
 import { createConsumer } from '../../core/kafka.ts';
 import { createProducer } from '../../core/kafka-producer.ts';
-import { getUserFeatures } from '../../sinks/redis/online-store.ts';
+import { getUserFeatures } from '../../features/online-store.ts';
 import { config, onCleanup, uniqueName, waitFor } from '../helpers.ts';
 import { setupPipeline } from '../pipeline/fixture.ts';
 

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import { repoRoot } from '../../core/config.ts';
 import { createTransactionGenerator } from '../../ingest/transactions/generator.ts';
 import { createTransactionsProducer } from '../../ingest/transactions/producer.ts';
-import { writeUserFeatures } from '../../sinks/redis/online-store.ts';
+import { writeUserFeatures } from '../../features/online-store.ts';
 import { config, onCleanup, waitFor } from '../helpers.ts';
 import { setupPipeline } from '../pipeline/fixture.ts';
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { topicDeclarations } from '../../../core/catalog.ts';
+import { topicDeclarations } from '../../../platform/catalog.ts';
 import { readPartitionsToEnd } from '../../../core/changelog.ts';
 import { registerAvro } from '../../../core/registry.ts';
 import { createProcessorJob, type StoreSpec } from '../../../core/runtime/processor.ts';

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
-import type { ResolvedFeature } from '../../core/catalog.ts';
-import { readAllFeatures } from '../../sinks/redis/online-store.ts';
-import { sumTotals, type PromoTotals } from './economics.ts';
+import type { ResolvedFeature } from '../platform/catalog.ts';
+import { readAllFeatures } from './online-store.ts';
+import { sumTotals, type PromoTotals } from '../processors/promo/economics.ts';
 
 export interface PromoSummary extends PromoTotals {
   /** Shards (partitions of session-predictions) that reported, and the latest event time among them. */

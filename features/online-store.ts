@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { catalog, type ResolvedFeature } from '../../core/catalog.ts';
+import { catalog, type ResolvedFeature } from '../platform/catalog.ts';
 
 /**
  * The online feature store for ML serving: one Redis hash per entity, `<prefix><entity id>`,

@@ -2,15 +2,15 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { catalog, icebergNamespace, type Catalog, type ResolvedTable } from './catalog.ts';
-import { repoRoot, type Config } from './config.ts';
+import { repoRoot, type Config } from '../core/config.ts';
 import { lakeCatalog } from './context.ts';
-import { loadExtension, openDuckdb } from './duckdb.ts';
-import { LakestreamError, errorMessage } from './errors.ts';
-import { duckdbTypeOf, tableColumns } from './iceberg/schema.ts';
-import { ensureTable, type TableDeps, type TableState } from './iceberg/table.ts';
-import { columnsOf } from './lake-layout.ts';
-import { createObjectStore } from './object-store.ts';
-import { createS3 } from './s3.ts';
+import { loadExtension, openDuckdb } from '../core/duckdb.ts';
+import { LakestreamError, errorMessage } from '../core/errors.ts';
+import { duckdbTypeOf, tableColumns } from '../core/iceberg/schema.ts';
+import { ensureTable, type TableDeps, type TableState } from '../core/iceberg/table.ts';
+import { columnsOf } from '../core/lake-layout.ts';
+import { createObjectStore } from '../core/object-store.ts';
+import { createS3 } from '../core/s3.ts';
 
 /** The name under which `openLake` attaches the Iceberg catalog: `lakehouse.<namespace>.<table>`. */
 export const LAKEHOUSE = 'lakehouse';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createRedis } from '../../core/redis.ts';
-import { getUserFeatures, writeUserFeatures } from '../../sinks/redis/online-store.ts';
+import { getUserFeatures, writeUserFeatures } from '../../features/online-store.ts';
 import { cleanupRedisPrefix, config, onCleanup, uniqueName } from '../helpers.ts';
 
 test('online store: absolute writes never go back in time, and reads return nulls in order', async (t) => {

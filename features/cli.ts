@@ -1,9 +1,9 @@
-import { arg, defineCommand, option, runCli } from '../../core/cli.ts';
-import { loadConfig } from '../../core/config.ts';
-import { LakestreamError } from '../../core/errors.ts';
-import { createRedis, redisFailure } from '../../core/redis.ts';
-import { catalog } from '../../core/catalog.ts';
-import { readPromoSummary } from '../../processors/promo/summary.ts';
+import { arg, defineCommand, option, runCli } from '../core/cli.ts';
+import { loadConfig } from '../core/config.ts';
+import { LakestreamError } from '../core/errors.ts';
+import { redisFailure } from '../core/redis.ts';
+import { createClientContext } from '../platform/context.ts';
+import { readPromoSummary } from './promo-summary.ts';
 import { readFeatures } from './online-store.ts';
 
 const command = defineCommand({
@@ -32,12 +32,12 @@ async function main(): Promise<void> {
       if (!Number.isInteger(n) || n < 0) throw new LakestreamError('USAGE', `user ids are non-negative integers, got ${JSON.stringify(id)}`);
     }
   }
-  const config = loadConfig();
   // Someone is waiting at a prompt: give up after one reconnect and a short connect timeout
   // instead of the sinks' patient defaults.
-  const redis = createRedis(config, { maxRetriesPerRequest: 1, connectTimeout: 3_000 });
+  const context = createClientContext(loadConfig(), { namespace: values.namespace, component: 'features', redis: { maxRetriesPerRequest: 1, connectTimeout: 3_000 } });
+  const redis = context.redis();
   try {
-    const { features } = catalog(values.namespace);
+    const { features } = context.catalog;
     const read = async (): Promise<unknown> => {
       if (entity === 'promo') return readPromoSummary(redis, features.promoEconomics);
       const feature = entity === 'user' ? features.userTransactionCounts : features.sessionScores;
@@ -45,13 +45,11 @@ async function main(): Promise<void> {
       return Object.fromEntries(ids.map((id, i) => [id, rows[i]]));
     };
     const result = await read().catch((error: unknown) => {
-      throw redisFailure(redis, config.REDIS_URL, error);
+      throw redisFailure(redis, context.config.REDIS_URL, error);
     });
     console.log(JSON.stringify(result, null, 2));
   } finally {
-    // without a connection there is nothing to flush, only a reconnect loop to end
-    if (redis.status === 'ready') await redis.quit();
-    else redis.disconnect();
+    await context.close();
   }
 }
 

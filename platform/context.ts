@@ -1,17 +1,17 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import type { Redis, RedisOptions } from 'ioredis';
-import { createAvroDecoder, type AvroDecoder } from './avro.ts';
+import { createAvroDecoder, type AvroDecoder } from '../core/avro.ts';
 import { catalog as resolveCatalog, type Catalog } from './catalog.ts';
-import type { Config } from './config.ts';
-import { asKafkaUser } from './kafka.ts';
-import { createLogger, setLogLevel, type Logger } from './log.ts';
-import { createObjectStore, type ObjectStore } from './object-store.ts';
-import { createRedis } from './redis.ts';
-import { createRegistry } from './registry.ts';
-import { createS3 } from './s3.ts';
-import { createRestCatalog } from './iceberg/rest-catalog.ts';
-import type { TableDeps } from './iceberg/table.ts';
+import type { Config } from '../core/config.ts';
+import { asKafkaUser } from '../core/kafka.ts';
+import { createLogger, setLogLevel, type Logger } from '../core/log.ts';
+import { createObjectStore, type ObjectStore } from '../core/object-store.ts';
+import { createRedis } from '../core/redis.ts';
+import { createRegistry } from '../core/registry.ts';
+import { createS3 } from '../core/s3.ts';
+import { createRestCatalog } from '../core/iceberg/rest-catalog.ts';
+import type { TableDeps } from '../core/iceberg/table.ts';
 
 /**
  * The clients one process shares among its jobs: one registry client and one schema cache, one
@@ -85,7 +85,9 @@ export function createClientContext(config: Config, options: ClientContextOption
     close() {
       closed ??= (async () => {
         s3?.destroy();
-        if (redis) await redis.quit().catch(() => redis!.disconnect());
+        // without a connection there is nothing to flush, only a reconnect loop to end
+        if (redis?.status === 'ready') await redis.quit().catch(() => redis!.disconnect());
+        else redis?.disconnect();
       })();
       return closed;
     },

@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { catalog, featureDeclarations, tableDeclarations, topicDeclarations } from '../../core/catalog.ts';
+import { catalog, featureDeclarations, tableDeclarations, topicDeclarations } from '../../platform/catalog.ts';
 import { repoRoot } from '../../core/config.ts';
 import { columnsOf } from '../../core/lake-layout.ts';
-import { redisFields } from '../../sinks/redis/online-store.ts';
+import { redisFields } from '../../features/online-store.ts';
 
 type AvroField = { name: string; type: unknown };
 const schemaOf = (file: string) => JSON.parse(readFileSync(join(repoRoot, 'schemas', file), 'utf8')) as { type: string; fields: AvroField[] };
