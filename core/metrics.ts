@@ -1,4 +1,5 @@
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
+import { createGuardedServer } from './http.ts';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { LakestreamError } from './errors.ts';
@@ -128,7 +129,7 @@ export function secondsSince(startedAt: number): number {
  * listening, so a caller (or a test) knows where to scrape.
  */
 export async function serveMetrics(port: number, log: Logger, host = process.env.METRICS_HOST ?? '0.0.0.0'): Promise<{ url: string; server: Server }> {
-  const server = createServer((request, response) => {
+  const server = createGuardedServer('metrics', log, (request, response) => {
     if (request.url === '/metrics') {
       registry
         .metrics()

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { createServer, type ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
+import { createGuardedServer, requestPath } from '../core/http.ts';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
@@ -49,10 +50,14 @@ export async function startDashboard(collector: Collector, options: { port: numb
       .catch((error: unknown) => options.log.warn('collecting a snapshot failed', { error: errorMessage(error) }));
   }, options.intervalMs);
 
-  const server = createServer((request, response) => {
-    const path = new URL(request.url ?? '/', 'http://dashboard').pathname;
-    const asset = assets[path];
-    if (request.method !== 'GET') {
+  const server = createGuardedServer('dashboard', options.log, (request, response) => {
+    const path = requestPath(request.url);
+    const asset = path !== undefined && Object.hasOwn(assets, path) ? assets[path] : undefined;
+    if (path === undefined) {
+      request.resume();
+      response.writeHead(400, { 'content-type': 'text/plain' }).end('the request target must be a path starting with /\n');
+    } else if (request.method !== 'GET') {
+      request.resume();
       response.writeHead(405, { allow: 'GET' }).end();
     } else if (asset) {
       response.writeHead(200, { 'content-type': asset.type, 'cache-control': 'no-cache' }).end(readFileSync(asset.file));

@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,6 +9,7 @@ import type { Type } from 'avsc';
 import { avroCodec, type AvroCodec } from '../core/avro.ts';
 import { topicDeclarations, type TopicDeclaration } from '../platform/catalog.ts';
 import type { ClientContext } from '../platform/context.ts';
+import { createGuardedServer, decodePathSegment, requestPath } from '../core/http.ts';
 import { errorMessage, redactedUrl } from '../core/errors.ts';
 import { createAdmin } from '../core/kafka.ts';
 import { createBatchProducer, type BatchProducer, type DeliveredAt, type OutgoingMessage } from '../core/kafka-producer.ts';
@@ -246,10 +247,11 @@ export async function startGateway(context: ClientContext, options: GatewayOptio
   const reply = (response: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) =>
     response.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body));
 
-  const server = createServer((request, response) => {
+  const server = createGuardedServer('gateway', options.log, (request, response) => {
     const started = performance.now();
-    const path = new URL(request.url ?? '/', 'http://gateway').pathname;
-    const topicName = /^\/v1\/topics\/([^/]+)\/records$/.exec(path)?.[1];
+    const path = requestPath(request.url);
+    const encodedTopic = path === undefined ? undefined : /^\/v1\/topics\/([^/]+)\/records$/.exec(path)?.[1];
+    const topicName = encodedTopic === undefined ? undefined : decodePathSegment(encodedTopic);
     const done = (status: number) => {
       metrics.gatewayRequests.inc({ topic: topicName ?? '', status: String(status) });
       if (topicName) metrics.gatewayRequestDuration.observe({ topic: topicName }, secondsSince(started));
@@ -263,14 +265,21 @@ export async function startGateway(context: ClientContext, options: GatewayOptio
       if (status === 413) request.resume();
       done(status);
     };
-    if (topicName !== undefined) {
+    if (path === undefined) {
+      // the body of a request that is refused before it is read must not hold the connection
+      request.resume();
+      fail(new HttpError(400, 'the request target must be a path starting with /'));
+    } else if (encodedTopic !== undefined && topicName === undefined) {
+      request.resume();
+      fail(new HttpError(400, `the topic in ${path.slice(0, 200)} is not valid percent-encoded UTF-8`));
+    } else if (topicName !== undefined) {
       if (request.method !== 'POST') return fail(new HttpError(405, 'records are published with POST', {}, { allow: 'POST' }));
-      publish(request, decodeURIComponent(topicName)).then((answer) => {
+      publish(request, topicName).then((answer) => {
         reply(response, 200, answer.body, answer.headers);
         done(200);
       }, fail);
-    } else if (request.method === 'GET' && pages[path]) {
-      response.writeHead(200, { 'content-type': pages[path].type }).end(readFileSync(pages[path].file));
+    } else if (request.method === 'GET' && Object.hasOwn(pages, path)) {
+      response.writeHead(200, { 'content-type': pages[path]!.type }).end(readFileSync(pages[path]!.file));
       done(200);
     } else if (request.method === 'GET' && path === '/openapi.json') {
       Promise.all([...topics.values()].map(async (topic) => ({ name: topic.name, type: (await codecOf(topic)).type as Type, description: topic.declaration.description })))

@@ -1,0 +1,44 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { errorMessage } from './errors.ts';
+import type { Logger } from './log.ts';
+
+/**
+ * The path of a request target in origin form (`/a/b?q`), still percent-encoded, or undefined
+ * for anything else (`*`, `http://host/x`, an empty target). Not `new URL(target, base)`: it
+ * throws on `//` and reads `//host/x` as another host.
+ */
+export function requestPath(target: string | undefined): string | undefined {
+  if (!target?.startsWith('/')) return undefined;
+  return target.split(/[?#]/, 1)[0]!;
+}
+
+/** A percent-encoded path segment decoded, or undefined where the encoding is not valid UTF-8 (`%E0`, `%`). */
+export function decodePathSegment(segment: string): string | undefined {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * An HTTP server whose request handler cannot take the process down: a throw or a rejected
+ * promise of one request is logged and answered with 500 (or the connection is closed if the
+ * answer had begun), and the server goes on with the next. Node answers what it cannot parse as
+ * HTTP (bad methods, headers, framing) with 400 itself.
+ */
+export function createGuardedServer(name: string, log: Logger, handle: (request: IncomingMessage, response: ServerResponse) => unknown): Server {
+  const failed = (request: IncomingMessage, response: ServerResponse, error: unknown) => {
+    log.error(`${name}: a request failed`, { method: request.method, url: request.url?.slice(0, 200), error: errorMessage(error) });
+    if (response.headersSent) response.destroy();
+    else response.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'internal error' }));
+  };
+  return createServer((request, response) => {
+    try {
+      const pending = handle(request, response);
+      if (pending instanceof Promise) pending.catch((error: unknown) => failed(request, response, error));
+    } catch (error) {
+      failed(request, response, error);
+    }
+  });
+}
