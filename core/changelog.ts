@@ -5,18 +5,29 @@ import type { AvroDecoder } from './avro.ts';
 import { LakestreamError } from './errors.ts';
 import { fromCallback } from './async.ts';
 
+/** How long a restore may take before it fails rather than hand a job part of its state. */
+const RESTORE_DEADLINE_MS = 120_000;
+
 /**
- * Reads partitions of a (compacted) topic from their start to their last stable offset with
- * read_committed, calling `onMessage` for each record in offset order per partition: how a
- * stateful job rebuilds its state from its own changelog. Records of aborted transactions are
- * never seen. One consumer reads all the partitions at once, so a job that is assigned six
- * partitions pays one connection, not six. Resolves with the records read per partition.
+ * Reads partitions of a (compacted) topic from their start to their end with read_committed,
+ * calling `onMessage` for each record in offset order per partition: how a stateful job rebuilds
+ * its state from its own changelog. Records of aborted transactions are never seen. One consumer
+ * reads all the partitions at once, so a job that is assigned six partitions pays one connection,
+ * not six. Resolves with the records read per partition.
+ *
+ * A partition is done when librdkafka reports its end (partition EOF: the fetch position reached
+ * the last stable offset) or a delivered record reaches the high watermark read at the start.
+ * Not when polls come back empty: a transactional changelog ends with a commit marker that is
+ * never delivered, and a fetch that stalls for a second mid-log (a leader change, a loaded broker)
+ * looks the same as the end. A restore that has not ended by its deadline fails, naming the
+ * partitions it was still reading.
  */
 export async function readPartitionsToEnd(
   config: KafkaConnection,
   topic: string,
   partitions: number[],
   onMessage: (message: Message) => void | Promise<void>,
+  options: { deadlineMs?: number } = {},
 ): Promise<Map<number, number>> {
   const counts = new Map(partitions.map((p) => [p, 0]));
   if (!partitions.length) return counts;
@@ -26,6 +37,7 @@ export async function readPartitionsToEnd(
       'group.id': `lakestream-restore-${topic}`,
       'enable.auto.commit': false,
       'isolation.level': 'read_committed',
+      'enable.partition.eof': true,
       'fetch.max.bytes': 16 * 1024 * 1024,
       'fetch.wait.max.ms': 10,
     },
@@ -39,30 +51,25 @@ export async function readPartitionsToEnd(
       if (highOffset > 0) ends.set(partition, highOffset);
     }
     if (!ends.size) return counts;
+    // emitted synchronously while a consume call hands over its batch, before its callback
+    consumer.on('partition.eof', (eof: { topic: string; partition: number }) => {
+      if (eof.topic === topic) ends.delete(eof.partition);
+    });
     consumer.assign([...ends.keys()].map((partition) => ({ topic, partition, offset: 0 })));
     consumer.setDefaultConsumeTimeout(200);
-    let idlePolls = 0;
-    const deadline = Date.now() + 120_000;
+    const deadlineMs = options.deadlineMs ?? RESTORE_DEADLINE_MS;
+    const deadline = Date.now() + deadlineMs;
     while (ends.size) {
       const messages = await fromCallback<Message[]>((cb) => consumer.consume(5_000, cb));
       for (const message of messages) {
         const pending = onMessage(message);
         if (pending) await pending;
         counts.set(message.partition, (counts.get(message.partition) ?? 0) + 1);
+        const end = ends.get(message.partition);
+        if (end !== undefined && message.offset + 1 >= end) ends.delete(message.partition);
       }
-      const positions = consumer.position([...ends.keys()].map((partition) => ({ topic, partition })));
-      let allPositioned = true;
-      for (const { partition, offset } of positions) {
-        if (offset === undefined || Number(offset) < 0) allPositioned = false;
-        else if (Number(offset) >= ends.get(partition)!) ends.delete(partition);
-      }
-      // A trailing transaction marker or aborted batch is never delivered, so a position can
-      // stop short of the high watermark: a second of empty polls means the end was reached. A
-      // partition that delivered nothing at all (only aborted records) gets five seconds.
-      idlePolls = messages.length ? 0 : idlePolls + 1;
-      if (idlePolls >= (allPositioned ? 5 : 25)) break;
-      if (Date.now() > deadline) {
-        throw new LakestreamError('KAFKA_ERROR', `restoring ${topic} partitions ${[...ends.keys()].join(', ')} did not reach their end within 120 s`, {
+      if (ends.size && Date.now() > deadline) {
+        throw new LakestreamError('KAFKA_ERROR', `restoring ${topic} partitions ${[...ends.keys()].join(', ')} did not reach their end within ${deadlineMs / 1000} s`, {
           retriable: true,
           context: { topic },
         });
