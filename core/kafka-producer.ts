@@ -188,6 +188,13 @@ export interface TransactionalProducer {
   close(): Promise<void>;
 }
 
+/**
+ * A testing knob: the next N commits reach the broker and succeed there, and then report the
+ * timeout a lost answer would. What a job does with a commit whose outcome it cannot know is
+ * otherwise a window of milliseconds in a broker failover.
+ */
+export const transactionFaults = { commitAnswersToLose: 0 };
+
 export async function createTransactionalProducer(
   config: KafkaConnection,
   transactionalId: string,
@@ -286,7 +293,13 @@ async function initTransactionalProducer(
       }
     },
     sendOffsets: (offsets, consumer) => guarded('sendOffsetsToTransaction', 30_000, (cb) => producer.sendOffsetsToTransaction(offsets, consumer, 30_000, cb)),
-    commit: () => guarded('commitTransaction', 60_000, (cb) => producer.commitTransaction(60_000, cb)),
+    async commit() {
+      await guarded('commitTransaction', 60_000, (cb) => producer.commitTransaction(60_000, cb));
+      if (transactionFaults.commitAnswersToLose > 0) {
+        transactionFaults.commitAnswersToLose--;
+        throw Object.assign(new Error('commitTransaction did not return (an answer lost on purpose, transactionFaults)'), { code: kafkaJavascript.CODES.ERRORS.ERR__TIMED_OUT, isFatal: true });
+      }
+    },
     abort: () => guarded('abortTransaction', 30_000, (cb) => producer.abortTransaction(30_000, cb)),
     // a producer replaced because it hung may hang in disconnect too: let go of it after a while
     close: () =>

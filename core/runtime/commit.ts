@@ -8,7 +8,7 @@ import { metrics } from '../metrics.ts';
 import { retry, type RetryOptions } from '../retry.ts';
 import type { DecodedFetch } from './decode.ts';
 import { GroupMembershipLost, lostGroupMembership } from './membership.ts';
-import { createTransactionManager, type TransactionManager } from './transactions.ts';
+import { createTransactionManager, TransactionOutcomeUnknown, type TransactionManager } from './transactions.ts';
 import type { CommitMode, StreamHandler, TopicOffset } from './types.ts';
 
 /**
@@ -16,9 +16,16 @@ import type { CommitMode, StreamHandler, TopicOffset } from './types.ts';
  * its own producer for dead letters. `process` resolves 'dropped' when the fetch was refused and
  * must be read again: the caller rewinds its partitions.
  */
+/**
+ * What became of a fetch: `done`; `dropped`, to be read again from its own first offsets; or
+ * `unsettled`, a commit whose outcome was unknown until the producer was replaced, to be read
+ * again from the committed offsets (past the batch if its commit went through).
+ */
+export type FetchOutcome = 'done' | 'dropped' | 'unsettled';
+
 export interface CommitStrategy {
   start(): Promise<void>;
-  process(fetch: DecodedFetch, retrying: RetryOptions): Promise<'done' | 'dropped'>;
+  process(fetch: DecodedFetch, retrying: RetryOptions): Promise<FetchOutcome>;
   close(): Promise<void>;
   /** Mean transaction commit time, for `transaction` mode's stats. */
   stats(batches: number): Record<string, number>;
@@ -121,6 +128,11 @@ function transactionStrategy(deps: CommitStrategyDeps): CommitStrategy {
         for (const [topic, count] of produced) metrics.recordsOut.inc({ ...job, output: topic }, count);
         return 'done';
       } catch (error) {
+        if (error instanceof TransactionOutcomeUnknown) {
+          log.warn('a transaction commit failed with its outcome unknown: the batch is dropped, state restored from the changelog and the partitions read again from the committed offsets', { error: errorMessage(error.cause) });
+          await retry(() => manager.settle(), { ...retrying, shouldRetry: isRetriable });
+          return 'unsettled';
+        }
         if (!(error instanceof GroupMembershipLost)) throw error;
         log.warn('out of the consumer group after waiting out an outage: the batch is dropped, read again after rejoining', { error: errorMessage(error.cause) });
         return 'dropped';

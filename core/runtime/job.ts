@@ -112,6 +112,9 @@ function topicMetadata(options: StreamJobOptions, config: Config) {
   };
 }
 
+/** librdkafka's logical offset for a partition's first record (RD_KAFKA_OFFSET_BEGINNING). */
+const OFFSET_BEGINNING = -2;
+
 /** One poll: a refused group or topic, or a fatal error, fails the job; anything else is an empty poll. */
 function poll(consumer: Consumer, maxBatchSize: number, options: StreamJobOptions, config: Config, log: Logger): Promise<Message[]> {
   return fromCallback<Message[]>((cb) => consumer.consume(maxBatchSize, cb)).catch((error: unknown) => {
@@ -134,6 +137,8 @@ interface BatchDeps {
   decode: (messages: Message[]) => Promise<DecodedFetch>;
   outageRetry: (what: string) => RetryOptions;
   rewind: (messages: Message[]) => Promise<void>;
+  /** Seeks the fetch's partitions to the group's committed offsets. */
+  rewindToCommitted: (messages: Message[]) => Promise<void>;
   setPhase: (phase: string) => void;
   phase: () => string;
 }
@@ -149,8 +154,13 @@ async function processFetch(messages: Message[], deps: BatchDeps): Promise<void>
     const retrying = deps.outageRetry('batch');
     deps.positions.check(messages);
     const fetch = await retry(() => deps.decode(messages), retrying);
-    if ((await deps.strategy.process(fetch, retrying)) === 'dropped') {
+    const outcome = await deps.strategy.process(fetch, retrying);
+    if (outcome === 'dropped') {
       await deps.rewind(messages);
+      return;
+    }
+    if (outcome === 'unsettled') {
+      await retry(() => deps.rewindToCommitted(messages), retrying);
       return;
     }
     stats.recordsIn += messages.length;
@@ -273,6 +283,7 @@ class StreamJobRuntime implements StreamJob {
       decode: (messages) => this.decodeFetch!(messages),
       outageRetry: (what) => this.outageRetry(what),
       rewind: (messages) => rewind(messages, options.topic, (partition, offset) => this.seek(partition, offset), this.assigned),
+      rewindToCommitted: (messages) => this.seekToCommitted([...new Set(messages.map((message) => message.partition))]),
       setPhase: (now) => (this.phase = now),
       phase: () => this.phase,
     };
@@ -292,6 +303,21 @@ class StreamJobRuntime implements StreamJob {
       metrics.errors.inc({ job: this.options.name, kind: 'offset_commit' });
       this.log.warn('offset commit failed; the records will be read again and skipped', { offsets: offsets.map((o) => `${o.partition}@${o.offset}`).join(','), error: errorMessage(error) });
     });
+  }
+
+  /** Seeks partitions still ours to the group's committed offsets (read stable: KIP-447), or to their start where none is committed. */
+  private async seekToCommitted(partitions: number[]): Promise<void> {
+    const ours = partitions.filter((partition) => this.assigned.has(partition));
+    if (!ours.length) return;
+    const committed = await fromCallback<Array<{ partition: number; offset: number }>>((cb) => this.consumer!.committed(ours.map((partition) => ({ topic: this.options.topic, partition })), 10_000, cb));
+    for (const { partition, offset } of committed) {
+      if (offset >= 0) await this.seek(partition, offset);
+      else {
+        await fromCallback((cb) => this.consumer!.seek({ topic: this.options.topic, partition, offset: OFFSET_BEGINNING }, 5_000, cb));
+        this.positions.forget([partition]);
+      }
+    }
+    this.log.info('read again from the committed offsets', { partitions: committed.map(({ partition, offset }) => `${partition}@${offset}`) });
   }
 
   private async seek(partition: number, offset: number): Promise<void> {

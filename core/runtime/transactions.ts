@@ -8,12 +8,15 @@ import type { Logger } from '../log.ts';
  * KafkaJS's eosManager):
  *
  *   ready ──begin──▶ in-transaction ──commit──▶ ready
- *                       │ failure: abort
+ *                       ├─ commit failed, outcome unknown ──▶ broken (settle() replaces it)
+ *                       │ other failure: abort
  *                       ├─ abort done ─────────▶ ready
  *                       ├─ abort failed ───────▶ abort-pending (aborted before the next begin)
  *                       └─ fatal or fenced ────▶ broken (replaced before the next begin)
  *
- * A failed transaction is aborted and the batch retried, unless librdkafka calls the error fatal
+ * A failed commit that librdkafka does not call abortable has an unknown outcome: the producer is
+ * broken and the caller gets TransactionOutcomeUnknown (see there), never a retry from memory.
+ * Any other failed transaction is aborted and the batch retried, unless librdkafka calls the error fatal
  * (fenced by a newer instance, or the producer unusable): a lost coordinator or a broker
  * transport failure only means the transaction did not happen. A fatal error leaves the producer
  * unusable: a new one with the same transactional id aborts whatever was open. That includes a
@@ -24,6 +27,18 @@ import type { Logger } from '../log.ts';
  * another live process shares our transactional id (two instances with one `--instance`): that
  * error is not retriable, and fails the job.
  */
+/**
+ * A commit that failed: it may have been logged by the coordinator, and the producer that sent it
+ * is replaced so that its successor's initTransactions settles it one way or the other. The batch
+ * must not be applied again from memory: the caller drops it, restores state from the changelog
+ * and reads on from the committed offsets, which then say which way it went.
+ */
+export class TransactionOutcomeUnknown extends LakestreamError {
+  constructor(cause: unknown) {
+    super('KAFKA_ERROR', `the outcome of a transaction commit is unknown: ${errorMessage(cause)}`, { cause, retriable: false });
+  }
+}
+
 export type TransactionState = 'idle' | 'ready' | 'in-transaction' | 'abort-pending' | 'broken' | 'closed';
 
 export interface TransactionManagerOptions {
@@ -49,8 +64,13 @@ export interface TransactionRun {
 export interface TransactionManager {
   readonly state: TransactionState;
   start(): Promise<void>;
-  /** One transaction; resolves with its commit's duration in ms. Failures come classified (retriable or not). */
+  /**
+   * One transaction; resolves with its commit's duration in ms. Failures come classified
+   * (retriable or not); a failed commit as TransactionOutcomeUnknown, after `run.aborted`.
+   */
   run(run: TransactionRun): Promise<number>;
+  /** Replaces the producer if it is broken: after TransactionOutcomeUnknown, this settles the commit. */
+  settle(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -119,15 +139,26 @@ export function createTransactionManager(options: TransactionManagerOptions): Tr
         throw classify(error);
       });
       state = 'in-transaction';
+      let committing = false;
       try {
         phase('handling the batch');
         await run.work(current);
         phase('committing');
+        committing = true;
         const started = performance.now();
         await current.commit();
         state = 'ready';
         return performance.now() - started;
       } catch (error) {
+        // A commit that failed without librdkafka saying it must be aborted may have been logged
+        // by the coordinator: aborting would not tell. Only a successor producer with the same
+        // transactional id settles it.
+        if (committing && !(error as { isTxnRequiresAbort?: boolean } | null)?.isTxnRequiresAbort) {
+          classify(error);
+          state = 'broken';
+          run.aborted?.();
+          throw new TransactionOutcomeUnknown(error);
+        }
         phase('aborting');
         state = 'ready';
         await current.abort().catch((cause: unknown) => {
@@ -140,6 +171,9 @@ export function createTransactionManager(options: TransactionManagerOptions): Tr
         // a fatal error replaces the producer whatever the abort did
         throw classify(error);
       }
+    },
+    async settle() {
+      await ready();
     },
     async close() {
       state = 'closed';

@@ -4,11 +4,11 @@ import kafkaJavascript from '@confluentinc/kafka-javascript';
 import { LakestreamError } from '../../../core/errors.ts';
 import type { TransactionalProducer } from '../../../core/kafka-producer.ts';
 import { createLogger } from '../../../core/log.ts';
-import { createTransactionManager } from '../../../core/runtime/transactions.ts';
+import { createTransactionManager, TransactionOutcomeUnknown } from '../../../core/runtime/transactions.ts';
 
 // The state machine alone, over a scripted producer: which call fails how is the test's choice.
 const { ERRORS } = kafkaJavascript.CODES;
-const kafkaError = (code: number, isFatal = false) => Object.assign(new Error(`librdkafka error ${code}`), { code, isFatal });
+const kafkaError = (code: number, isFatal = false, isTxnRequiresAbort = false) => Object.assign(new Error(`librdkafka error ${code}`), { code, isFatal, isTxnRequiresAbort });
 
 function scripted() {
   const calls: string[] = [];
@@ -46,7 +46,7 @@ test('transactions: a transient failure aborts, tells the handler, and comes bac
   const s = scripted();
   const manager = createTransactionManager({ transactionalId: 'tx', newProducer: s.newProducer, log });
   await manager.start();
-  s.fail('commit', kafkaError(ERRORS.ERR__TRANSPORT));
+  s.fail('produce', kafkaError(ERRORS.ERR__TRANSPORT));
   let aborted = 0;
   const error = await manager.run({ work, aborted: () => aborted++ }).catch((e: unknown) => e);
   assert.ok(error instanceof LakestreamError && error.retriable, 'retriable');
@@ -60,7 +60,7 @@ test('transactions: an abort that failed is done before the next begin', async (
   const s = scripted();
   const manager = createTransactionManager({ transactionalId: 'tx', newProducer: s.newProducer, log });
   await manager.start();
-  s.fail('commit', kafkaError(ERRORS.ERR__TIMED_OUT));
+  s.fail('commit', kafkaError(ERRORS.ERR__TIMED_OUT, false, true));
   s.fail('abort', kafkaError(ERRORS.ERR__TRANSPORT));
   await assert.rejects(manager.run({ work }));
   assert.equal(manager.state, 'abort-pending');
@@ -119,7 +119,7 @@ test("transactions: the caller's explanation wins, and a handler's own error is 
   const manager = createTransactionManager({ transactionalId: 'tx', newProducer: s.newProducer, log });
   await manager.start();
   const refused = new LakestreamError('KAFKA_ERROR', 'not authorized');
-  s.fail('commit', kafkaError(ERRORS.ERR_TOPIC_AUTHORIZATION_FAILED));
+  s.fail('commit', kafkaError(ERRORS.ERR_TOPIC_AUTHORIZATION_FAILED, false, true));
   await assert.rejects(manager.run({ work, explain: () => refused }), (error) => error === refused);
   const bug = new TypeError('handler bug');
   await assert.rejects(
@@ -130,5 +130,35 @@ test("transactions: the caller's explanation wins, and a handler's own error is 
     }),
     (error) => error === bug,
   );
+  assert.equal(manager.state, 'ready');
+});
+
+test('transactions: a commit that failed without being abortable has an unknown outcome: no abort, no retry, the producer settled by a successor', async () => {
+  for (const failure of [kafkaError(ERRORS.ERR__TIMED_OUT, true), kafkaError(ERRORS.ERR__TRANSPORT), kafkaError(ERRORS.ERR_NOT_COORDINATOR)]) {
+    const s = scripted();
+    const manager = createTransactionManager({ transactionalId: 'tx', newProducer: s.newProducer, log });
+    await manager.start();
+    s.fail('commit', failure);
+    let aborted = 0;
+    const error = await manager.run({ work, aborted: () => aborted++, explain: () => new LakestreamError('KAFKA_ERROR', 'not this') }).catch((e: unknown) => e);
+    assert.ok(error instanceof TransactionOutcomeUnknown, `code ${failure.code}: ${String(error)}`);
+    assert.equal(error.retriable, false, 'never retried from memory');
+    assert.equal(aborted, 1, 'the handler drops the state the batch changed');
+    assert.deepEqual(s.calls, ['begin#1', 'produce#1', 'commit#1'], 'no abort: it would not tell');
+    assert.equal(manager.state, 'broken');
+    await manager.settle();
+    assert.equal(s.made(), 2, 'a successor producer settles the transaction');
+    assert.equal(manager.state, 'ready');
+  }
+});
+
+test('transactions: a commit librdkafka calls abortable did not happen: aborted and retriable', async () => {
+  const s = scripted();
+  const manager = createTransactionManager({ transactionalId: 'tx', newProducer: s.newProducer, log });
+  await manager.start();
+  s.fail('commit', kafkaError(ERRORS.ERR__TIMED_OUT, false, true));
+  const error = await manager.run({ work }).catch((e: unknown) => e);
+  assert.ok(error instanceof LakestreamError && error.retriable && !(error instanceof TransactionOutcomeUnknown));
+  assert.deepEqual(s.calls, ['begin#1', 'produce#1', 'commit#1', 'abort#1']);
   assert.equal(manager.state, 'ready');
 });
