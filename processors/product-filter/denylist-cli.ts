@@ -38,7 +38,7 @@ async function main(): Promise<void> {
       const removed = await store.remove(id!);
       console.log(removed ? `removed product ${productId(id!)}` : `product ${productId(id!)} was not on the denylist`);
     } else {
-      const entries = [...(await store.read())].sort(([a], [b]) => (BigInt(a) < BigInt(b) ? -1 : 1));
+      const entries = [...(await store.read()).entries].sort(([a], [b]) => (BigInt(a) < BigInt(b) ? -1 : 1));
       if (values.json) console.log(JSON.stringify(entries.map(([product_id, entry]) => ({ product_id, ...entry }))));
       else if (!entries.length) console.log('the denylist is empty');
       else for (const [product, entry] of entries) console.log(`${product}\t${entry.added_at ? new Date(entry.added_at).toISOString() : '-'}\t${entry.reason}`);

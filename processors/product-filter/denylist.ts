@@ -10,6 +10,18 @@ export interface DenylistEntry {
   added_at: number;
 }
 
+/** The list as one request read it. */
+export interface DenylistSnapshot {
+  entries: Map<string, DenylistEntry>;
+  /**
+   * Whether the list exists, empty or not. In Redis a hash without fields does not exist, so the
+   * list keeps a marker field from its first change on: a list that existed and is now missing
+   * was lost (a FLUSHALL, a failover to an empty replica), not emptied, and a filter must not
+   * read it as "nothing is forbidden".
+   */
+  exists: boolean;
+}
+
 /**
  * The product denylist, in Redis or PostgreSQL (DENYLIST_STORE). Either way `read` returns the
  * whole list in one request, so the filter never judges by half a change.
@@ -21,7 +33,7 @@ export interface DenylistStore {
   add(id: string, reason: string): Promise<boolean>;
   /** True if the product was on the list. */
   remove(id: string): Promise<boolean>;
-  read(): Promise<Map<string, DenylistEntry>>;
+  read(): Promise<DenylistSnapshot>;
   close(): Promise<void>;
 }
 
@@ -39,7 +51,10 @@ export function openDenylist(config: Config, list: string, options: { redis?: ()
   return config.DENYLIST_STORE === 'postgres' ? postgresDenylist(config.POSTGRES_URL, list, options) : redisDenylist(config.REDIS_URL, list, options);
 }
 
-/** One hash, product id → JSON entry: `list` in one round trip. */
+/** The field that marks the list as existing; not a product id, which is digits only. */
+const LIST_MARKER = '.list';
+
+/** One hash, product id → JSON entry, plus the marker: `list` in one round trip. */
 function redisDenylist(url: string, key: string, options: { redis?: () => Redis; connectTimeoutMs?: number }): DenylistStore {
   let owned: Redis | undefined;
   const redis = () => options.redis?.() ?? (owned ??= createRedis({ REDIS_URL: url }, { maxRetriesPerRequest: 1, connectTimeout: options.connectTimeoutMs ?? 3_000 }));
@@ -49,14 +64,24 @@ function redisDenylist(url: string, key: string, options: { redis?: () => Redis;
       throw redisFailure(client, url, error);
     });
   };
+  const marked = async (client: Redis, change: (multi: ReturnType<Redis['multi']>) => void): Promise<number> => {
+    const multi = client.multi().hsetnx(key, LIST_MARKER, JSON.stringify({ created_at: Date.now() }));
+    change(multi);
+    const results = (await multi.exec()) ?? [];
+    const failed = results.find(([error]) => error);
+    if (failed) throw failed[0];
+    return Number(results.at(-1)?.[1] ?? 0);
+  };
   return {
     where: `Redis ${redactedUrl(url)} key ${key}`,
-    add: (id, reason) => call(async (client) => (await client.hset(key, productId(id), JSON.stringify({ reason, added_at: Date.now() } satisfies DenylistEntry))) === 1),
-    remove: (id) => call(async (client) => (await client.hdel(key, productId(id))) === 1),
+    add: (id, reason) => call(async (client) => (await marked(client, (multi) => multi.hset(key, productId(id), JSON.stringify({ reason, added_at: Date.now() } satisfies DenylistEntry)))) === 1),
+    remove: (id) => call(async (client) => (await marked(client, (multi) => multi.hdel(key, productId(id)))) === 1),
     read: () =>
       call(async (client) => {
         const raw = await client.hgetall(key);
-        return new Map(
+        const exists = Object.hasOwn(raw, LIST_MARKER);
+        delete raw[LIST_MARKER];
+        const entries = new Map(
           Object.entries(raw).map(([id, value]) => {
             try {
               const parsed = JSON.parse(value) as Partial<DenylistEntry>;
@@ -67,6 +92,8 @@ function redisDenylist(url: string, key: string, options: { redis?: () => Redis;
             }
           }),
         );
+        // entries written by hand without the marker still make a list
+        return { entries, exists: exists || entries.size > 0 };
       }),
     async close() {
       if (owned?.status === 'ready') await owned.quit();
@@ -129,7 +156,8 @@ function postgresDenylist(url: string, list: string, options: { connectTimeoutMs
       call(
         `SELECT product_id::text AS id, reason, (extract(epoch FROM added_at) * 1000)::bigint::text AS added_at FROM ${TABLE} WHERE list = $1`,
         [list],
-        (result) => new Map(result.rows.map((row: { id: string; reason: string; added_at: string }) => [row.id, { reason: row.reason, added_at: Number(row.added_at) }])),
+        // a table is not flushed away with a cache: the list exists once the table does
+        (result) => ({ entries: new Map(result.rows.map((row: { id: string; reason: string; added_at: string }) => [row.id, { reason: row.reason, added_at: Number(row.added_at) }])), exists: true }),
       ),
     close: () => pool.end(),
   };

@@ -36,14 +36,31 @@ export function createProductFilter(context: ClientContext, options: ProductFilt
   let refresher: NodeJS.Timeout | undefined;
   let refreshFailing = false;
 
+  /** Set once a read found the list; from then on a missing list is a lost one. */
+  let listSeen = false;
+  let lostSince: number | undefined;
+
   async function refresh(): Promise<void> {
     try {
       store ??= openDenylist(context.config, catalog.redisKeys.productDenylist, { redis: context.redis });
       const next = await store.read();
-      if (denylist && next.size !== denylist.size) log.info('denylist changed', { job: name, entries: next.size });
-      denylist = next;
+      if (!next.exists && listSeen) {
+        // judging by an empty list would pass every forbidden product: keep the last one read
+        // until it is stale, then stop (beforeBatch) and say why
+        if (lostSince === undefined) {
+          lostSince = Date.now();
+          log.error('the product denylist is gone from its store (flushed or failed over?); products wait until it is back', { job: name, store: store.where, lastEntries: denylist?.size ?? 0 });
+        }
+        return;
+      }
+      if (!next.exists && !denylist) log.warn('no product denylist yet: every product passes until one is added (pnpm run denylist -- add)', { job: name, store: store.where });
+      if (next.exists) listSeen = true;
+      if (lostSince !== undefined) log.info('the product denylist is back', { job: name, entries: next.entries.size });
+      lostSince = undefined;
+      if (denylist && next.entries.size !== denylist.size) log.info('denylist changed', { job: name, entries: next.entries.size });
+      denylist = next.entries;
       loadedAt = Date.now();
-      stats.denylisted = next.size;
+      stats.denylisted = next.entries.size;
       if (refreshFailing) log.info('denylist readable again', { job: name });
       refreshFailing = false;
     } catch (error) {
@@ -63,7 +80,8 @@ export function createProductFilter(context: ClientContext, options: ProductFilt
       }
       // a list older than a few refreshes may miss a product added since: wait rather than pass it
       if (!denylist || Date.now() - loadedAt > Math.max(5_000, refreshMs * 4)) {
-        throw new LakestreamError(context.config.DENYLIST_STORE === 'postgres' ? 'POSTGRES_ERROR' : 'REDIS_ERROR', `the product denylist could not be read from ${store?.where ?? 'its store'} for ${Math.round((Date.now() - loadedAt) / 1000)} s`, {
+        const why = lostSince !== undefined ? `is missing from ${store?.where ?? 'its store'} (it existed before: restore it, or re-add its entries with pnpm run denylist -- add)` : `could not be read from ${store?.where ?? 'its store'}`;
+        throw new LakestreamError(context.config.DENYLIST_STORE === 'postgres' ? 'POSTGRES_ERROR' : 'REDIS_ERROR', `the product denylist ${why} for ${Math.round((Date.now() - loadedAt) / 1000)} s`, {
           retriable: true,
         });
       }

@@ -6,6 +6,7 @@ import pg from 'pg';
 import { catalog, topicDeclarations, type Catalog } from '../../platform/catalog.ts';
 import { createConsumer } from '../../core/kafka.ts';
 import { createTopicProducer } from '../../ingest/topic-producer.ts';
+import { openDenylist } from '../../processors/product-filter/denylist.ts';
 import type { Product } from '../../schemas/products.ts';
 import { config, onCleanup, runCliFile, spawnJobs, uniqueName, waitFor } from '../helpers.ts';
 import { setupPipeline } from '../pipeline/fixture.ts';
@@ -63,7 +64,7 @@ for (const store of ['redis', 'postgres'] as const) {
       assert.deepEqual(inRedis, {});
     } else {
       assert.deepEqual(inPostgres, []);
-      assert.deepEqual(Object.keys(inRedis), ['2']);
+      assert.deepEqual(Object.keys(inRedis).sort(), ['.list', '2'], 'the entry, and the marker that the list exists');
     }
 
     const filter = job('product-filter');
@@ -147,4 +148,35 @@ test('product filter: kill -9 twice while 3,000 products arrive; each is passed 
   assert.equal(passed.size, 3_000 - denied.length);
   assert.ok([...passed.values(), ...blocked.values()].every((copies) => copies === 1), 'no product twice');
   assert.ok(!denied.some((id) => passed.has(id)), 'none of them passed');
+});
+
+test('product filter: a denylist flushed from Redis mid-stream lets no forbidden product through; products wait until it is back', { timeout: 240_000 }, async (t) => {
+  const { namespace, names, job, registry, redis } = await setupPipeline(t, 'filter-flush', { DENYLIST_STORE: 'redis' });
+  const store = openDenylist(config, catalog(namespace).redisKeys.productDenylist);
+  onCleanup(t, () => store.close());
+  await store.add('2', 'counterfeit');
+  const filter = job('product-filter');
+  await filter.start();
+  const producer = await createTopicProducer(config, { ...topicDeclarations.inputProducts, name: names.topic.inputProducts });
+  onCleanup(t, () => producer.close());
+  const seen = { passed: [] as Array<[number, number]>, blocked: [] as Array<[number, number]> };
+  await readJudged(t, names, registry, (verdict, value) => seen[verdict].push([Number(value.product_id), Math.floor((value.updated_at - Date.UTC(2026, 10, 23)) / 1_000)]));
+  const judged = (round: number) => [...seen.passed, ...seen.blocked].filter(([, r]) => r === round).length;
+
+  await producer.send([1, 2, 3, 4, 5].map((id) => product(id, 1)));
+  await waitFor('round 1 judged', async () => (judged(1) === 5 ? true : undefined), 60_000, 200);
+  assert.deepEqual(seen.blocked, [[2, 1]]);
+
+  // the list vanishes with everything else in Redis; products keep arriving
+  await redis.flushall();
+  await new Promise((resolve) => setTimeout(resolve, 1_000));
+  await producer.send([1, 2, 3, 4, 5].map((id) => product(id, 2)));
+  await new Promise((resolve) => setTimeout(resolve, 8_000));
+  assert.ok(!seen.passed.some(([id, round]) => id === 2 && round === 2), `product 2 passed with the list gone: ${JSON.stringify(seen)}`);
+
+  // the operator restores the list: what waited is judged by it
+  await store.add('2', 'counterfeit');
+  await waitFor('round 2 judged', async () => (judged(2) === 5 ? true : undefined), 90_000, 200);
+  assert.deepEqual(seen.blocked, [[2, 1], [2, 2]]);
+  assert.deepEqual(seen.passed.filter(([, round]) => round === 2).map(([id]) => id).sort(), [1, 3, 4, 5]);
 });
