@@ -49,6 +49,8 @@ export interface TransactionManagerOptions {
   onPhase?: (phase: string) => void;
   fenceLimit?: number;
   fenceWindowMs?: number;
+  /** Times a retriable commit failure is resumed by committing again before its outcome counts as unknown. */
+  commitRetries?: number;
   now?: () => number;
 }
 
@@ -79,6 +81,7 @@ const FENCED_CODES: number[] = [kafkaJavascript.CODES.ERRORS.ERR__FENCED, kafkaJ
 export function createTransactionManager(options: TransactionManagerOptions): TransactionManager {
   const { transactionalId, log } = options;
   const fenceLimit = options.fenceLimit ?? 3;
+  const commitRetries = options.commitRetries ?? 5;
   const fenceWindowMs = options.fenceWindowMs ?? 5 * 60_000;
   const now = options.now ?? Date.now;
   const phase = options.onPhase ?? (() => {});
@@ -123,6 +126,24 @@ export function createTransactionManager(options: TransactionManagerOptions): Tr
     return producer!;
   }
 
+  /**
+   * A commit librdkafka calls retriable (a timeout, the coordinator moving) is still under way in
+   * the producer: aborting it is refused, but calling commit again resumes it, as librdkafka
+   * documents. Past `commitRetries` its outcome is unknown.
+   */
+  async function commitResuming(current: TransactionalProducer): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await current.commit();
+      } catch (error) {
+        const kafkaError = error as { isRetriable?: boolean; isFatal?: boolean; isTxnRequiresAbort?: boolean } | null;
+        if (!kafkaError?.isRetriable || kafkaError.isFatal || kafkaError.isTxnRequiresAbort || attempt > commitRetries) throw error;
+        log.warn('commit failed retriably; resuming it', { transactionalId, attempt, error: errorMessage(error) });
+        await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** attempt, 2_000)));
+      }
+    }
+  }
+
   return {
     get state() {
       return state;
@@ -146,7 +167,7 @@ export function createTransactionManager(options: TransactionManagerOptions): Tr
         phase('committing');
         committing = true;
         const started = performance.now();
-        await current.commit();
+        await commitResuming(current);
         state = 'ready';
         return performance.now() - started;
       } catch (error) {

@@ -8,7 +8,7 @@ import { createTransactionManager, TransactionOutcomeUnknown } from '../../../co
 
 // The state machine alone, over a scripted producer: which call fails how is the test's choice.
 const { ERRORS } = kafkaJavascript.CODES;
-const kafkaError = (code: number, isFatal = false, isTxnRequiresAbort = false) => Object.assign(new Error(`librdkafka error ${code}`), { code, isFatal, isTxnRequiresAbort });
+const kafkaError = (code: number, isFatal = false, isTxnRequiresAbort = false, isRetriable = false) => Object.assign(new Error(`librdkafka error ${code}`), { code, isFatal, isTxnRequiresAbort, isRetriable });
 
 function scripted() {
   const calls: string[] = [];
@@ -161,4 +161,22 @@ test('transactions: a commit librdkafka calls abortable did not happen: aborted 
   assert.ok(error instanceof LakestreamError && error.retriable && !(error instanceof TransactionOutcomeUnknown));
   assert.deepEqual(s.calls, ['begin#1', 'produce#1', 'commit#1', 'abort#1']);
   assert.equal(manager.state, 'ready');
+});
+
+test('transactions: a commit librdkafka calls retriable is resumed by committing again, never aborted', async () => {
+  const s = scripted();
+  const manager = createTransactionManager({ transactionalId: 'tx', newProducer: s.newProducer, log });
+  await manager.start();
+  s.fail('commit', kafkaError(ERRORS.ERR__TIMED_OUT, false, false, true), kafkaError(ERRORS.ERR_NOT_COORDINATOR, false, false, true));
+  await manager.run({ work });
+  assert.deepEqual(s.calls, ['begin#1', 'produce#1', 'commit#1', 'commit#1', 'commit#1']);
+  assert.equal(manager.state, 'ready');
+  assert.equal(s.made(), 1);
+
+  const stubborn = scripted();
+  const limited = createTransactionManager({ transactionalId: 'tx', newProducer: stubborn.newProducer, log, commitRetries: 2 });
+  await limited.start();
+  stubborn.fail('commit', ...Array.from({ length: 3 }, () => kafkaError(ERRORS.ERR__TIMED_OUT, false, false, true)));
+  await assert.rejects(limited.run({ work }), TransactionOutcomeUnknown);
+  assert.deepEqual(stubborn.calls, ['begin#1', 'produce#1', 'commit#1', 'commit#1', 'commit#1'], 'two retries, then unknown: no abort');
 });
