@@ -38,7 +38,7 @@ test('docker-compose runs three KRaft brokers with RF 3, minISR 2 and no auto-cr
   }
   assert.equal(nodeIds.size, 3, 'distinct node ids');
   // host ports match the local stack's defaults, so the same commands work against either
-  assert.deepEqual(brokers.map((b) => b!.ports), [['9092:9092'], ['9094:9094'], ['9096:9096']]);
+  assert.deepEqual(brokers.map((b) => b!.ports), [['127.0.0.1:9092:9092'], ['127.0.0.1:9094:9094'], ['127.0.0.1:9096:9096']]);
 });
 
 test('docker-compose has the registry, MinIO with the lake bucket, Redis and Kafka UI', () => {
@@ -131,4 +131,10 @@ test('docker-compose has Prometheus scraping the pipeline and Grafana provisione
       for (const name of names) assert.ok(known.has(name), `${panel.title}: ${name} is not a metric the jobs export`);
     }
   }
+});
+
+test('docker-compose publishes every port on loopback only', () => {
+  const published = Object.entries(services).flatMap(([name, service]) => (service.ports ?? []).map((port) => `${name} ${port}`));
+  assert.ok(published.length >= 10, published.join(', '));
+  assert.deepEqual(published.filter((entry) => !/ 127\.0\.0\.1:\d+:\d+$/.test(entry)), []);
 });
