@@ -1,26 +1,9 @@
-import kafkaJavascript from '@confluentinc/kafka-javascript';
-import { librdkafkaBase } from '../../core/kafka.ts';
-import { retry, sleep } from '../../core/retry.ts';
+import { sleep } from '../../core/retry.ts';
 import type { Scenario, ScenarioContext } from './harness.ts';
-import { fromCallback } from '../../core/async.ts';
+import { partitionLeaders } from './stack-faults.ts';
 
 const failures = (ctx: ScenarioContext) => [...ctx.producer().failed.values()].reduce((a, b) => a + b, 0);
 
-/**
- * Leaders of a topic's partitions (-1: none), from librdkafka's metadata: it asks any broker
- * that answers, where a client bootstrapped on the broker just killed would give up.
- */
-async function leaders(ctx: ScenarioContext, topic: string): Promise<number[]> {
-  const client = new kafkaJavascript.Producer({ ...librdkafkaBase(ctx.config), 'client.id': 'lakestream-chaos-metadata' }, {});
-  await fromCallback<unknown>((cb) => client.connect({ timeout: 10_000 }, cb));
-  try {
-    const metadata = await retry(() => fromCallback<kafkaJavascript.Metadata>((cb) => client.getMetadata({ topic, timeout: 5_000 }, cb)), { retries: 5, initialDelayMs: 500, shouldRetry: () => true });
-    const partitions = metadata.topics.find((t) => t.name === topic)?.partitions ?? [];
-    return [...partitions].sort((a, b) => a.id - b.id).map((partition) => partition.leader);
-  } finally {
-    await new Promise<void>((resolve) => client.disconnect(() => resolve()));
-  }
-}
 
 async function killAndRestart(ctx: ScenarioContext, job: string): Promise<void> {
   const running = ctx.jobs.get(job)!;
@@ -60,7 +43,7 @@ export const scenarios: Scenario[] = [
     async run(ctx) {
       // the broker leading most of the input's partitions, so leadership really moves
       const counts = new Map<number, number>();
-      for (const leader of await leaders(ctx, ctx.names.topic.transactions)) counts.set(leader, (counts.get(leader) ?? 0) + 1);
+      for (const leader of await partitionLeaders(ctx.config, ctx.names.topic.transactions)) counts.set(leader, (counts.get(leader) ?? 0) + 1);
       const victim = [...counts].sort((a, b) => b[1] - a[1])[0]![0];
       ctx.faults.kill(`kafka-${victim}`);
       ctx.note(`killed kafka-${victim} (leader of ${counts.get(victim)} of 6 partitions)`);
@@ -118,18 +101,18 @@ export const scenarios: Scenario[] = [
       ctx.extraTopics.push(topic);
       await ctx.admin.createTopics({ topics: [topic], partitions: 3, replicas: 1 });
       await sleep(2_000);
-      const before = await leaders(ctx, topic);
+      const before = await partitionLeaders(ctx.config, topic);
       const victim = before[0]!;
       ctx.faults.kill(`kafka-${victim}`);
       // past broker.session.timeout.ms (9 s): the controller has fenced the broker by then
       await sleep(12_000);
-      const after = await leaders(ctx, topic);
+      const after = await partitionLeaders(ctx.config, topic);
       const offline = after.flatMap((leader, partition) => (leader < 0 || leader === victim ? [partition] : []));
       ctx.note(`kafka-${victim} killed: ${topic} partitions [${offline.join(', ')}] offline (leaders before: ${before.join(', ')}; after: ${after.join(', ')})`);
       await sleep(5_000);
       await ctx.faults.heal();
       await sleep(3_000);
-      const healed = await leaders(ctx, topic);
+      const healed = await partitionLeaders(ctx.config, topic);
       ctx.note(`after restart: leaders ${healed.join(', ')}`);
     },
     check: (row) => (row.notes.some((note) => /partitions \[\d[\d, ]*\] offline/.test(note)) ? undefined : 'no offline partition reported'),
@@ -201,13 +184,13 @@ export function replicationExperiment(factor: number, minInsync: number): Scenar
     async run(ctx) {
       const topic = ctx.names.topic.transactions;
       const counts = new Map<number, number>();
-      for (const leader of await leaders(ctx, topic)) counts.set(leader, (counts.get(leader) ?? 0) + 1);
+      for (const leader of await partitionLeaders(ctx.config, topic)) counts.set(leader, (counts.get(leader) ?? 0) + 1);
       const victim = [...counts].sort((a, b) => b[1] - a[1])[0]![0];
       const acked = ctx.producer().acknowledged;
       const failedBefore = failures(ctx);
       ctx.faults.kill(`kafka-${victim}`);
       await sleep(12_000);
-      const offline = (await leaders(ctx, topic)).flatMap((leader, partition) => (leader < 0 || leader === victim ? [partition] : []));
+      const offline = (await partitionLeaders(ctx.config, topic)).flatMap((leader, partition) => (leader < 0 || leader === victim ? [partition] : []));
       await sleep(8_000);
       ctx.note(
         `kafka-${victim} down 20 s: ${ctx.producer().acknowledged - acked} acknowledged, ${failures(ctx) - failedBefore} failed, partitions without a leader: [${offline.join(', ')}]`,

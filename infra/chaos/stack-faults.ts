@@ -1,9 +1,13 @@
 import { execFile, spawn } from 'node:child_process';
+import kafkaJavascript from '@confluentinc/kafka-javascript';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
 import type { Config } from '../../core/config.ts';
 import { repoRoot } from '../../core/config.ts';
 import { LakestreamError } from '../../core/errors.ts';
+import { fromCallback } from '../../core/async.ts';
+import { librdkafkaBase, type KafkaConnection } from '../../core/kafka.ts';
+import { retry } from '../../core/retry.ts';
 import { brokerAddresses, java } from '../stack/kafka.ts';
 import { portOf } from '../stack/context.ts';
 import { runningPid } from '../stack/processes.ts';
@@ -58,4 +62,20 @@ export function stackFaults(config: Config): StackFaults {
       return Number(leader[1]);
     },
   };
+}
+
+/**
+ * Leaders of a topic's partitions (-1: none), from librdkafka's metadata: it asks any broker
+ * that answers, where a client bootstrapped on the broker just killed would give up.
+ */
+export async function partitionLeaders(connection: KafkaConnection, topic: string): Promise<number[]> {
+  const client = new kafkaJavascript.Producer({ ...librdkafkaBase(connection), 'client.id': 'lakestream-chaos-metadata' }, {});
+  await fromCallback<unknown>((cb) => client.connect({ timeout: 10_000 }, cb));
+  try {
+    const metadata = await retry(() => fromCallback<kafkaJavascript.Metadata>((cb) => client.getMetadata({ topic, timeout: 5_000 }, cb)), { retries: 5, initialDelayMs: 500, shouldRetry: () => true });
+    const partitions = metadata.topics.find((t) => t.name === topic)?.partitions ?? [];
+    return [...partitions].sort((a, b) => a.id - b.id).map((partition) => partition.leader);
+  } finally {
+    await new Promise<void>((resolve) => client.disconnect(() => resolve()));
+  }
 }

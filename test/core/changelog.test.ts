@@ -1,24 +1,11 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
-import kafkaJavascript from '@confluentinc/kafka-javascript';
-import { fromCallback } from '../../core/async.ts';
 import { readPartitionsToEnd } from '../../core/changelog.ts';
-import { librdkafkaBase } from '../../core/kafka.ts';
 import { createProducer } from '../../core/kafka-producer.ts';
+import { partitionLeaders } from '../../infra/chaos/stack-faults.ts';
 import { runningPid } from '../../infra/stack/processes.ts';
 import { cleanupTopics, config, onCleanup, testAdmin, uniqueName } from '../helpers.ts';
-
-async function leaderOf(topic: string, partition: number): Promise<number> {
-  const client = new kafkaJavascript.Producer({ ...librdkafkaBase(config), 'client.id': 'lakestream-test-metadata' }, {});
-  await fromCallback<unknown>((cb) => client.connect({ timeout: 10_000 }, cb));
-  try {
-    const metadata = await fromCallback<kafkaJavascript.Metadata>((cb) => client.getMetadata({ topic, timeout: 5_000 }, cb));
-    return metadata.topics.find((t) => t.name === topic)!.partitions.find((p) => p.id === partition)!.leader;
-  } finally {
-    await new Promise<void>((resolve) => client.disconnect(() => resolve()));
-  }
-}
 
 /**
  * A transactional changelog ends with a commit marker, which is never delivered: a restore that
@@ -44,7 +31,7 @@ test('changelog: a restore reads every record of a transactional changelog, thro
   }
   await producer.disconnect();
 
-  const leader = await leaderOf(topic, 0);
+  const [leader] = await partitionLeaders(config, topic);
   const pid = runningPid(config.LAKESTREAM_STACK_DIR, `kafka-${leader}`);
   assert.ok(pid, `the pid of kafka-${leader}`);
   let paused = false;
