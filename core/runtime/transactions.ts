@@ -175,7 +175,9 @@ export function createTransactionManager(options: TransactionManagerOptions): Tr
         // by the coordinator: aborting would not tell. Only a successor producer with the same
         // transactional id settles it.
         if (committing && !(error as { isTxnRequiresAbort?: boolean } | null)?.isTxnRequiresAbort) {
-          classify(error);
+          // counted like any fence (another process with our id must still fail the job)
+          const counted = classify(error);
+          if (counted instanceof LakestreamError && !counted.retriable) throw counted;
           state = 'broken';
           run.aborted?.();
           throw new TransactionOutcomeUnknown(error);
