@@ -95,6 +95,12 @@ export const metrics = {
     labelNames: ['job', 'topic', 'partition'] as const,
     registers: [registry],
   }),
+  offsetsDeletedUnread: new Counter({
+    name: 'lakestream_offsets_deleted_unread_total',
+    help: 'Offsets a job was to read next that retention (or DeleteRecords) removed first, so the consumer resumed at the log start: lost input (a transaction marker counts as one)',
+    labelNames: ['job', 'topic', 'partition'] as const,
+    registers: [registry],
+  }),
   gatewayRequests: new Counter({
     name: 'lakestream_gateway_requests_total',
     help: 'HTTP requests to the gateway, by topic (empty for other paths) and status code',

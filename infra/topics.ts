@@ -24,5 +24,6 @@ export function desiredConfigs(spec: TopicSpec, brokers: number): Record<string,
     'cleanup.policy': spec.cleanupPolicy,
     'retention.ms': String(spec.retentionMs),
     'min.insync.replicas': String(effectiveReplication(spec, brokers).minInsyncReplicas),
+    ...(spec.minCompactionLagMs !== undefined ? { 'min.compaction.lag.ms': String(spec.minCompactionLagMs) } : {}),
   };
 }

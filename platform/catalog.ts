@@ -17,6 +17,16 @@ import { validateTransaction } from '../schemas/transactions.ts';
 
 const DAY = 24 * 60 * 60 * 1000;
 
+/**
+ * How long a compacted topic that a lake table archives keeps every record uncompacted
+ * (`min.compaction.lag.ms`): a lake sink further behind than this would find older values of a
+ * key compacted away, history lost without an error. One day, the retention of the shortest
+ * source topic (transactions): a sink a day behind loses that input anyway. The price is the
+ * restore of the job whose changelog it is, which reads up to a day of updates per key
+ * (docs/decisions/0017-runtime-under-faults.md). Changelogs nothing archives compact at once.
+ */
+export const ARCHIVED_COMPACTION_LAG_MS = DAY;
+
 export interface TopicDeclaration {
   name: string;
   /** The record field whose value is the message key (so all records of one key share a partition). */
@@ -357,6 +367,8 @@ export interface TopicSpec {
   minInsyncReplicas: number;
   retentionMs: number;
   cleanupPolicy: TopicDeclaration['cleanupPolicy'];
+  /** For compacted topics: how long a record stays uncompacted (`min.compaction.lag.ms`). */
+  minCompactionLagMs?: number;
   valueSchema?: string;
   description: string;
 }
@@ -420,10 +432,12 @@ export function catalog(namespace = ''): Catalog {
   );
   const resolvedRoots = Object.fromEntries(Object.entries(roots).map(([id, root]) => [id, path(root)])) as typeof roots;
 
+  const archived = new Set<TopicId>(Object.values(tableDeclarations).map((table) => table.topic));
   const topicSpecs: TopicSpec[] = [];
   for (const [id, d] of Object.entries(topicDeclarations) as Array<[TopicId, TopicDeclaration]>) {
-    const { rules: _rules, key: _key, ...spec } = d;
-    topicSpecs.push({ ...spec, name: topic[id] });
+    const { rules: _rules, key: _key, gateway: _gateway, ...spec } = d;
+    const compacted = d.cleanupPolicy.includes('compact');
+    topicSpecs.push({ ...spec, name: topic[id], ...(compacted ? { minCompactionLagMs: archived.has(id) ? ARCHIVED_COMPACTION_LAG_MS : 0 } : {}) });
   }
   for (const [id, d] of Object.entries(topicDeclarations) as Array<[TopicId, TopicDeclaration]>) {
     topicSpecs.push({

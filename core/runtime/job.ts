@@ -13,7 +13,7 @@ import type { Logger } from '../log.ts';
 import { createCommitStrategy, type CommitStrategy } from './commit.ts';
 import { createFetchDecoder, type DecodedFetch } from './decode.ts';
 import { exportLag } from './lag.ts';
-import { PositionTracker } from './positions.ts';
+import { PositionTracker, type DeletedUnread } from './positions.ts';
 import { createRebalanceQueue, type RebalanceQueue } from './rebalance.ts';
 import type { RuntimeContext, StreamHandler, StreamJob, StreamJobControls, StreamJobOptions, StreamJobStats, TopicOffset } from './types.ts';
 
@@ -132,6 +132,9 @@ interface BatchDeps {
   options: StreamJobOptions;
   log: Logger;
   positions: PositionTracker;
+  /** A partition's first offset as of the last fetch (librdkafka's cached low watermark). */
+  logStart: (partition: number) => number | undefined;
+  reportDeletedUnread: (range: DeletedUnread) => void;
   strategy: CommitStrategy;
   stats: { recordsIn: number; batches: number; batchMs: number };
   decode: (messages: Message[]) => Promise<DecodedFetch>;
@@ -152,7 +155,7 @@ async function processFetch(messages: Message[], deps: BatchDeps): Promise<void>
   const watchdog = setInterval(() => log.warn('batch still under way', { phase: deps.phase(), seconds: Math.round((performance.now() - startedAt) / 1000), records: messages.length }), 60_000);
   try {
     const retrying = deps.outageRetry('batch');
-    deps.positions.check(messages);
+    for (const range of deps.positions.check(messages, deps.logStart)) deps.reportDeletedUnread(range);
     const fetch = await retry(() => deps.decode(messages), retrying);
     const outcome = await deps.strategy.process(fetch, retrying);
     if (outcome === 'dropped') {
@@ -264,6 +267,7 @@ class StreamJobRuntime implements StreamJob {
       positions: this.positions,
       assigned: this.assigned,
       handler: () => this.handler!,
+      expectCommitted: (partitions) => this.expectCommitted(partitions),
       leaving: () => this.leaving,
       // restoring state right after an outage may time out while the cluster settles; a restore
       // replaces the partitions' state, so it can simply run again (any of librdkafka's errors:
@@ -278,6 +282,15 @@ class StreamJobRuntime implements StreamJob {
       options,
       log,
       positions: this.positions,
+      logStart: (partition) => {
+        try {
+          const { lowOffset } = this.consumer!.getWatermarkOffsets(options.topic, partition);
+          return lowOffset >= 0 ? lowOffset : undefined;
+        } catch {
+          return undefined;
+        }
+      },
+      reportDeletedUnread: (range) => this.reportDeletedUnread(range),
       strategy: this.strategy,
       stats: this.counters,
       decode: (messages) => this.decodeFetch!(messages),
@@ -318,6 +331,39 @@ class StreamJobRuntime implements StreamJob {
       }
     }
     this.log.info('read again from the committed offsets', { partitions: committed.map(({ partition, offset }) => `${partition}@${offset}`) });
+  }
+
+  /**
+   * Where librdkafka resumes newly assigned partitions: their committed offsets, or the log start
+   * if retention has passed them (then the records in between are reported here, where a quiet
+   * partition would otherwise hide them until its next record). Only for that report, so a failed
+   * query costs the check, not the job.
+   */
+  private async expectCommitted(partitions: number[]): Promise<void> {
+    const { topic } = this.options;
+    try {
+      const committed = await fromCallback<Array<{ partition: number; offset: number }>>((cb) => this.consumer!.committed(partitions.map((partition) => ({ topic, partition })), 10_000, cb));
+      await Promise.all(
+        committed
+          .filter(({ offset }) => offset >= 0)
+          .map(async ({ partition, offset }) => {
+            const { lowOffset } = await fromCallback<{ lowOffset: number }>((cb) => this.consumer!.queryWatermarkOffsets(topic, partition, 10_000, cb));
+            const deleted = this.positions.resumeAt(partition, offset, lowOffset);
+            if (deleted) this.reportDeletedUnread(deleted);
+          }),
+      );
+    } catch (error) {
+      this.log.debug('committed offsets of the new assignment unknown; a resume past them goes unnoticed until the next record', { partitions, error: errorMessage(error) });
+    }
+  }
+
+  /**
+   * auto.offset.reset has already moved the consumer on; the job goes on with what is left, but a
+   * gap in its input is never silent.
+   */
+  private reportDeletedUnread({ partition, from, to }: DeletedUnread): void {
+    metrics.offsetsDeletedUnread.inc({ job: this.options.name, topic: this.options.topic, partition: String(partition) }, to - from);
+    this.log.error('records were deleted from the topic before this job read them: it resumes at the log start', { partition, from, to, lost: to - from });
   }
 
   private async seek(partition: number, offset: number): Promise<void> {

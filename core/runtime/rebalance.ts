@@ -17,6 +17,8 @@ export interface RebalanceDeps {
   handler: () => StreamHandler;
   /** Runs the handler's restore on assignment, retried while the cluster settles. */
   restore: (partitions: number[]) => Promise<void>;
+  /** Tells the position tracker where the group's committed offsets resume the partitions. */
+  expectCommitted: (partitions: number[]) => Promise<void>;
   /** stop() already let the handler finish every partition. */
   leaving: () => boolean;
 }
@@ -67,6 +69,7 @@ export function createRebalanceQueue(deps: RebalanceDeps): RebalanceQueue {
           positions.forget(event.partitions);
           log.info('partitions assigned', { partitions: event.partitions });
           await deps.restore(event.partitions);
+          await deps.expectCommitted(event.partitions);
         } else {
           log.info('partitions revoked', { partitions: event.partitions });
           try {

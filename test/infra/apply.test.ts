@@ -38,12 +38,13 @@ test('infra:apply twice leaves the same topics and schemas', async (t) => {
     assert.equal(topic.partitionsCount, spec.partitions, `${spec.name} partitions`);
     assert.equal(topic.partitions[0]!.replicas.length, Math.min(3, brokers), `${spec.name} replication factor`);
     const [described] = await admin.describeConfigs({
-      resources: [{ resourceType: ConfigResourceTypes.TOPIC, resourceName: spec.name, configurationKeys: ['cleanup.policy', 'min.insync.replicas', 'retention.ms'] }],
+      resources: [{ resourceType: ConfigResourceTypes.TOPIC, resourceName: spec.name, configurationKeys: ['cleanup.policy', 'min.insync.replicas', 'retention.ms', 'min.compaction.lag.ms'] }],
     });
     const actual = Object.fromEntries(described!.configs.map((c) => [c.name, c.value]));
     assert.equal(actual['cleanup.policy'], spec.cleanupPolicy);
     assert.equal(actual['min.insync.replicas'], brokers >= 3 ? '2' : '1');
     assert.equal(actual['retention.ms'], String(spec.retentionMs));
+    if (spec.minCompactionLagMs !== undefined) assert.equal(actual['min.compaction.lag.ms'], String(spec.minCompactionLagMs), `${spec.name} min.compaction.lag.ms`);
     if (spec.valueSchema) assert.equal(await getCompatibility(config.SCHEMA_REGISTRY_URL, `${spec.name}-value`), 'BACKWARD_TRANSITIVE');
   }
 });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { catalog, featureDeclarations, tableDeclarations, topicDeclarations } from '../../platform/catalog.ts';
+import { ARCHIVED_COMPACTION_LAG_MS, catalog, featureDeclarations, tableDeclarations, topicDeclarations } from '../../platform/catalog.ts';
 import { repoRoot } from '../../core/config.ts';
 import { columnsOf } from '../../core/lake-layout.ts';
 import { redisFields } from '../../features/online-store.ts';
@@ -20,6 +20,19 @@ test('every topic has an Avro schema in schemas/ and a dead-letter topic', () =>
   }
   const names = resolved.topicSpecs.map((spec) => spec.name);
   assert.equal(new Set(names).size, names.length, 'topic names are unique');
+});
+
+test('a compacted topic a lake table archives keeps its records uncompacted for a day; other changelogs compact at once; delete topics say nothing', () => {
+  const specs = new Map(catalog().topicSpecs.map((spec) => [spec.name, spec]));
+  const archived = new Set(Object.values(tableDeclarations).map((table) => topicDeclarations[table.topic].name));
+  const compacted = Object.values(topicDeclarations).filter((d) => d.cleanupPolicy.includes('compact'));
+  assert.ok(compacted.some((d) => archived.has(d.name)) && compacted.some((d) => !archived.has(d.name)), 'both kinds exist');
+  for (const declaration of Object.values(topicDeclarations)) {
+    const { minCompactionLagMs } = specs.get(declaration.name)!;
+    if (!declaration.cleanupPolicy.includes('compact')) assert.equal(minCompactionLagMs, undefined, declaration.name);
+    else assert.equal(minCompactionLagMs, archived.has(declaration.name) ? ARCHIVED_COMPACTION_LAG_MS : 0, declaration.name);
+  }
+  assert.equal(specs.get('user-transaction-counts')!.minCompactionLagMs, 24 * 60 * 60 * 1000);
 });
 
 test('every lake table partitions by an epoch-millisecond field of its topic, and jobs have unique groups', () => {

@@ -18,6 +18,41 @@ test('positions: offsets that go back within an assignment are a topic reset, na
   );
 });
 
+test('positions: a forward jump is records deleted unread only where the log now starts past the next offset; markers and the committed resume point are told apart', () => {
+  const positions = new PositionTracker('orders');
+  const logStart = new Map<number, number>([[0, 0], [1, 40], [2, 0]]);
+  const start = (partition: number) => logStart.get(partition);
+  // partition 0: transaction markers between records are jumps, not losses
+  assert.deepEqual(positions.check([{ partition: 0, offset: 3 }, { partition: 0, offset: 5 }, { partition: 0, offset: 9 }], start), []);
+  // partition 1 resumes where its group committed (10), but its log starts at 40 now
+  assert.deepEqual(positions.resumeAt(1, 10, 40), { partition: 1, from: 10, to: 40 });
+  assert.deepEqual(positions.check([{ partition: 1, offset: 40 }, { partition: 1, offset: 41 }], start), [], 'reported at assignment, not again');
+  // a seek back below what was reported (a lake sink resuming from its snapshot) does not count it twice
+  positions.seeked(1, 12);
+  logStart.set(1, 45);
+  assert.deepEqual(positions.check([{ partition: 1, offset: 45 }], start), [{ partition: 1, from: 40, to: 45 }]);
+  positions.forget([1]);
+  positions.seeked(1, 10);
+  logStart.set(1, 40);
+  assert.deepEqual(positions.check([{ partition: 1, offset: 40 }, { partition: 1, offset: 41 }], start), [{ partition: 1, from: 10, to: 40 }]);
+  // while running, retention passes partition 0's position: what was deleted is [10, 25)
+  logStart.set(0, 25);
+  assert.deepEqual(positions.check([{ partition: 0, offset: 25 }], start), [{ partition: 0, from: 10, to: 25 }]);
+  // a seek of ours before the committed offset was asked: the seek is where it resumes
+  positions.seeked(2, 7);
+  assert.equal(positions.resumeAt(2, 5, 0), undefined);
+  logStart.set(2, 7);
+  assert.deepEqual(positions.check([{ partition: 2, offset: 7 }], start), []);
+  // an unknown log start says nothing
+  positions.resumeAt(3, 0, 0);
+  assert.deepEqual(positions.check([{ partition: 3, offset: 50 }], start), []);
+  // a rebalance forgets the expectation with the rest
+  positions.resumeAt(4, 0, 0);
+  positions.forget([4]);
+  logStart.set(4, 30);
+  assert.deepEqual(positions.check([{ partition: 4, offset: 30 }], start), []);
+});
+
 test('lag: last stable offset less the position, for assigned partitions only; the committed offset before the first read', () => {
   const statistics = JSON.stringify({
     topics: {
