@@ -342,12 +342,12 @@ class StreamJobRuntime implements StreamJob {
   private async expectCommitted(partitions: number[]): Promise<void> {
     const { topic } = this.options;
     try {
-      const committed = await fromCallback<Array<{ partition: number; offset: number }>>((cb) => this.consumer!.committed(partitions.map((partition) => ({ topic, partition })), 10_000, cb));
+      const committed = await fromCallback<Array<{ partition: number; offset: number }>>((cb) => this.consumer!.committed(partitions.map((partition) => ({ topic, partition })), 5_000, cb));
       await Promise.all(
         committed
           .filter(({ offset }) => offset >= 0)
           .map(async ({ partition, offset }) => {
-            const { lowOffset } = await fromCallback<{ lowOffset: number }>((cb) => this.consumer!.queryWatermarkOffsets(topic, partition, 10_000, cb));
+            const { lowOffset } = await fromCallback<{ lowOffset: number }>((cb) => this.consumer!.queryWatermarkOffsets(topic, partition, 5_000, cb));
             const deleted = this.positions.resumeAt(partition, offset, lowOffset);
             if (deleted) this.reportDeletedUnread(deleted);
           }),
