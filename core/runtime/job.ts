@@ -318,11 +318,16 @@ class StreamJobRuntime implements StreamJob {
     });
   }
 
+  /** The group's committed offsets of `partitions` (negative: none), read stable (KIP-447). */
+  private committedOffsets(partitions: number[], timeoutMs: number): Promise<Array<{ partition: number; offset: number }>> {
+    return fromCallback((cb) => this.consumer!.committed(partitions.map((partition) => ({ topic: this.options.topic, partition })), timeoutMs, cb));
+  }
+
   /** Seeks partitions still ours to the group's committed offsets (read stable: KIP-447), or to their start where none is committed. */
   private async seekToCommitted(partitions: number[]): Promise<void> {
     const ours = partitions.filter((partition) => this.assigned.has(partition));
     if (!ours.length) return;
-    const committed = await fromCallback<Array<{ partition: number; offset: number }>>((cb) => this.consumer!.committed(ours.map((partition) => ({ topic: this.options.topic, partition })), 10_000, cb));
+    const committed = await this.committedOffsets(ours, 10_000);
     for (const { partition, offset } of committed) {
       if (offset >= 0) await this.seek(partition, offset);
       else {
@@ -342,7 +347,7 @@ class StreamJobRuntime implements StreamJob {
   private async expectCommitted(partitions: number[]): Promise<void> {
     const { topic } = this.options;
     try {
-      const committed = await fromCallback<Array<{ partition: number; offset: number }>>((cb) => this.consumer!.committed(partitions.map((partition) => ({ topic, partition })), 5_000, cb));
+      const committed = await this.committedOffsets(partitions, 5_000);
       await Promise.all(
         committed
           .filter(({ offset }) => offset >= 0)

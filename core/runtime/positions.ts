@@ -29,7 +29,7 @@ export interface DeletedUnread {
  * unless the partition's log now starts past the offset the job was to read next: then retention
  * deleted records before the job got to them, and librdkafka's auto.offset.reset moved on
  * without a word. `check` returns those ranges for the job to log and count; where the job was
- * to start an assignment is what its group committed (`expect`).
+ * to start an assignment is what its group committed (`resumeAt`).
  */
 export class PositionTracker {
   private readonly last = new Map<number, number>();
@@ -50,17 +50,18 @@ export class PositionTracker {
     for (const { partition, offset } of messages) {
       const last = this.last.get(partition);
       if (last !== undefined && offset <= last && !wentBack.has(partition)) wentBack.set(partition, { from: last, to: offset });
-      const expected = last !== undefined ? last + 1 : this.expected.get(partition);
-      const next = expected === undefined ? undefined : Math.max(expected, this.reportedTo.get(partition) ?? expected);
+      const next = last !== undefined ? last + 1 : this.expected.get(partition);
+      // only a jump costs more than the map lookup above: records in sequence are the hot path
       if (next !== undefined && offset > next) {
-        const start = logStart(partition);
-        if (start !== undefined && start > next) {
-          const range = { partition, from: next, to: Math.min(start, offset) };
+        const from = Math.max(next, this.reportedTo.get(partition) ?? next);
+        const start = offset > from ? logStart(partition) : undefined;
+        if (start !== undefined && start > from) {
+          const range = { partition, from, to: Math.min(start, offset) };
           deleted.push(range);
           this.reportedTo.set(partition, range.to);
         }
       }
-      this.expected.delete(partition);
+      if (last === undefined) this.expected.delete(partition);
       this.last.set(partition, offset);
     }
     if (wentBack.size) throw topicReset(this.topic, [...wentBack].map(([partition, { from, to }]) => `partition ${partition} from offset ${from} back to ${to}`));

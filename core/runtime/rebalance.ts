@@ -17,7 +17,7 @@ export interface RebalanceDeps {
   handler: () => StreamHandler;
   /** Runs the handler's restore on assignment, retried while the cluster settles. */
   restore: (partitions: number[]) => Promise<void>;
-  /** Tells the position tracker where the group's committed offsets resume the partitions. */
+  /** Tells the position tracker where the partitions resume (committed offsets, or a log start past them). */
   expectCommitted: (partitions: number[]) => Promise<void>;
   /** stop() already let the handler finish every partition. */
   leaving: () => boolean;
