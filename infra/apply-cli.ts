@@ -19,7 +19,8 @@ cleanup policy, min.insync.replicas, min.compaction.lag.ms), registers the Avro 
 schemas/ under <topic>-value with BACKWARD_TRANSITIVE compatibility, and reports drift it cannot
 fix. With KAFKA_CREDENTIALS_DIR set (the local stack sets it), it also creates each job's Kafka
 user (SCRAM-SHA-512; a missing password file is made up) and grants it the ACLs its job needs
-(platform/access.ts). Creates each lake table's Iceberg table in the REST catalog (ICEBERG_CATALOG_URL) from its Avro schema.
+(platform/access.ts). Creates each lake table's Iceberg table in the REST catalog
+(ICEBERG_CATALOG_URL) from its Avro schema.
 Safe to run repeatedly. Exits 1 when unfixable drift remains.`,
   options: {
     namespace: option('NS', "a namespaced pipeline's topics, users and tables", arg.text().default('')),
