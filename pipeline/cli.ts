@@ -8,11 +8,11 @@ import { pipelineJobs } from './jobs.ts';
 
 const STOP_TIMEOUT_MS = 30_000;
 
-const instanceId = expect("letters, digits, '.', '_' or '-' (it becomes part of a transactional id)", (raw) => (/^[A-Za-z0-9._-]+$/.test(raw) ? raw : undefined));
+const instanceId = expect("letters, digits, '.', '_' or '-' (it becomes part of group member and transactional ids)", (raw) => (/^[A-Za-z0-9._-]+$/.test(raw) ? raw : undefined));
 
 const command = defineCommand({
   name: 'pipeline',
-  usage: ['pnpm run pipeline [-- options]       every job in one process', 'pnpm run job -- <name> [options]      one job (run several processes to scale out)'],
+  usage: ['pnpm run pipeline [-- options]       every job in one process', 'pnpm run job -- <name> [options]      one job (scale out: one process per --instance)'],
   description: `Runs the stream jobs: lake sinks, processors and Redis feature sinks, each in its consumer group.
 SIGTERM or SIGINT flushes, commits and exits within ${STOP_TIMEOUT_MS / 1000} s. SIGHUP reloads models (session-scorer).`,
   positionals: true,
@@ -21,7 +21,7 @@ SIGTERM or SIGINT flushes, commits and exits within ${STOP_TIMEOUT_MS / 1000} s.
     namespace: option('NS', 'prefix for topics, consumer groups, lake tables and Redis keys (default none)', arg.text().default('')),
     'flush-rows': option('N', 'lake sinks: flush a partition at N buffered rows (default 100000)', arg.positiveInteger().optional()),
     'flush-interval-ms': option('T', 'lake sinks: flush a partition whose oldest row is T ms old (default 5000)', arg.positiveInteger().optional()),
-    instance: option('ID', 'transactional jobs: stable id of this process (default 0)', instanceId.optional()),
+    instance: option('ID', "stable id of this process among the job's processes: a restart after a crash takes its partitions back at once (default 0)", instanceId.default('0')),
     'stats-interval-ms': option('T', "log each job's stats and the process's memory every T ms (default 10000)", arg.positiveInteger().optional()),
     'metrics-port': option('P', 'serve Prometheus metrics at http://HOST:P/metrics (0: any free port, logged; default METRICS_PORT, else none)', arg.port().optional()),
   },

@@ -9,7 +9,10 @@ import { createRedisSink } from '../sinks/redis/redis-sink.ts';
 export interface JobSettings {
   flushRows?: number;
   flushIntervalMs?: number;
-  /** Stable id of this process among a job's processes (transactional ids derive from it). */
+  /**
+   * Stable id of this process among a job's processes: each job becomes a static member of its
+   * group under it, and transactional ids derive from it (see `StreamJobOptions.instance`).
+   */
   instance?: string;
 }
 
@@ -24,12 +27,13 @@ export function pipelineJobs(context: ClientContext, settings: JobSettings = {})
     ...(settings.flushIntervalMs ? { flushIntervalMs: settings.flushIntervalMs } : {}),
   };
   const jobs: Record<string, (context: ClientContext) => StreamJob> = {};
-  for (const table of Object.values(catalog.tables)) jobs[table.sink] = (as) => createLakeSink(table, flush, as);
+  const identity = { instance: settings.instance };
+  for (const table of Object.values(catalog.tables)) jobs[table.sink] = (as) => createLakeSink(table, flush, as, identity);
   for (const [id, declaration] of Object.entries(processorDeclarations) as Array<[ProcessorId, ProcessorDeclaration]>) {
-    jobs[declaration.name] = (as) => processorJobs[id](as, { instance: settings.instance });
+    jobs[declaration.name] = (as) => processorJobs[id](as, identity);
   }
   for (const feature of Object.values(catalog.features)) {
-    if (feature.redisSink) jobs[feature.redisSink] = (as) => createRedisSink(feature, as);
+    if (feature.redisSink) jobs[feature.redisSink] = (as) => createRedisSink(feature, as, identity);
   }
   // each job signs in to a secured cluster as its own user
   return Object.fromEntries(Object.entries(jobs).map(([name, create]) => [name, () => create(asKafkaUserContext(context, kafkaUserOf(name)))]));

@@ -1,6 +1,6 @@
 import kafkaJavascript, { type KafkaConsumer, type Message } from '@confluentinc/kafka-javascript';
 import type { Admin } from '@platformatic/kafka';
-import { fromCallback } from '../async.ts';
+import { fromCallback, withTimeout } from '../async.ts';
 import { createDeadLetters, type DeadLetters } from '../dead-letter.ts';
 import { LakestreamError, errorMessage, isRetriable } from '../errors.ts';
 import { createAdmin, librdkafkaBase } from '../kafka.ts';
@@ -14,6 +14,7 @@ import { createCommitStrategy, type CommitStrategy } from './commit.ts';
 import { createFetchDecoder, type DecodedFetch } from './decode.ts';
 import { exportLag } from './lag.ts';
 import { PositionTracker, type DeletedUnread } from './positions.ts';
+import { fencedInstance, leaveAsStaticMember } from './membership.ts';
 import { createRebalanceQueue, type RebalanceQueue } from './rebalance.ts';
 import type { RuntimeContext, StreamHandler, StreamJob, StreamJobControls, StreamJobOptions, StreamJobStats, TopicOffset } from './types.ts';
 
@@ -52,6 +53,7 @@ function createJobConsumer(options: StreamJobOptions, config: Config, profile: R
       ...librdkafkaBase(config),
       'group.id': options.name,
       'client.id': options.name,
+      ...(options.instance !== undefined ? { 'group.instance.id': staticMemberId(options) } : {}),
       'enable.auto.commit': false,
       'enable.auto.offset.store': false,
       ...consumerFetchSettings(profile),
@@ -95,19 +97,28 @@ async function rewind(messages: Message[], topic: string, seek: (partition: numb
   }
 }
 
-/** The topic's id from a metadata client made on first use (the lake sink's topic-reset check). */
-function topicMetadata(options: StreamJobOptions, config: Config) {
-  let admin: Admin | undefined;
+/** The consumer's static group membership id, when the job runs as a named instance. */
+function staticMemberId(options: StreamJobOptions): string {
+  return `${options.name}-${options.instance}`;
+}
+
+/**
+ * An admin client made on first use: the topic's id (the lake sink's topic-reset check) and a
+ * static member's leave on a clean stop.
+ */
+function jobAdmin(options: StreamJobOptions, config: Config) {
+  let client: Admin | undefined;
+  const admin = () => (client ??= createAdmin(config, `${options.name}-metadata`));
   return {
     async topicId(): Promise<string> {
-      admin ??= createAdmin(config, `${options.name}-metadata`);
-      const metadata = await admin.metadata({ topics: [options.topic], forceUpdate: true });
+      const metadata = await admin().metadata({ topics: [options.topic], forceUpdate: true });
       const topic = metadata.topics.get(options.topic);
       if (!topic) throw new LakestreamError('KAFKA_ERROR', `topic ${options.topic} does not exist`, { retriable: true, context: { topic: options.topic } });
       return topic.id;
     },
+    leaveGroup: () => withTimeout(leaveAsStaticMember(admin(), options.name, staticMemberId(options)), 10_000, `group ${options.name}'s coordinator`),
     close: async () => {
-      await admin?.close().catch(() => {});
+      await client?.close().catch(() => {});
     },
   };
 }
@@ -121,6 +132,16 @@ function poll(consumer: Consumer, maxBatchSize: number, options: StreamJobOption
     // librdkafka would report a refused group or topic on every poll, for ever
     const refused = notAuthorized(error, config, `read ${options.topic} in consumer group ${options.name}`);
     if (refused) throw refused;
+    const fatal = (error as { code?: unknown }).code === kafkaJavascript.CODES.ERRORS.ERR__FATAL;
+    // A static member's consumer is fenced when another process joins with its group.instance.id:
+    // librdkafka's only fatal consumer error, reported from then on as a bare "Fatal error" (the
+    // binding does not expose the reason). A new consumer would fence the other in turn.
+    if (options.instance !== undefined && (fatal || fencedInstance(error))) {
+      throw new LakestreamError('KAFKA_ERROR', `another process joined group ${options.name} as instance ${options.instance} (group.instance.id ${staticMemberId(options)}); give each process of a job its own --instance`, {
+        cause: error,
+      });
+    }
+    if (fatal) throw new LakestreamError('KAFKA_ERROR', `the consumer of group ${options.name} failed for good: ${errorMessage(error)}`, { cause: error });
     if (!isRetriable(error) && (error as { isFatal?: boolean }).isFatal) throw error;
     metrics.errors.inc({ job: options.name, kind: 'consume' });
     log.warn('consume failed; polling again', { error: errorMessage(error) });
@@ -204,7 +225,7 @@ class StreamJobRuntime implements StreamJob {
   private readonly counters = { recordsIn: 0, batches: 0, batchMs: 0 };
   private readonly assigned = new Set<number>();
   private readonly positions: PositionTracker;
-  private readonly metadata: ReturnType<typeof topicMetadata>;
+  private readonly admin: ReturnType<typeof jobAdmin>;
   private readonly strategy: CommitStrategy;
   private readonly rebalances: RebalanceQueue;
   private readonly controls: StreamJobControls;
@@ -233,7 +254,7 @@ class StreamJobRuntime implements StreamJob {
     this.maxBatchSize = options.maxBatchSize ?? this.profile.maxBatchSize;
     this.tickMs = options.tickMs ?? 1_000;
     this.positions = new PositionTracker(options.topic);
-    this.metadata = topicMetadata(options, config);
+    this.admin = jobAdmin(options, config);
     this.failed = new Promise<never>((_, reject) => (this.fail = reject));
     this.failed.catch(() => {});
     const log = this.log;
@@ -246,12 +267,12 @@ class StreamJobRuntime implements StreamJob {
       },
       logEnd: (partition) =>
         retry(() => fromCallback<{ highOffset: number }>((cb) => this.consumer!.queryWatermarkOffsets(options.topic, partition, 10_000, cb)).then((w) => w.highOffset), this.outageRetry('log end query')),
-      topicId: () => retry(() => this.metadata.topicId(), this.outageRetry('topic id query')),
+      topicId: () => retry(() => this.admin.topicId(), this.outageRetry('topic id query')),
     };
     this.strategy = createCommitStrategy({
       mode: options.commit,
       jobName: options.name,
-      transactionalId: options.transactionalId,
+      transactionalId: options.commit === 'transaction' ? `${options.name}-${options.instance ?? '0'}` : undefined,
       deadLetterTopic: catalog.deadLetterTopic(options.topic),
       config,
       lingerMs: this.profile.lingerMs,
@@ -441,9 +462,16 @@ class StreamJobRuntime implements StreamJob {
         }
       }
       this.leaving = true;
-      if (this.consumer) await fromCallback((cb) => this.consumer!.disconnect((err) => cb(err))).catch(() => {});
+      if (this.consumer) {
+        await fromCallback((cb) => this.consumer!.disconnect((err) => cb(err))).catch(() => {});
+        if (this.options.instance !== undefined) {
+          await this.admin.leaveGroup().catch((error: unknown) =>
+            this.log.warn('could not leave the group; its partitions move to the other members after the session timeout', { error: errorMessage(error) }),
+          );
+        }
+      }
       await this.strategy.close();
-      await this.metadata.close();
+      await this.admin.close();
       this.log.info('stopped', { ...this.stats() });
       if (closeError) throw closeError;
     })();

@@ -71,8 +71,8 @@ export interface ProcessorSpec<Stores extends StoreSpecs> {
   /** The consumer group (namespaced). */
   name: string;
   input: string;
-  /** Stable per process (`<name>-<instance>`): a restart fences its predecessor at once. */
-  transactionalId: string;
+  /** Stable per process (see `StreamJobOptions.instance`). */
+  instance?: string;
   stores: Stores;
 }
 
@@ -237,7 +237,7 @@ export function createProcessorJob<In, Stores extends StoreSpecs>(
     log.info('restored state', { partitions, records: records.reduce((a, b) => a + b, 0), keys: Object.fromEntries(stores.map((store) => [store.name, store.stats().size])) });
   }
 
-  return createStreamJob({ name: spec.name, topic: spec.input, commit: 'transaction', transactionalId: spec.transactionalId }, context, ({ log }) => {
+  return createStreamJob({ name: spec.name, topic: spec.input, commit: 'transaction', instance: spec.instance }, context, ({ log }) => {
     const handler = createHandler(log);
     /** A sweep changes every partition's state, not only the batch's: an abort then drops all. */
     let sweptInTransaction = false;

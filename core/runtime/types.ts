@@ -109,8 +109,14 @@ export interface StreamJobOptions {
   name: string;
   topic: string;
   commit: CommitMode;
-  /** `transaction` mode: stable per process, so a restart fences its predecessor at once. */
-  transactionalId?: string;
+  /**
+   * Stable id of this process among the job's processes. Given, the consumer is a static member
+   * of its group (`group.instance.id` `<name>-<instance>`): a restart after a crash takes its
+   * partitions back at once instead of waiting out the session. In `transaction` mode it also
+   * names the transactional id `<name>-<instance>` (instance 0 when not given), so a restart
+   * fences its predecessor at once.
+   */
+  instance?: string;
   /** Most records handed to a handler at once (default from the profile). */
   maxBatchSize?: number;
   tickMs?: number;

@@ -71,7 +71,7 @@ export function createProductFilter(context: ClientContext, options: ProductFilt
 
   /** When the batch under way started: a blocked product's `blocked_at`. */
   let batchStartedAt = 0;
-  return createProcessorJob<Product, Record<string, never>>({ name, input, transactionalId: `${name}-${options.instance ?? '0'}`, stores: {} }, context, () => ({
+  return createProcessorJob<Product, Record<string, never>>({ name, input, instance: options.instance, stores: {} }, context, () => ({
     async beforeBatch() {
       if (!refresher) {
         await refresh();

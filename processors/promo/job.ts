@@ -60,7 +60,7 @@ export function createPromoJob(context: ClientContext, options: PromoJobOptions 
   log.info('promo policy', { job: name, policy });
 
   return createProcessorJob<Prediction, { sessions: StoreSpec<PromoSession>; totals: StoreSpec<PromoTotals> }>(
-    { name, input: catalog.topic[declaration.input], transactionalId: `${name}-${options.instance ?? '0'}`, stores: { sessions, totals } },
+    { name, input: catalog.topic[declaration.input], instance: options.instance, stores: { sessions, totals } },
     context,
     () => ({
       async process(prediction, { partition, stores, forward }) {

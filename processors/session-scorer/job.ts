@@ -105,7 +105,7 @@ export function createSessionScorer(context: ClientContext, options: SessionScor
   }
 
   return createProcessorJob<ShopEvent, { sessions: StoreSpec<Scored> }>(
-    { name, input: catalog.topic[declaration.input], transactionalId: `${name}-${options.instance ?? '0'}`, stores: { sessions } },
+    { name, input: catalog.topic[declaration.input], instance: options.instance, stores: { sessions } },
     context,
     () => ({
       beforeBatch: () => refreshModel().catch((error) => log.warn('looking for a model failed', { job: name, error: errorMessage(error) })),

@@ -29,7 +29,7 @@ export function createFeaturesJob(context: ClientContext, options: FeaturesJobOp
   };
   const stats = { emitted: 0 };
   return createProcessorJob<Transaction, { counts: StoreSpec<number> }>(
-    { name, input: catalog.topic[declaration.input], transactionalId: `${name}-${options.instance ?? '0'}`, stores: { counts } },
+    { name, input: catalog.topic[declaration.input], instance: options.instance, stores: { counts } },
     context,
     () => ({
       process(transaction, { stores, forward }) {

@@ -118,11 +118,11 @@ const DAY_MS = 24 * HOUR_MS;
  * Buffers are bounded per partition and in total; a flush holds back consumption (backpressure).
  * See docs/decisions/0015-iceberg-lakehouse.md.
  */
-export function createLakeSink(table: ResolvedTable, optionsInput: LakeSinkOptions, context: ClientContext): StreamJob {
+export function createLakeSink(table: ResolvedTable, optionsInput: LakeSinkOptions, context: ClientContext, identity: { instance?: string } = {}): StreamJob {
   const options = lakeSinkOptionsSchema.parse(optionsInput);
   // a partition's time-based flush is due within a quarter of the interval, not up to a second late
   const tickMs = Math.min(1_000, Math.max(50, Math.round(options.flushIntervalMs / 4)));
-  return createStreamJob({ name: table.group, topic: table.topic, commit: 'handler', tickMs }, context, (controls) =>
+  return createStreamJob({ name: table.group, topic: table.topic, commit: 'handler', tickMs, instance: identity.instance }, context, (controls) =>
     lakeSinkHandler(table, context.catalog, options, context.lakeTables(), controls, context.config.JOB_OUTAGE_TIMEOUT_S * 1000),
   );
 }

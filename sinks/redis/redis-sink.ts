@@ -12,11 +12,11 @@ import { writeFeatures } from '../../features/online-store.ts';
  * replay after a crash rewrites the same values, which the guard turns into no-ops. Records that
  * cannot be decoded go to the feature topic's dead-letter topic, like every job's.
  */
-export function createRedisSink(feature: ResolvedFeature, context: ClientContext): StreamJob {
+export function createRedisSink(feature: ResolvedFeature, context: ClientContext, identity: { instance?: string } = {}): StreamJob {
   if (!feature.redisSinkGroup) throw new LakestreamError('USAGE', `feature ${feature.id} is not served from Redis`);
   const redis = context.redis();
   const stats = { applied: 0 };
-  return createStreamJob({ name: feature.redisSinkGroup, topic: feature.topic, commit: 'after-batch' }, context, () => ({
+  return createStreamJob({ name: feature.redisSinkGroup, topic: feature.topic, commit: 'after-batch', instance: identity.instance }, context, () => ({
     async handle(batches) {
       // Within a batch only each entity's last update matters.
       const latest = new Map<unknown, Record<string, unknown>>();

@@ -49,7 +49,7 @@ test('runtime: an example processor (one store declaration plus a handler) count
   const declaration = sessionViewCounter({ input, output, changelog });
   const start = async () => {
     const job = createProcessorJob<ShopEvent, typeof declaration.stores>(
-      { name: `${pipeline.namespace}.session-view-counter`, input: declaration.input, transactionalId: `${pipeline.namespace}.session-view-counter-0`, stores: declaration.stores },
+      { name: `${pipeline.namespace}.session-view-counter`, input: declaration.input, stores: declaration.stores },
       pipeline.context,
       () => ({
         process(event, { stores, forward }) {
