@@ -9,12 +9,27 @@ import { LakestreamError, errorMessage } from './errors.ts';
  */
 export function createRegistry(config: Pick<Config, 'SCHEMA_REGISTRY_URL'>, options: { retries?: number } = {}): SchemaRegistry {
   return new SchemaRegistry(
-    { host: config.SCHEMA_REGISTRY_URL.replace(/\/+$/, ''), retry: { retries: options.retries ?? 3 } },
+    { host: config.SCHEMA_REGISTRY_URL.replace(/\/+$/, ''), retry: { retries: options.retries ?? 3 }, middlewares: [requestTimeout(REGISTRY_TIMEOUT_MS)] },
     // A type hook, not avsc's `registry` option: that map collects every named type it parses, so
     // a client sharing one would refuse the second version of a record as a duplicate name.
     { [SchemaType.AVRO]: { typeHook: (schema: unknown) => (isPlainLong(schema) ? exactLong : undefined) } } as ConstructorParameters<typeof SchemaRegistry>[1],
   );
 }
+
+/** A registry that takes a connection and never answers fails the call instead of holding it for ever. */
+const REGISTRY_TIMEOUT_MS = 15_000;
+
+/** mappersmith's timeout middleware, written here: the client library does not export mappersmith. */
+function requestTimeout(ms: number): RegistryMiddleware {
+  return () => ({
+    async prepareRequest(next) {
+      const request = await next();
+      return request.timeout() ? request : request.enhance({ timeout: ms });
+    },
+  });
+}
+
+type RegistryMiddleware = NonNullable<ConstructorParameters<typeof SchemaRegistry>[0]['middlewares']>[number];
 
 function isPlainLong(schema: unknown): boolean {
   if (schema === 'long') return true;

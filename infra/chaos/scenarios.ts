@@ -1,5 +1,5 @@
 import { sleep } from '../../core/retry.ts';
-import type { Scenario, ScenarioContext } from './harness.ts';
+import type { JobProcess, Scenario, ScenarioContext } from './harness.ts';
 import { partitionLeaders } from './stack-faults.ts';
 
 const failures = (ctx: ScenarioContext) => [...ctx.producer().failed.values()].reduce((a, b) => a + b, 0);
@@ -18,6 +18,19 @@ async function killAndRestart(ctx: ScenarioContext, job: string): Promise<void> 
   await sleep(2_000);
   ctx.startJob(job);
   await sleep(4_000);
+}
+
+/** Seconds from `since` until `job` logs an assignment of all six partitions of its topic (one decimal), or "over 90". */
+async function secondsUntilAssigned(job: JobProcess, since: number): Promise<string> {
+  const assignedAt = () => {
+    const last = [...job.output().matchAll(/"time":"([^"]+)"[^\n]*"msg":"partitions assigned"[^\n]*"partitions":\[([\d,]*)\]/g)].at(-1);
+    const at = last ? Date.parse(last[1]!) : Number.NaN;
+    return last && last[2]!.split(',').length === 6 && at >= since ? at : undefined;
+  };
+  const deadline = since + 90_000;
+  while (assignedAt() === undefined && Date.now() < deadline) await sleep(100);
+  const at = assignedAt();
+  return at === undefined ? 'over 90' : ((at - since) / 1000).toFixed(1);
 }
 
 /** A server of the stack killed for 30 s, then started again by the stack's own command. */
@@ -129,17 +142,24 @@ export const scenarios: Scenario[] = [
   },
   {
     id: 'rebalance',
-    name: 'a second backup-job instance joins and leaves while flushing',
-    expected: '0 lost, 0 duplicates',
+    name: 'a second backup-job instance joins and leaves while flushing; instance 0 killed -9 and restarted; a third killed -9 for good',
+    expected: '0 lost, 0 duplicates; hand-over and restart in seconds',
     async run(ctx) {
-      const second = ctx.startJob('transactions-job-backup', '1');
+      const job = 'transactions-job-backup';
+      const second = ctx.startJob(job, '1');
       await sleep(12_000);
+      let since = Date.now();
       const code = await second.terminate();
-      ctx.note(`second instance joined and left (exit ${code})`);
-      const third = ctx.startJob('transactions-job-backup', '2');
+      ctx.note(`instance 1 stopped cleanly (exit ${code}); instance 0 owned every partition ${await secondsUntilAssigned(ctx.jobs.get(job)!, since)} s later`);
+      await ctx.jobs.get(job)!.kill9();
+      since = Date.now();
+      const restarted = ctx.startJob(job);
+      ctx.note(`instance 0 killed -9 and started again: its partitions back after ${await secondsUntilAssigned(restarted, since)} s (session timeout 45 s)`);
+      const third = ctx.startJob(job, '2');
       await sleep(8_000);
       await third.kill9();
-      ctx.note('a third joined and was killed -9');
+      // a static member that never comes back keeps its partitions for the session timeout
+      ctx.note('instance 2 joined and was killed -9 for good: its share waits out its 45 s session');
       await sleep(3_000);
     },
   },

@@ -50,14 +50,25 @@ test('an invalid transaction is refused with the field and the record named', ()
   }
 });
 
-test('the producer library sends valid records and refuses invalid ones without sending them', { timeout: 120_000 }, async (t) => {
-  const { names } = await setupPipeline(t, 'producer');
-  const producer = await createTransactionsProducer(config, { topic: names.topic.transactions });
-  onCleanup(t, () => producer.close());
-  const outcome = await producer.send([
-    { user_id: 1, transaction_timestamp_millis: Date.now(), amount: 10, currency: 'USD', counterpart_id: 2 },
-    { user_id: 2, transaction_timestamp_millis: Date.now(), amount: 10, currency: 'US', counterpart_id: 2 },
-  ]);
+test('the producer library sends valid records and refuses invalid ones without sending them', { timeout: 180_000 }, async (t) => {
+  // Once, in a full run on a loaded machine, this test outran its timeout with no sign of where:
+  // each step now says when it starts and how long it took.
+  const step = async <T>(what: string, run: () => Promise<T>): Promise<T> => {
+    const startedAt = Date.now();
+    t.diagnostic(`${what}: started`);
+    const result = await run();
+    t.diagnostic(`${what}: ${Date.now() - startedAt} ms`);
+    return result;
+  };
+  const { names } = await step('setupPipeline', () => setupPipeline(t, 'producer'));
+  const producer = await step('createTransactionsProducer', () => createTransactionsProducer(config, { topic: names.topic.transactions }));
+  onCleanup(t, () => step('producer.close', () => producer.close()));
+  const outcome = await step('producer.send', () =>
+    producer.send([
+      { user_id: 1, transaction_timestamp_millis: Date.now(), amount: 10, currency: 'USD', counterpart_id: 2 },
+      { user_id: 2, transaction_timestamp_millis: Date.now(), amount: 10, currency: 'US', counterpart_id: 2 },
+    ]),
+  );
   assert.equal(outcome.sent, 1);
   assert.equal(outcome.refused.length, 1);
   assert.match(outcome.refused[0]!.reason, /currency/);
