@@ -54,7 +54,15 @@ export interface BatchProducer {
    * Produces `messages` and resolves once every one has its delivery report (acknowledged by the
    * in-sync replicas with acks=all), with how many failed and the first error.
    */
-  send(topic: string, messages: Iterable<OutgoingMessage>, options?: { positions?: boolean }): Promise<{ sent: number; failed: number; firstError?: Error; positions?: Array<DeliveredAt | undefined> }>;
+  /**
+   * With `positions`, each record's partition and offset by its index, and for a record not
+   * delivered its error code (`errors`).
+   */
+  send(
+    topic: string,
+    messages: Iterable<OutgoingMessage>,
+    options?: { positions?: boolean },
+  ): Promise<{ sent: number; failed: number; firstError?: Error; positions?: Array<DeliveredAt | undefined>; errors?: Array<number | undefined> }>;
   /**
    * With `trackBrokers`: false from the moment librdkafka reports every broker down until its
    * statistics show one connected again. A record produced meanwhile can wait in librdkafka's
@@ -118,6 +126,7 @@ export async function createBatchProducer(config: KafkaConnection, clientId: str
     firstError?: Error;
     /** Asked for: each record's partition and offset, by its index in the send. */
     positions?: Array<DeliveredAt | undefined>;
+    errors?: Array<number | undefined>;
     done(): void;
   }
   producer.on('delivery-report', (err, report) => {
@@ -127,6 +136,7 @@ export async function createBatchProducer(config: KafkaConnection, clientId: str
     if (err) {
       pending.failed++;
       pending.firstError ??= Object.assign(new Error(err.message), { code: err.code });
+      if ('pending' in opaque) pending.errors![opaque.index] = err.code;
     } else if ('pending' in opaque) {
       pending.positions![opaque.index] = { partition: report.partition, offset: Number(report.offset) };
     }
@@ -138,7 +148,7 @@ export async function createBatchProducer(config: KafkaConnection, clientId: str
     async send(topic, messages, options = {}) {
       let done: () => void = () => {};
       const finished = new Promise<void>((resolve) => (done = resolve));
-      const pending: Pending = { outstanding: 1, failed: 0, done, ...(options.positions ? { positions: [] } : {}) };
+      const pending: Pending = { outstanding: 1, failed: 0, done, ...(options.positions ? { positions: [], errors: [] } : {}) };
       let sent = 0;
       for (let message of messages) {
         for (;;) {
@@ -158,7 +168,7 @@ export async function createBatchProducer(config: KafkaConnection, clientId: str
       }
       if (--pending.outstanding === 0) pending.done();
       await finished;
-      return { sent, failed: pending.failed, firstError: pending.firstError, ...(pending.positions ? { positions: pending.positions } : {}) };
+      return { sent, failed: pending.failed, firstError: pending.firstError, ...(pending.positions ? { positions: pending.positions, errors: pending.errors } : {}) };
     },
     brokersUp: () => brokersUp,
     close: () =>

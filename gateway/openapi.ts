@@ -77,7 +77,7 @@ export function openApiDocument(topics: Array<{ name: string; type: Type; descri
             required: false,
             schema: { type: 'string', minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7e]+$' },
             description:
-              'Retries with the same key and the same records publish them at most once (remembered 24 h, per client and topic): a retry of a finished request gets its answer again (Idempotent-Replayed: true), one after a partial failure sends only the records not yet acknowledged.',
+              'Retries with the same key and the same records publish them at most once (remembered 24 h, per client and topic): a retry of a finished request gets its answer again (Idempotent-Replayed: true), one after a partial failure sends only the records surely not written. A record that may have been written (it timed out after reaching a broker) is never sent again under the key: the retry gets 409 with outcome "indeterminate".',
           },
         ],
         requestBody: { required: true, content: { 'application/json': { schema: { oneOf: [ref, { type: 'array', items: ref, minItems: 1, maxItems: options.maxRecords }] } } } },
@@ -90,7 +90,13 @@ export function openApiDocument(topics: Array<{ name: string; type: Type; descri
           ...(options.apiKeys ? { '401': problem('No or unknown API key'), '403': problem('The API key may not publish to this topic') } : {}),
           '404': problem('No such topic'),
           '413': problem(`Body over ${options.maxBodyBytes} bytes or more than ${options.maxRecords} records`),
-          '409': { ...problem('A request with this Idempotency-Key is still being published'), headers: { 'Retry-After': { schema: { type: 'integer' } } } },
+          '409': {
+            ...problem('A request with this Idempotency-Key is still being published (with Retry-After), or (outcome "indeterminate", no Retry-After) some of its records may or may not have been published by an earlier attempt and are not sent again: look for them in the topic or use a new key', {
+              outcome: { type: 'string', enum: ['indeterminate'] },
+              records: { type: 'array', items: {} },
+            }),
+            headers: { 'Retry-After': { schema: { type: 'integer' } } },
+          },
           '415': problem('Not JSON'),
           '422': problem('This Idempotency-Key was used with different records'),
           '503': { ...problem('Kafka did not acknowledge in time: nothing is known to be published; retry after Retry-After seconds'), headers: { 'Retry-After': { schema: { type: 'integer' } } } },

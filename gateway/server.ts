@@ -12,10 +12,10 @@ import type { ClientContext } from '../platform/context.ts';
 import { createGuardedServer, decodePathSegment, requestPath } from '../core/http.ts';
 import { errorMessage, redactedUrl } from '../core/errors.ts';
 import { createAdmin } from '../core/kafka.ts';
-import { createBatchProducer, type BatchProducer, type DeliveredAt, type OutgoingMessage } from '../core/kafka-producer.ts';
+import { createBatchProducer, type BatchProducer, type OutgoingMessage } from '../core/kafka-producer.ts';
 import type { Logger } from '../core/log.ts';
 import { metrics, registry as metricsRegistry, secondsSince } from '../core/metrics.ts';
-import { fingerprintOf, idempotencyStore, validIdempotencyKey } from './idempotency.ts';
+import { fingerprintOf, idempotencyStore, isIndeterminate, validIdempotencyKey, type RecordOutcome } from './idempotency.ts';
 import { openApiDocument } from './openapi.ts';
 import { checkRecord, type FieldError } from './records.ts';
 import { withTimeout } from '../core/async.ts';
@@ -45,6 +45,16 @@ export interface GatewayOptions {
 export interface Gateway {
   url: string;
   close(): Promise<void>;
+}
+
+/**
+ * Kafka refused the record outright (too large, invalid, not authorised): nothing of it was
+ * written. Anything else may have been: a timeout after it reached a broker (librdkafka reports
+ * ERR__MSG_TIMED_OUT whether or not it was sent), a broken connection, REQUEST_TIMED_OUT (7) or
+ * NOT_ENOUGH_REPLICAS_AFTER_APPEND (20), which the leader answers after writing.
+ */
+function surelyNotWritten(code: number): boolean {
+  return code > 0 && code !== 7 && code !== 20;
 }
 
 class HttpError extends Error {
@@ -173,68 +183,97 @@ export async function startGateway(context: ClientContext, options: GatewayOptio
     if (idempotencyKey === undefined) return { body: await send(topic, messages, messages.map(() => null)) };
 
     // the key is the client's, per client and topic: two shops may both pick "order-1"
-    const entry = `${names.redisKeys.gatewayIdempotency}${client ?? '-'}:${topic.name}:${sha256(idempotencyKey).toString('hex')}`;
-    const claim = await idempotency.claim(entry, fingerprintOf(messages)).catch((error: unknown) => {
+    const entry = { key: `${names.redisKeys.gatewayIdempotency}${client ?? '-'}:${topic.name}:${sha256(idempotencyKey).toString('hex')}`, fingerprint: fingerprintOf(messages) };
+    const claim = await idempotency.claim(entry.key, entry.fingerprint).catch((error: unknown) => {
       throw new HttpError(503, `the Idempotency-Key store (Redis at ${redactedUrl(config.REDIS_URL)}) is unreachable: ${errorMessage(error)}; nothing was published, retry later`, {}, retryAfter);
     });
     if (claim.state === 'mismatch') throw new HttpError(422, 'this Idempotency-Key was used for different records; a retry must send the same records');
     if (claim.state === 'pending') throw new HttpError(409, 'a request with this Idempotency-Key is still being published; retry later', {}, retryAfter);
     if (claim.state === 'done') return { body: claim.answer, headers: { 'idempotent-replayed': 'true' } };
-    return { body: await send(topic, messages, claim.state === 'partial' ? claim.positions : messages.map(() => null), entry), ...(claim.state === 'partial' ? { headers: { 'idempotent-replayed': 'partial' } } : {}) };
+    if (claim.state === 'new') return { body: await send(topic, messages, messages.map(() => null), entry) };
+    // a gateway stopped while it sent an attempt: what it had not recorded may have been written
+    const known =
+      claim.state === 'stale'
+        ? messages.map((_, index) => claim.outcomes?.[index] || { indeterminate: 'the gateway sending an earlier attempt stopped before Kafka answered' })
+        : claim.outcomes;
+    return { body: await send(topic, messages, known, entry), headers: { 'idempotent-replayed': 'partial' } };
   }
 
   /**
-   * Sends the records without a position in `known` (the others were acknowledged by an earlier
-   * attempt of the same Idempotency-Key) and answers once all have one. With an idempotency
-   * entry, what Kafka finally acknowledged is recorded even if the client was already told 503.
+   * Sends the records whose outcome in `known` is `null` (an earlier attempt of the same
+   * Idempotency-Key acknowledged the ones with a position, and the indeterminate ones may be
+   * written: they are never sent again) and answers once all have a position. With an
+   * idempotency entry, what Kafka finally acknowledged is recorded even if the client was
+   * already told 503.
    */
-  async function send(topic: GatewayTopic, messages: OutgoingMessage[], known: Array<DeliveredAt | null>, idempotencyEntry?: string): Promise<Record<string, unknown>> {
-    const missing = messages.flatMap((_, index) => (known[index] ? [] : [index]));
+  async function send(topic: GatewayTopic, messages: OutgoingMessage[], known: RecordOutcome[], idempotencyEntry?: { key: string; fingerprint: string }): Promise<Record<string, unknown>> {
+    const missing = messages.flatMap((_, index) => (known[index] === null ? [index] : []));
+    const answerOf = (outcomes: RecordOutcome[], unsent: string) => outcomes.map((outcome) => (outcome === null ? { error: unsent } : isIndeterminate(outcome) ? { error: `indeterminate: ${outcome.indeterminate}` } : outcome));
+    if (!missing.length) return answerIndeterminate(topic, known);
     // with no broker connected a record would sit in librdkafka's queue and land whenever Kafka
     // is back, after the client was told 503 and retried: refuse it unsent instead
     if (!producer.brokersUp()) {
       if (idempotencyEntry) await settleIdempotency(idempotencyEntry, known).catch(() => {});
-      throw new HttpError(503, `Kafka at ${config.KAFKA_BROKERS.join(',')} is unreachable: nothing was published; retry later`, { records: messages.map((_, index) => known[index] ?? { error: 'not sent' }) }, retryAfter);
+      throw new HttpError(503, `Kafka at ${config.KAFKA_BROKERS.join(',')} is unreachable: nothing was published; retry later`, { records: answerOf(known, 'not sent') }, retryAfter);
     }
     const sending = producer.send(topic.kafkaName, missing.map((index) => messages[index]!), { positions: true }).then((result) => {
-      const positions = [...known];
-      missing.forEach((index, i) => (positions[index] = result.positions?.[i] ?? null));
-      return { ...result, positions };
+      const outcomes = [...known];
+      missing.forEach((index, i) => {
+        const code = result.errors?.[i];
+        outcomes[index] = result.positions?.[i] ?? (code !== undefined && surelyNotWritten(code) ? null : { indeterminate: `Kafka did not acknowledge it (${code ?? 'no report'}); it may have been written` });
+      });
+      return { ...result, outcomes };
     });
     // recorded whenever Kafka settles the send, even after the client was answered 503
     const recorded = idempotencyEntry
       ? sending
-          .then(({ positions }) => settleIdempotency(idempotencyEntry, positions, { topic: topic.name, records: positions }))
+          .then(({ outcomes }) => settleIdempotency(idempotencyEntry, outcomes, { topic: topic.name, records: outcomes }))
           .catch((error: unknown) => options.log.warn('could not record the outcome of an Idempotency-Key', { topic: topic.name, error: errorMessage(error) }))
       : undefined;
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(
-        () => reject(new HttpError(503, `Kafka did not acknowledge within ${options.ackTimeoutMs / 1000} s; the records may or may not be published: retry${idempotencyEntry ? ' with the same Idempotency-Key' : ', and tell duplicates by their ids'}`, { records: messages.map((_, index) => known[index] ?? { error: 'unknown' }) }, retryAfter)),
+        () => reject(new HttpError(503, `Kafka did not acknowledge within ${options.ackTimeoutMs / 1000} s; the records may or may not be published: retry${idempotencyEntry ? ' with the same Idempotency-Key' : ', and tell duplicates by their ids'}`, { records: answerOf(known, 'unknown') }, retryAfter)),
         options.ackTimeoutMs + 2_000,
       );
     });
-    const { failed, firstError, positions } = await Promise.race([sending, deadline]).finally(() => clearTimeout(timer));
+    const { failed, firstError, outcomes } = await Promise.race([sending, deadline]).finally(() => clearTimeout(timer));
     // on record before the client hears of it, so its next retry finds the outcome, not `pending`
     await recorded;
+    metrics.recordsOut.inc({ job: 'gateway', output: topic.kafkaName }, missing.length - failed);
     if (failed) {
       // the acknowledged ones are published: say which, so a client retries only the rest
-      const outcome = positions.map((position) => position ?? { error: 'not acknowledged' });
       throw new HttpError(
         503,
-        `Kafka did not acknowledge ${failed} of ${missing.length} records within ${options.ackTimeoutMs / 1000} s (${errorMessage(firstError)}); retry ${idempotencyEntry ? 'with the same Idempotency-Key: only those will be sent' : 'those'}`,
-        { records: outcome },
+        `Kafka did not acknowledge ${failed} of ${missing.length} records within ${options.ackTimeoutMs / 1000} s (${errorMessage(firstError)}); ${
+          idempotencyEntry ? 'retry with the same Idempotency-Key: it sends only those surely not written, and says which may have been' : 'they may or may not be published: retry those, and tell duplicates by their ids'
+        }`,
+        { records: answerOf(outcomes, 'not acknowledged') },
         retryAfter,
       );
     }
-    metrics.recordsOut.inc({ job: 'gateway', output: topic.kafkaName }, missing.length);
-    return { topic: topic.name, records: positions };
+    return answerIndeterminate(topic, outcomes);
   }
 
-  /** Done if every record has a position, partial if some, forgotten if none. */
-  function settleIdempotency(entry: string, positions: Array<DeliveredAt | null>, answer?: Record<string, unknown>): Promise<void> {
-    if (answer && positions.every(Boolean)) return idempotency.done(entry, answer);
-    return positions.some(Boolean) ? idempotency.partial(entry, positions) : idempotency.forget(entry);
+  /**
+   * Every record has a position, or some are indeterminate: those may be in Kafka already, so
+   * this key does not send them again, and the answer (409, no Retry-After) says which.
+   */
+  function answerIndeterminate(topic: GatewayTopic, outcomes: RecordOutcome[]): Record<string, unknown> {
+    const unknown = outcomes.flatMap((outcome, index) => (outcome !== null && isIndeterminate(outcome) ? [index] : []));
+    if (!unknown.length) return { topic: topic.name, records: outcomes };
+    const first = outcomes[unknown[0]!] as { indeterminate: string };
+    throw new HttpError(
+      409,
+      `${unknown.length} of ${outcomes.length} records of this Idempotency-Key may or may not have been published by an earlier attempt (record ${unknown[0]}: ${first.indeterminate}); this key does not send them again: look for them in ${topic.name}, or send them under a new Idempotency-Key`,
+      { outcome: 'indeterminate', records: outcomes.map((outcome) => (outcome !== null && isIndeterminate(outcome) ? { error: `indeterminate: ${outcome.indeterminate}` } : outcome)) },
+    );
+  }
+
+  /** Done if every record has a position, forgotten if nothing may have been written, partial otherwise. */
+  function settleIdempotency(entry: { key: string; fingerprint: string }, outcomes: RecordOutcome[], answer?: Record<string, unknown>): Promise<void> {
+    if (answer && outcomes.every((outcome) => outcome !== null && !isIndeterminate(outcome))) return idempotency.done(entry.key, entry.fingerprint, answer);
+    return outcomes.some((outcome) => outcome !== null) ? idempotency.partial(entry.key, entry.fingerprint, outcomes) : idempotency.forget(entry.key, entry.fingerprint);
   }
 
   async function ready(): Promise<void> {

@@ -19,6 +19,10 @@ import { runningPid } from '../stack/processes.ts';
 export interface StackFaults {
   /** kill -9 a daemon of the stack (`kafka-2`, `minio`, `redis`); returns its pid. */
   kill(daemon: string): number;
+  /** SIGSTOP a daemon: its connections stay open and nothing on them is answered, as in a long GC pause. */
+  pause(daemon: string): void;
+  /** SIGCONT a paused daemon (heal does it for every one still paused). */
+  resume(daemon: string): void;
   /** `pnpm run stack:up`, or with `nodes` only those Kafka nodes (`--node N`). */
   heal(nodes?: number[]): Promise<void>;
   /** The node id of the active KRaft controller (the metadata quorum's leader). */
@@ -33,15 +37,38 @@ export function stackFaults(config: Config): StackFaults {
   const controllers = brokerAddresses({ config, brokers })
     .map((address) => `${address.slice(0, address.lastIndexOf(':'))}:${portOf(address) + 1}`)
     .join(',');
+  const pidOf = (daemon: string) => {
+    const pid = runningPid(stackDir, daemon);
+    if (pid === undefined) throw new LakestreamError('USAGE', `${daemon} of the stack in ${stackDir} is not running`);
+    return pid;
+  };
+  const paused = new Map<string, number>();
   return {
     nodes: Array.from({ length: brokers }, (_, i) => i + 1),
     kill(daemon) {
-      const pid = runningPid(stackDir, daemon);
-      if (pid === undefined) throw new LakestreamError('USAGE', `${daemon} of the stack in ${stackDir} is not running`);
+      const pid = pidOf(daemon);
       process.kill(pid, 'SIGKILL');
       return pid;
     },
+    pause(daemon) {
+      const pid = pidOf(daemon);
+      process.kill(pid, 'SIGSTOP');
+      paused.set(daemon, pid);
+    },
+    resume(daemon) {
+      const pid = paused.get(daemon) ?? pidOf(daemon);
+      process.kill(pid, 'SIGCONT');
+      paused.delete(daemon);
+    },
     async heal(nodes = []) {
+      for (const [daemon, pid] of paused) {
+        try {
+          process.kill(pid, 'SIGCONT');
+        } catch {
+          // it died meanwhile: stack:up below starts it again
+        }
+        paused.delete(daemon);
+      }
       const args = ['--import', 'tsx', join(repoRoot, 'infra', 'stack', 'cli.ts'), 'up', ...nodes.flatMap((node) => ['--node', String(node)])];
       const child = spawn(process.execPath, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
       let output = '';

@@ -143,10 +143,11 @@ test('gateway: with an Idempotency-Key a retry gets the first answer and publish
   assert.deepEqual(resent.sort((x, y) => x.offset - y.offset), [stored.records[1], completedBody.records[1]].sort((x, y) => x!.offset - y!.offset));
 });
 
-test('Idempotency-Key store on real Redis: pending blocks a twin; a partial outcome hands the retry the positions already acknowledged; done replays', async (t) => {
+test('Idempotency-Key store on real Redis: pending blocks a twin and goes stale, keeping what an earlier attempt recorded; partial hands the retry its outcomes; a late settle never rebuilds an entry; done replays', async (t) => {
   const redis = createRedis(config);
   onCleanup(t, () => redis.quit());
-  const store = idempotencyStore(() => redis, 60_000);
+  let clock = 1_000_000;
+  const store = idempotencyStore(() => redis, 60_000, () => clock);
   const key = `${uniqueName('idem')}:entry`;
   onCleanup(t, () => redis.del(key));
   const messages = [{ key: 'a', value: Buffer.from([1, 2]) }, { key: 'b', value: Buffer.from([3]) }];
@@ -157,13 +158,33 @@ test('Idempotency-Key store on real Redis: pending blocks a twin; a partial outc
   assert.deepEqual(await store.claim(key, fingerprint), { state: 'new' });
   assert.deepEqual(await store.claim(key, fingerprint), { state: 'pending' });
   assert.deepEqual(await store.claim(key, 'other'), { state: 'mismatch' });
-  assert.ok((await redis.pttl(key)) <= 60_000, 'a pending claim expires');
-  await store.partial(key, [{ partition: 2, offset: 7 }, null]);
-  assert.deepEqual(await store.claim(key, fingerprint), { state: 'partial', positions: [{ partition: 2, offset: 7 }, null] });
-  assert.deepEqual(await store.claim(key, fingerprint), { state: 'pending' }, 'the retry that took over the partial one holds the key');
-  await store.done(key, { topic: 'orders', records: [{ partition: 2, offset: 7 }, { partition: 0, offset: 3 }] });
+  assert.ok((await redis.pttl(key)) > 23 * 3600_000, 'a pending claim is remembered, not expired with its sender');
+  clock += 61_000;
+  assert.deepEqual(await store.claim(key, fingerprint), { state: 'stale', outcomes: undefined }, 'a sender that never settled: its records may be anywhere');
+  assert.deepEqual(await store.claim(key, fingerprint), { state: 'pending' }, 'the retry that took over the stale claim holds the key');
+
+  const outcomes = [{ partition: 2, offset: 7 }, null];
+  await store.partial(key, fingerprint, outcomes);
+  assert.deepEqual(await store.claim(key, fingerprint), { state: 'partial', outcomes });
+  clock += 61_000;
+  assert.deepEqual(await store.claim(key, fingerprint), { state: 'stale', outcomes }, 'a retry that died mid-send loses nothing of what the attempt before it recorded');
+  const unsure = [{ partition: 2, offset: 7 }, { indeterminate: 'timed out' }];
+  await store.partial(key, fingerprint, unsure);
+  assert.deepEqual(await store.claim(key, fingerprint), { state: 'partial', outcomes: unsure });
+
+  await store.done(key, fingerprint, { topic: 'orders', records: [{ partition: 2, offset: 7 }, { partition: 0, offset: 3 }] });
   assert.deepEqual(await store.claim(key, fingerprint), { state: 'done', answer: { topic: 'orders', records: [{ partition: 2, offset: 7 }, { partition: 0, offset: 3 }] } });
   assert.ok((await redis.pttl(key)) > 23 * 3600_000, 'remembered for a day');
-  await store.forget(key);
+  await store.forget(key, 'other');
+  assert.equal(await redis.exists(key), 1, 'only the entry of the same records is forgotten');
+  await store.forget(key, fingerprint);
+  assert.deepEqual(await store.claim(key, fingerprint), { state: 'new' });
+
+  // an entry gone meanwhile (expired, or forgotten): a late settle leaves nothing behind, so the
+  // key's next use is a new request, not a false "different records" (422)
+  await redis.del(key);
+  await store.partial(key, fingerprint, outcomes);
+  await store.done(key, fingerprint, { topic: 'orders', records: [] });
+  assert.equal(await redis.exists(key), 0);
   assert.deepEqual(await store.claim(key, fingerprint), { state: 'new' });
 });

@@ -53,3 +53,37 @@ test('gateway: with every broker down a publish gets 503 with Retry-After at onc
   assert.deepEqual(ids.filter((id) => id === pending.order_id).length, 1, 'the refused attempt left nothing behind');
   assert.deepEqual(ids.filter((id) => id === first.order_id).length, 1);
 });
+
+test('gateway: a record that timed out after it reached a broker is indeterminate: the retry under its Idempotency-Key says so and sends nothing again', { timeout: 240_000 }, async (t) => {
+  const faults = stackFaults(config);
+  t.after(() => faults.heal());
+  const { post, read, published } = await setupGateway(t, 'gateway-unsure', { ackTimeoutMs: 3_000 });
+  assert.equal((await post('orders', order())).status, 200, 'before the pause');
+
+  // every broker stops answering, its connections open: the producer still sees them up and
+  // sends, and the record times out in flight; the brokers may write it once they run again
+  for (const node of faults.nodes) faults.pause(`kafka-${node}`);
+  const unsure = order();
+  const key = { 'idempotency-key': `unsure-${unsure.order_id}` };
+  const timedOut = await post('orders', unsure, key);
+  for (const node of faults.nodes) faults.resume(`kafka-${node}`);
+  assert.equal(timedOut.status, 503);
+  const first = (await timedOut.json()) as { error: string; records: Array<{ error?: string }> };
+  t.diagnostic(`while paused: ${timedOut.status} ${first.error}`);
+  assert.match(first.records[0]!.error ?? '', /^indeterminate: /, 'not "not acknowledged": it may be in Kafka');
+
+  await read('orders');
+  await waitFor('Kafka to answer again', async () => ((await post('orders', order())).status === 200 ? true : undefined), 120_000, 2_000);
+  const retried = await post('orders', unsure, key);
+  const body = (await retried.json()) as { error: string; outcome?: string; records: Array<{ error?: string }> };
+  t.diagnostic(`the retry: ${retried.status} ${body.error}`);
+  assert.equal(retried.status, 409, 'the retry does not re-send a record that may be published');
+  assert.equal(body.outcome, 'indeterminate');
+  assert.equal(retried.headers.get('retry-after'), null, 'retrying this key changes nothing');
+  assert.match(body.error, /may or may not have been published by an earlier attempt .*send them under a new Idempotency-Key/);
+  assert.deepEqual((await post('orders', unsure, key)).status, 409, 'and says so again');
+  await new Promise((resolve) => setTimeout(resolve, 5_000));
+  const copies = published('orders').filter((p) => p.value.order_id === unsure.order_id).length;
+  t.diagnostic(`copies of the timed-out record in Kafka: ${copies}`);
+  assert.ok(copies <= 1, `at most the one copy the paused brokers may have written (${copies})`);
+});
