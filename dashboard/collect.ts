@@ -4,7 +4,7 @@ import type { Config } from '../core/config.ts';
 import { errorMessage } from '../core/errors.ts';
 import { createAdmin } from '../core/kafka.ts';
 import { createClientContext } from '../platform/context.ts';
-import { liveFiles, loadTableState } from '../core/iceberg/table.ts';
+import { loadTableState } from '../core/iceberg/table.ts';
 import { openLake } from '../platform/lake.ts';
 import { readPromoSummary, type PromoSummary } from '../features/promo-summary.ts';
 import { withTimeout } from '../core/async.ts';
@@ -64,7 +64,6 @@ export interface ScheduledRun {
 }
 
 export const queries = {
-  tableRows: (view: string) => `SELECT count(*) AS rows FROM ${view}`,
   // each session once, at its latest score
   probabilities: `WITH latest AS (
   SELECT user_session, arg_max(purchase_probability, event_time) AS probability FROM session_predictions WHERE kind = 'score' GROUP BY 1
@@ -179,23 +178,27 @@ export function createCollector(config: Config, options: { namespace?: string; l
     }
   }
 
-  /** The lake: slower (listings and DuckDB), so refreshed every `lakeIntervalMs` in the background. */
+  /**
+   * The lake: slower (DuckDB over S3), so refreshed every `lakeIntervalMs` in the background.
+   * Rows, files and bytes come from each table's current snapshot summary (one metadata read
+   * per table, at any lake size), not from scanning its files.
+   */
   async function refreshLake(): Promise<void> {
-    const tables: LakeTable[] = [];
-    for (const table of Object.values(names.tables)) {
-      // what the table's current snapshot references, not what a listing finds
-      const state = await loadTableState(lakeTables, table.iceberg);
-      const files = state ? await liveFiles(lakeTables, state) : [];
-      tables.push({
-        table: table.view,
-        path: state?.loaded.metadata.location ?? `${table.iceberg.namespace.join('.')}.${table.iceberg.name} (not created yet)`,
-        sink: table.group,
-        rows: 0,
-        files: files.length,
-        bytes: files.reduce((sum, entry) => sum + Number(entry.file.sizeBytes), 0),
-        lastFlush: state?.snapshot?.['timestamp-ms'] ?? null,
-      });
-    }
+    const tables = await Promise.all(
+      Object.values(names.tables).map(async (table): Promise<LakeTable> => {
+        const state = await loadTableState(lakeTables, table.iceberg);
+        const summary: Record<string, string | undefined> = state?.snapshot?.summary ?? {};
+        return {
+          table: table.view,
+          path: state?.loaded.metadata.location ?? `${table.iceberg.namespace.join('.')}.${table.iceberg.name} (not created yet)`,
+          sink: table.group,
+          rows: Number(summary['total-records'] ?? 0),
+          files: Number(summary['total-data-files'] ?? 0),
+          bytes: Number(summary['total-files-size'] ?? 0),
+          lastFlush: state?.snapshot?.['timestamp-ms'] ?? null,
+        };
+      }),
+    );
     const runs: ScheduledRun[] = [];
     for (const [kind, root] of [['backfill', names.roots.backfillManifests], ['compaction', names.roots.compactionManifests]] as const) {
       for (const object of await store.listWithTimes(`${root}/`)) {
@@ -207,7 +210,6 @@ export function createCollector(config: Config, options: { namespace?: string; l
     const lake = await openLake(config, namespace);
     try {
       const read = async <T>(sql: string) => (await lake.connection.runAndReadAll(sql)).getRowObjectsJS() as T[];
-      for (const row of tables) row.rows = Number((await read<{ rows: bigint }>(queries.tableRows(row.table)))[0]?.rows ?? 0);
       const bins = new Map((await read<{ bin: number; sessions: bigint }>(queries.probabilities)).map((r) => [Number(r.bin), Number(r.sessions)]));
       const probabilities = Array.from({ length: 10 }, (_, i) => ({ band: `${(i / 10).toFixed(1)}-${((i + 1) / 10).toFixed(1)}`, sessions: bins.get(i) ?? 0 }));
       const conversion = (await read<{ group: string; sessions: bigint; purchased: bigint }>(queries.conversion)).map((r) => ({
@@ -237,12 +239,14 @@ export function createCollector(config: Config, options: { namespace?: string; l
       const [kafka, promoSummary] = await Promise.all([kafkaFigures(services), promo(services), registryHealth(services)]);
       // the lake is read in the background: a slow S3 never holds up the live figures
       if (!lakeRefresh && (!lakeCache || at - lakeCache.at >= lakeIntervalMs)) {
-        lakeRefresh = refreshLake()
+        // a catalog or S3 that hangs gets a report and a fresh try, not a refresh pending for ever
+        lakeRefresh = withTimeout(refreshLake(), 60_000, 'the lake (Iceberg catalog and S3)')
           .then(() => lakeHealth.splice(0, lakeHealth.length, { name: 'S3 (lake)', ok: true, setting: 'S3_ENDPOINT' }))
           .catch((error: unknown) => lakeHealth.splice(0, lakeHealth.length, { name: 'S3 (lake)', ok: false, setting: 'S3_ENDPOINT', error: errorMessage(error) }))
           .then(() => void (lakeRefresh = undefined));
-        if (!lakeCache) await lakeRefresh;
       }
+      // the first snapshot does not wait for the lake either: the page shows its cards as loading
+      // until `lake.refreshedAt` is set
       services.push(...lakeHealth);
       const totals = new Map(kafka.topics.map((t) => [t.topic, t.records]));
       const elapsed = previous ? (at - previous.at) / 1000 : 0;
@@ -276,7 +280,7 @@ function sourcesOf(names: Catalog, config: Config): Record<string, string> {
     topics: `Kafka ${config.KAFKA_BROKERS}: ListOffsets latest − earliest per topic; rate = change between two snapshots`,
     lag: "Kafka: OffsetFetch of each job's consumer group against ListOffsets latest, per partition (records read but not yet durable count too; in a topic written in transactions the last commit marker counts as 1)",
     deadLetters: 'Kafka: records in each dlq.* topic (ListOffsets latest − earliest)',
-    tables: `Iceberg catalog ${config.ICEBERG_CATALOG_URL}: each table's current snapshot (files and bytes it references, its commit time as the last flush); rows: DuckDB ${queries.tableRows('<table>')}`,
+    tables: `Iceberg catalog ${config.ICEBERG_CATALOG_URL}: each table's current snapshot, its summary's total-records, total-data-files and total-files-size, its commit time as the last flush`,
     runs: `S3: run records under ${names.roots.backfillManifests}/ and ${names.roots.compactionManifests}/`,
     promo: `Redis ${config.REDIS_URL.replace(/\/\/[^@/]*@/, '//')}: the promo economics feature (${names.features.promoEconomics.redisPrefix}*), summed over shards`,
     probabilities: `DuckDB: ${queries.probabilities}`,

@@ -148,6 +148,13 @@ function transactions(snapshot) {
   show('amounts', amounts.length > 0);
 }
 
+// the cards filled from the lake, which the server reads in the background after the live figures
+const LAKE_CARDS = ['tables', 'runs', 'probabilities', 'conversion', 'hourly', 'topUsers', 'amounts'];
+
+function loading(snapshot) {
+  for (const card of LAKE_CARDS) document.querySelector(`[data-source="${card}"]`).classList.toggle('is-loading', snapshot.lake.refreshedAt === null);
+}
+
 function render(snapshot) {
   snapshots++;
   document.getElementById('namespace').textContent = snapshot.namespace ? `namespace ${snapshot.namespace}` : 'production';
@@ -156,6 +163,7 @@ function render(snapshot) {
   pipeline(snapshot);
   business(snapshot);
   transactions(snapshot);
+  loading(snapshot);
   sources(snapshot);
   document.body.dataset.snapshots = String(snapshots);
 }

@@ -1,11 +1,14 @@
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { topicDeclarations } from '../../platform/catalog.ts';
 import { repoRoot } from '../../core/config.ts';
 import { uniformDraw } from '../../core/hash.ts';
+import { withTimeout } from '../../core/async.ts';
 import { createLogger } from '../../core/log.ts';
 import { createCollector } from '../../dashboard/collect.ts';
 import { startDashboard } from '../../dashboard/server.ts';
@@ -50,6 +53,8 @@ test('the dashboard shows a live pipeline in a real browser: empty states first,
 
   // a new namespace: topics exist but hold nothing, the lake is empty; nothing is an error
   await page.waitForFunction('Number(document.body.dataset.snapshots ?? 0) >= 2');
+  // the lake's cards say they are loading until the first read of the lake is in
+  await page.waitForFunction("document.querySelectorAll('.card.is-loading').length === 0", undefined, { timeout: 60_000 });
   assert.equal(await page.locator('#banners .banner').count(), 0, await page.locator('#banners').innerText());
   assert.equal(await isEmpty(page, 'tables'), true);
   assert.equal(await isEmpty(page, 'topUsers'), true);
@@ -115,6 +120,36 @@ test('the dashboard shows a live pipeline in a real browser: empty states first,
   mkdirSync(artifacts, { recursive: true });
   await page.screenshot({ path: join(artifacts, 'dashboard.png'), fullPage: true });
   assert.deepEqual(pageErrors, []);
+});
+
+test('the first snapshot does not wait for the lake: with a catalog that never answers, the live figures come at once and the lake cards say they are loading', { timeout: 120_000 }, async (t) => {
+  // a server that takes the connection and never answers, as a catalog stuck on a large lake
+  const silent = createServer(() => {});
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  onCleanup(t, () => {
+    silent.closeAllConnections();
+    return new Promise((resolve) => silent.close(resolve));
+  });
+  const catalogUrl = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+  const dashboard = await startDashboard(createCollector({ ...config, ICEBERG_CATALOG_URL: catalogUrl }, { namespace: 'dashboard-slow-lake' }), { port: 0, host: '127.0.0.1', intervalMs: 1_000, log: createLogger('dashboard-test') });
+  onCleanup(t, () => dashboard.close());
+  const snapshot = (await withTimeout(fetch(new URL('/api/snapshot', dashboard.url)).then((response) => response.json()), 20_000, 'the first snapshot')) as {
+    lake: { refreshedAt: number | null; tables: unknown[] };
+    services: Array<{ name: string; ok: boolean }>;
+  };
+  assert.equal(snapshot.lake.refreshedAt, null, 'the lake is still being read');
+  assert.deepEqual(snapshot.lake.tables, []);
+  assert.ok(snapshot.services.some((service) => service.name === 'Kafka' && service.ok), 'the live figures are in');
+
+  const browser = await launchChromium();
+  onCleanup(t, () => browser.close());
+  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  await page.goto(dashboard.url);
+  await page.waitForFunction('Number(document.body.dataset.snapshots ?? 0) >= 1');
+  for (const card of ['tables', 'topUsers', 'probabilities']) {
+    assert.equal(await page.locator(`[data-source="${card}"]`).evaluate((element) => element.classList.contains('is-loading')), true, `${card} shows it is loading`);
+  }
+  assert.equal(await page.locator('[data-source="topics"]').evaluate((element) => element.classList.contains('is-loading')), false, 'the Kafka cards do not wait');
 });
 
 test('a backing service that does not answer shows a banner naming it and its setting, and the rest still renders', { timeout: 120_000 }, async (t) => {
