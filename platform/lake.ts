@@ -23,10 +23,15 @@ const sqlString = (value: string) => `'${value.replaceAll("'", "''")}'`;
  * extension) and one view per lake table over its Iceberg table, so SQL reads exactly what the
  * table's current snapshot holds: every committed file, nothing uncommitted, old and new schema
  * versions together. A table not created yet is an empty view with the schema's columns, so
- * queries work on a new lake too. `lakehouse.<namespace>.<table>` is there for time travel
- * (`iceberg_snapshots`, `AT (VERSION => …)`).
+ * queries work on a new lake too. `lakehouse.<namespace>.<table>` is the attached catalog itself.
+ *
+ * `asOf` reads every table as it was at a time (ISO 8601 with its zone) or at a Nessie commit:
+ * Nessie keeps one snapshot per table in its Iceberg metadata and versions the whole catalog
+ * instead, so the state of a table at a time is the table loaded as `<name>#<time or commit>`,
+ * and its views read that metadata file with `iceberg_scan`. A table that did not exist then is
+ * empty.
  */
-export async function openLake(config: Config, namespace = ''): Promise<{ connection: DuckDBConnection; close(): void }> {
+export async function openLake(config: Config, namespace = '', options: { asOf?: string } = {}): Promise<{ connection: DuckDBConnection; close(): void }> {
   const duck = await openDuckdb(config);
   try {
     await loadExtension(duck.connection, config, 'avro');
@@ -55,7 +60,10 @@ export async function openLake(config: Config, namespace = ''): Promise<{ connec
       }
     }
     for (const table of Object.values(names.tables)) {
-      if (existing.has(table.iceberg.name)) {
+      const then = existing.has(table.iceberg.name) && options.asOf !== undefined ? await tableAsOf(config, icebergNs, table.iceberg.name, options.asOf) : undefined;
+      if (then) {
+        await duck.connection.run(`CREATE OR REPLACE VIEW ${table.view} AS SELECT * FROM iceberg_scan(${sqlString(then)})`);
+      } else if (existing.has(table.iceberg.name) && options.asOf === undefined) {
         await duck.connection.run(`CREATE OR REPLACE VIEW ${table.view} AS SELECT * FROM ${LAKEHOUSE}.${quote(icebergNs)}.${quote(table.iceberg.name)}`);
       } else {
         const columns = tableColumns(declaredColumns(table));
@@ -68,6 +76,23 @@ export async function openLake(config: Config, namespace = ''): Promise<{ connec
     throw error;
   }
   return duck;
+}
+
+/** A time with its zone, or a Nessie commit id (hex). */
+export function validAsOf(value: string): boolean {
+  return /^[0-9a-f]{16,64}$/.test(value) || (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(value) && !Number.isNaN(Date.parse(value)));
+}
+
+/** The metadata file of `name` as of a time or Nessie commit; undefined if it did not exist or held nothing then. */
+async function tableAsOf(config: Config, namespace: string, name: string, asOf: string): Promise<string | undefined> {
+  try {
+    const then = await lakeCatalog(config).loadTable([namespace], `${name}#${asOf}`);
+    // created but not yet written to: nothing to scan
+    const current = then?.metadata['current-snapshot-id'];
+    return current === undefined || current === null || Number(current) < 0 ? undefined : then!.metadataLocation;
+  } catch (cause) {
+    throw new LakestreamError('USAGE', `the Iceberg catalog at ${config.ICEBERG_CATALOG_URL} cannot load ${namespace}.${name} as of ${asOf} (time travel needs a Nessie catalog): ${errorMessage(cause)}`, { cause });
+  }
 }
 
 /** The columns of a lake table's Avro value schema as the repository declares it. */

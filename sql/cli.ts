@@ -3,12 +3,14 @@ import { arg, defineCommand, expect, option, repeated, runCli } from '../core/cl
 import { loadConfig } from '../core/config.ts';
 import { LakestreamError } from '../core/errors.ts';
 import { catalog } from '../platform/catalog.ts';
-import { openLake } from '../platform/lake.ts';
+import { openLake, validAsOf } from '../platform/lake.ts';
 
 const variable = expect('NAME=VALUE, NAME a DuckDB variable name', (raw) => {
   const match = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/s.exec(raw);
   return match ? { name: match[1]!, value: match[2]! } : undefined;
 });
+
+const asOfArg = expect('a time with its zone (2026-12-03T15:00:00Z, 2026-12-03T16:00:00+01:00) or a Nessie commit id', (raw) => (validAsOf(raw) ? raw : undefined));
 
 const command = defineCommand({
   name: 'sql',
@@ -21,6 +23,7 @@ const command = defineCommand({
     format: option('F', 'how rows are printed', arg.oneOf(['table', 'csv', 'json'] as const).default('table')),
     set: repeated('NAME=VALUE', "set a DuckDB variable read with getvariable('NAME'), e.g. --set as_of=1763683200000", variable),
     namespace: option('NS', 'read the tables of a namespaced pipeline', arg.text().default('')),
+    'as-of': option('WHEN', 'time travel: every table as it was at WHEN, a time with its zone (2026-12-03T15:00:00Z) or a Nessie commit id', asOfArg.optional()),
   },
 });
 
@@ -55,7 +58,7 @@ async function main(): Promise<void> {
   if (!sql.trim()) return command.refuse('give SQL text or -f FILE');
   const { format } = values;
 
-  const lake = await openLake(loadConfig(), values.namespace);
+  const lake = await openLake(loadConfig(), values.namespace, { asOf: values['as-of'] });
   try {
     for (const { name, value } of values.set) await lake.connection.run(`SET VARIABLE ${name} = '${value.replaceAll("'", "''")}'`);
     const reader = await lake.connection.runAndReadAll(sql);

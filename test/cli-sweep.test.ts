@@ -80,6 +80,7 @@ const cases: Record<string, Case> = {
   'job: a wrong Kafka password': { cli: 'pipeline/cli.ts', args: ['promo', '--namespace', 'sweep'], env: wrongKafkaPassword, says: /rejected the credentials of user admin/ },
   'sql: a missing file': { cli: 'sql/cli.ts', args: ['-f', 'nope.sql'], says: /--file: no such file nope\.sql/ },
   'sql: an unknown format': { cli: 'sql/cli.ts', args: ['SELECT 1', '--format', 'xml'], says: /--format must be one of table, csv, json, got "xml"/ },
+  'sql: a time without its zone': { cli: 'sql/cli.ts', args: ['SELECT 1', '--as-of', '2026-12-03 15:00'], says: /--as-of must be a time with its zone \(2026-12-03T15:00:00Z/ },
   'sql: S3 unreachable': { cli: 'sql/cli.ts', args: ['SELECT count(*) FROM transactions'], env: { S3_ENDPOINT: `http://${dead}` }, says: /S3 at .* is unreachable \(ECONNREFUSED\).*S3_ENDPOINT/, withinMs: 20_000 },
   'sql: Iceberg catalog unreachable': { cli: 'sql/cli.ts', args: ['SELECT count(*) FROM transactions'], env: { ICEBERG_CATALOG_URL: `http://${dead}/iceberg` }, says: /the Iceberg catalog at .* is unreachable \(ECONNREFUSED\): is it running\? \(ICEBERG_CATALOG_URL\)/, withinMs: 20_000 },
   'sql: a wrong S3 secret': { cli: 'sql/cli.ts', args: ['SELECT count(*) FROM transactions'], env: { S3_SECRET_ACCESS_KEY: 'wrong-secret' }, says: /S3 at .* refused access key minioadmin \(SignatureDoesNotMatch.*check S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY/ },

@@ -59,3 +59,29 @@ test('pnpm run sql answers the shipped queries in table, csv and json; pnpm run 
   assert.equal(features.status, 0, features.stderr);
   assert.deepEqual(JSON.parse(features.stdout), { 42: { user_id: 42, total_transactions_count: 3, updated_at: 1000 }, 7: null });
 });
+
+test('pnpm run sql --as-of reads every table as it was at a time: the rows committed before it, none after', { timeout: 300_000 }, async (t) => {
+  const { namespace, names, query, job } = await setupPipeline(t, 'sql-as-of');
+  const producer = await createTransactionsProducer(config, { topic: names.topic.transactions });
+  onCleanup(t, () => producer.close());
+  const next = createTransactionGenerator({ users: 30, seed: 10, spreadDays: 0 });
+  const before = new Date(Date.now() - 1_000).toISOString();
+  await job('transactions-job-backup', { flushIntervalMs: 500 }).start();
+  await producer.send(Array.from({ length: 300 }, next));
+  await waitFor('300 rows', async () => (Number((await query<{ n: string }>('SELECT count(*) AS n FROM transactions'))[0]!.n) === 300 ? true : undefined));
+  // Nessie's commit times have second precision at best: keep the two commits apart
+  await new Promise((resolve) => setTimeout(resolve, 2_000));
+  const between = new Date().toISOString();
+  await new Promise((resolve) => setTimeout(resolve, 2_000));
+  await producer.send(Array.from({ length: 200 }, next));
+  await waitFor('500 rows', async () => (Number((await query<{ n: string }>('SELECT count(*) AS n FROM transactions'))[0]!.n) === 500 ? true : undefined));
+
+  const countAt = (asOf?: string) => {
+    const result = run(['sql', '--', 'SELECT count(*) AS n FROM transactions', '--namespace', namespace, '--format', 'json', ...(asOf ? ['--as-of', asOf] : [])]);
+    assert.equal(result.status, 0, result.stderr);
+    return Number((JSON.parse(result.stdout) as Array<{ n: number }>)[0]!.n);
+  };
+  assert.equal(countAt(between), 300, 'as of the moment between the two commits');
+  assert.equal(countAt(), 500, 'now');
+  assert.equal(countAt(before), 0, 'before the table had a row (or existed)');
+});
