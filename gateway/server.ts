@@ -209,7 +209,11 @@ export async function startGateway(context: ClientContext, options: GatewayOptio
   async function send(topic: GatewayTopic, messages: OutgoingMessage[], known: RecordOutcome[], idempotencyEntry?: { key: string; fingerprint: string }): Promise<Record<string, unknown>> {
     const missing = messages.flatMap((_, index) => (known[index] === null ? [index] : []));
     const answerOf = (outcomes: RecordOutcome[], unsent: string) => outcomes.map((outcome) => (outcome === null ? { error: unsent } : isIndeterminate(outcome) ? { error: `indeterminate: ${outcome.indeterminate}` } : outcome));
-    if (!missing.length) return answerIndeterminate(topic, known);
+    if (!missing.length) {
+      // nothing left to send: the claim took the entry, so it is settled again before the answer
+      if (idempotencyEntry) await settleIdempotency(idempotencyEntry, known, { topic: topic.name, records: known });
+      return answerIndeterminate(topic, known);
+    }
     // with no broker connected a record would sit in librdkafka's queue and land whenever Kafka
     // is back, after the client was told 503 and retried: refuse it unsent instead
     if (!producer.brokersUp()) {

@@ -5,6 +5,9 @@ import { test } from 'node:test';
 import { parse } from 'yaml';
 import { envSchema, repoRoot } from '../core/config.ts';
 import { metricNames } from '../core/metrics.ts';
+import { catalog } from '../platform/catalog.ts';
+import { composePolicies, composePoliciesDir } from '../infra/compose/write-s3-policies.ts';
+import { S3_JOBS_USER, s3Grants } from '../infra/s3-access.ts';
 
 interface Service {
   image?: string;
@@ -85,12 +88,32 @@ test('docker-compose.secure.yml closes every open listener and gives the apps th
     assert.equal(env.KAFKA_SUPER_USERS, 'User:admin');
   }
   for (const name of ['infra-apply', 'pipeline', 'scheduler', 'producer']) {
-    const env = { ...services[name]!.environment, ...secure.services[name]!.environment };
+    // a blank value counts as unset, as loadConfig reads the environment
+    const env = Object.fromEntries(Object.entries({ ...services[name]!.environment, ...secure.services[name]!.environment }).filter(([, value]) => value !== ''));
     const parsed = envSchema.safeParse(env);
     assert.ok(parsed.success, `${name}: ${parsed.success ? '' : parsed.error.message}`);
     assert.equal(parsed.data.KAFKA_SECURITY_PROTOCOL, 'sasl_plaintext');
     assert.ok(parsed.data.KAFKA_CREDENTIALS_DIR, `${name} reads the users' passwords from the shared volume`);
     assert.ok(secure.services[name]!.volumes?.some((volume) => volume.startsWith('kafka-users:/secrets/kafka-users')));
+    // MinIO as the jobs' user, limited to the lake's prefixes: never the root account
+    assert.equal(parsed.data.S3_ACCESS_KEY_ID, S3_JOBS_USER, `${name} signs in to MinIO as ${S3_JOBS_USER}`);
+    assert.equal(env.S3_SECRET_ACCESS_KEY, undefined, `${name} gets no root secret`);
+    assert.equal(parsed.data.S3_SECRET_ACCESS_KEY_FILE, `/secrets/s3-users/${S3_JOBS_USER}`);
+    assert.ok(secure.services[name]!.volumes?.includes('s3-users:/secrets/s3-users:ro'), `${name} mounts the S3 users' secrets read-only`);
+  }
+  const users = secure.services['minio-users']!;
+  assert.match(users.image ?? '', /^minio\/mc:RELEASE\./, 'MinIO\'s own client, pinned');
+  const script = users.entrypoint!.join(' ');
+  for (const grant of s3Grants(catalog(''), 'lake')) {
+    assert.match(script, new RegExp(`\\b${grant.user}\\b`), `minio-users creates ${grant.user}`);
+  }
+  assert.match(script, /mc admin policy create local \$\$user \/policies\/\$\$user\.json/);
+  assert.deepEqual(users.volumes, ['s3-users:/secrets/s3-users', './infra/compose/s3-policies:/policies:ro']);
+});
+
+test('the S3 policies docker-compose.secure.yml applies are the ones the catalog derives', () => {
+  for (const [file, text] of Object.entries(composePolicies())) {
+    assert.equal(readFileSync(join(composePoliciesDir, file), 'utf8'), text, `${file} is stale: node --import tsx infra/compose/write-s3-policies.ts`);
   }
 });
 
