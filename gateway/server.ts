@@ -264,13 +264,13 @@ export async function startGateway(context: ClientContext, options: GatewayOptio
    * this key does not send them again, and the answer (409, no Retry-After) says which.
    */
   function answerIndeterminate(topic: GatewayTopic, outcomes: RecordOutcome[]): Record<string, unknown> {
-    const unknown = outcomes.flatMap((outcome, index) => (outcome !== null && isIndeterminate(outcome) ? [index] : []));
+    const unknown = outcomes.flatMap((outcome, index) => (isIndeterminate(outcome) ? [index] : []));
     if (!unknown.length) return { topic: topic.name, records: outcomes };
     const first = outcomes[unknown[0]!] as { indeterminate: string };
     throw new HttpError(
       409,
       `${unknown.length} of ${outcomes.length} records of this Idempotency-Key may or may not have been published by an earlier attempt (record ${unknown[0]}: ${first.indeterminate}); this key does not send them again: look for them in ${topic.name}, or send them under a new Idempotency-Key`,
-      { outcome: 'indeterminate', records: outcomes.map((outcome) => (outcome !== null && isIndeterminate(outcome) ? { error: `indeterminate: ${outcome.indeterminate}` } : outcome)) },
+      { outcome: 'indeterminate', records: outcomes.map((outcome) => (isIndeterminate(outcome) ? { error: `indeterminate: ${outcome.indeterminate}` } : outcome)) },
     );
   }
 
