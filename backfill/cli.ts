@@ -37,6 +37,7 @@ interface Totals {
   filesRead: number;
   rowsRead: number;
   rowsWritten: number;
+  rowsKept: number;
   filesWritten: number;
   filesRemoved: number;
 }
@@ -67,18 +68,17 @@ async function main(): Promise<void> {
   const report = values.report === 'json';
   const plannedFiles = mine.reduce((sum, d) => sum + d.files, 0);
   if (!report) {
-    const today = new Date().toISOString().slice(0, 10);
     console.error(`backfill: ${mine.length} event days (${mine[0]?.dt ?? '-'} … ${mine.at(-1)?.dt ?? '-'}), ${plannedFiles} archive files, ${workers} worker${workers > 1 ? 's' : ''}${values['dry-run'] ? ', dry run' : ''}`);
-    if (mine.some((d) => d.dt >= today)) console.error(`backfill: note: the range includes today (${today}); live feature rows written during the run for today are kept beside the backfill's`);
   }
 
-  const totals: Totals = { days: 0, filesRead: 0, rowsRead: 0, rowsWritten: 0, filesWritten: 0, filesRemoved: 0 };
+  const totals: Totals = { days: 0, filesRead: 0, rowsRead: 0, rowsWritten: 0, rowsKept: 0, filesWritten: 0, filesRemoved: 0 };
   const startedAt = Date.now();
-  const account = (result: { filesRead: number; rowsRead: number; rowsWritten: number; filesWritten: number; filesRemoved: number }) => {
+  const account = (result: { filesRead: number; rowsRead: number; rowsWritten: number; rowsKept: number; filesWritten: number; filesRemoved: number }) => {
     totals.days++;
     totals.filesRead += result.filesRead;
     totals.rowsRead += result.rowsRead;
     totals.rowsWritten += result.rowsWritten;
+    totals.rowsKept += result.rowsKept;
     totals.filesWritten += result.filesWritten;
     totals.filesRemoved += result.filesRemoved;
     if (!report) process.stderr.write(`\r${progressLine(totals, mine.length, plannedFiles, startedAt)}`);
@@ -100,7 +100,7 @@ async function main(): Promise<void> {
     try {
       for (const plan of mine as DayPlan[]) {
         const result = await backfiller.run(plan, { dryRun: values['dry-run'], afterFirstUpload: testPause });
-        const counts = { filesRead: result.filesRead, rowsRead: result.rowsRead, rowsWritten: result.rowsWritten, filesWritten: result.filesWritten.length, filesRemoved: result.filesRemoved.length };
+        const counts = { filesRead: result.filesRead, rowsRead: result.rowsRead, rowsWritten: result.rowsWritten, rowsKept: result.rowsKept, filesWritten: result.filesWritten.length, filesRemoved: result.filesRemoved.length };
         if (report) console.log(JSON.stringify({ dt: plan.dt, ...counts }));
         else account(counts);
         if (values['dry-run'] && !report) {
@@ -121,7 +121,9 @@ async function main(): Promise<void> {
   process.stderr.write('\n');
   console.log(
     `backfill: ${values['dry-run'] ? 'dry run: ' : ''}${totals.days} days, ${formatCount(totals.filesRead)} files and ${formatCount(totals.rowsRead)} rows read, ` +
-      `${formatCount(totals.rowsWritten)} rows in ${totals.filesWritten} files ${values['dry-run'] ? 'would be ' : ''}written, ${totals.filesRemoved} stale objects ${values['dry-run'] ? 'would be ' : ''}removed, ` +
+      `${formatCount(totals.rowsWritten)} rows in ${totals.filesWritten} files ${values['dry-run'] ? 'would be ' : ''}written` +
+      (totals.rowsKept ? ` (${formatCount(totals.rowsKept)} of them stream rows kept: their transactions are not archived yet)` : '') +
+      `, ${totals.filesRemoved} stale objects ${values['dry-run'] ? 'would be ' : ''}removed, ` +
       `${seconds.toFixed(1)} s, ${formatCount(totals.rowsRead / Math.max(seconds, 0.001))} rows/s`,
   );
 }

@@ -30,6 +30,13 @@ import { columnsOf, sinkFileSql } from '../core/lake-layout.ts';
  * the archive files they were computed from, so a re-run over an unchanged archive finds the
  * day already in place and commits nothing. A commit refused because the table moved (the live
  * sink appended late rows of the day) recomputes the day from the archive as it then is.
+ *
+ * Late transactions: the stream's counts row of a transaction carries the transaction's Kafka
+ * position, and the two tables are written by separate sinks, so either can be ahead. A day keeps
+ * the stream rows whose transaction lies past what the archive held when the run read it (the
+ * run could not count those), and records that position per partition in the table (its
+ * cover); the feature table's sink drops stream rows below the cover of their day, the
+ * backfill's row stands for them. So no late transaction is lost or counted twice.
  */
 export interface BackfillLayout {
   transactions: ResolvedTable;
@@ -45,6 +52,8 @@ export interface DayResult {
   filesRead: number;
   rowsRead: number;
   rowsWritten: number;
+  /** Stream rows of the day kept as they were: their transactions were not archived yet. */
+  rowsKept: number;
   filesWritten: string[];
   filesRemoved: string[];
 }
@@ -93,10 +102,13 @@ export async function openDayBackfiller(context: ClientContext, layout: Backfill
   const db = duck.connection;
   const sinkFile = sinkFileSql('filename');
   const countColumns = columnsOf(JSON.parse(readFileSync(join(repoRoot, 'schemas', layout.counts.valueSchema), 'utf8')));
-  /** The archive as of the run's start: its live files by day, and the per-user daily counts. */
-  let archive: Promise<Map<string, string[]>> | undefined;
+  /**
+   * The archive as of the run's start: its live files by day, how far it holds each partition of
+   * its topic (the cover a recomputed day records), and the per-user daily counts.
+   */
+  let archive: Promise<{ byDay: Map<string, string[]>; cover: Record<number, number> }> | undefined;
 
-  function readArchive(): Promise<Map<string, string[]>> {
+  function readArchive() {
     archive ??= (async () => {
       const state = await loadTableState(deps, layout.transactions.iceberg);
       const byDay = new Map<string, string[]>();
@@ -107,14 +119,33 @@ export async function openDayBackfiller(context: ClientContext, layout: Backfill
         SELECT user_id, dt::VARCHAR AS dt, count(*)::BIGINT AS n
         FROM ${all.length ? `read_parquet(${sqlList(all)}, union_by_name = true)` : '(SELECT NULL::INTEGER AS user_id, NULL::DATE AS dt WHERE false)'}
         GROUP BY ALL`);
-      return byDay;
+      return { byDay, cover: state?.offsets?.next ?? {} };
     })();
     return archive;
   }
 
+  const position = layout.counts.sourcePosition;
+
+  /**
+   * The day's stream rows whose transaction the archive did not hold when the run read it (the
+   * counts can reach the feature table before the transactions reach theirs): the backfill cannot
+   * compute them, so they stay as the stream wrote them until a later run can.
+   */
+  async function keptRows(paths: string[], cover: Record<number, number>): Promise<string | undefined> {
+    if (!position || !paths.length) return undefined;
+    const withPositions = (await db.runAndReadAll(`SELECT count(*)::INTEGER AS n FROM parquet_schema(${sqlList(paths)}) WHERE name = '${position.offset}'`)).getRowObjectsJS()[0] as { n: number };
+    if (!withPositions.n) return undefined;
+    const covered = Object.entries(cover).map(([partition, next]) => `(${Number(partition)}, ${Number(next)})`);
+    return `SELECT user_id, total_transactions_count, event_timestamp_millis, ${position.partition} AS source_partition, ${position.offset} AS source_offset,
+        ((event_timestamp_millis // 3600000) % 24)::INTEGER AS hour
+      FROM read_parquet(${sqlList(paths)}, union_by_name = true)
+      ${covered.length ? `LEFT JOIN (VALUES ${covered.join(', ')}) AS cover(p, next) ON ${position.partition} = cover.p` : ''}
+      WHERE ${position.offset} IS NOT NULL AND ${position.offset} >= ${covered.length ? 'coalesce(cover.next, 0)' : '0'}`;
+  }
+
   async function runDay(day: DayPlan, options: { dryRun?: boolean; afterFirstUpload?: () => Promise<void> }, attempt: number): Promise<DayResult> {
     const { dt } = day;
-    const byDay = await readArchive();
+    const { byDay, cover } = await readArchive();
     const inputs = byDay.get(dt) ?? [];
     // what the day's rows are computed from: its files, and every earlier day's (the seeds)
     const lineage = [...byDay].filter(([d]) => d <= dt).flatMap(([, paths]) => paths).sort();
@@ -137,14 +168,31 @@ export async function openDayBackfiller(context: ClientContext, layout: Backfill
       FROM day LEFT JOIN seed USING (user_id)`;
     let counts: TableState = await ensureTable(deps, layout.counts.iceberg, countColumns, layout.warehouse, 'user_id');
     const location = counts.loaded.metadata.location.replace(/\/+$/, '');
-    const digest = createHash('sha256').update(`${dt}\n${lineage.join('\n')}`).digest('hex').slice(0, 16);
-    const fileOf = (hour: number) => `${location}/data/dt=${dt}/hour=${String(hour).padStart(2, '0')}/backfill-${digest}.parquet`;
     const replaced = (await liveFiles(deps, counts)).filter((entry) => dayOf(entry) === dt);
+    const kept = await keptRows(replaced.map((entry) => entry.file.path), cover);
+    const dayRows = `
+      SELECT user_id, total_transactions_count, event_timestamp_millis, NULL::INTEGER AS source_partition, NULL::BIGINT AS source_offset, dt, hour FROM (${dayCounts})
+      ${kept ? `UNION ALL SELECT user_id, total_transactions_count, event_timestamp_millis, source_partition, source_offset, DATE '${dt}', hour FROM (${kept})` : ''}`;
 
-    const [plan] = (await db.runAndReadAll(`SELECT count(*)::BIGINT AS n, list(DISTINCT hour ORDER BY hour) AS hours FROM (${dayCounts})`)).getRowObjectsJS() as Array<{ n: bigint; hours: number[] }>;
+    const [plan] = (
+      await db.runAndReadAll(`SELECT count(*)::BIGINT AS n, list(DISTINCT hour ORDER BY hour) AS hours,
+        count(source_offset)::BIGINT AS kept, coalesce(sum(hash(user_id, total_transactions_count, event_timestamp_millis, source_partition, source_offset)), 0)::VARCHAR AS fingerprint
+        FROM (${dayRows})`)
+    ).getRowObjectsJS() as Array<{ n: bigint; hours: number[]; kept: bigint; fingerprint: string }>;
+    // named from what they are computed from: the archive up to the day, and the stream rows kept
+    const digest = createHash('sha256').update(`${dt}\n${lineage.join('\n')}\n${plan!.kept}:${plan!.fingerprint}`).digest('hex').slice(0, 16);
+    const fileOf = (hour: number) => `${location}/data/dt=${dt}/hour=${String(hour).padStart(2, '0')}/backfill-${digest}.parquet`;
     const files = plan!.hours.map(fileOf);
     const rows = Number(plan!.n);
-    const result: DayResult = { dt, filesRead: inputs.length, rowsRead: rows, rowsWritten: rows, filesWritten: files, filesRemoved: replaced.map((e) => e.file.path).filter((path) => !files.includes(path)) };
+    const result: DayResult = {
+      dt,
+      filesRead: inputs.length,
+      rowsRead: rows - Number(plan!.kept),
+      rowsWritten: rows,
+      rowsKept: Number(plan!.kept),
+      filesWritten: files,
+      filesRemoved: replaced.map((e) => e.file.path).filter((path) => !files.includes(path)),
+    };
     if (options.dryRun) return result;
     const live = new Set(replaced.map((entry) => entry.file.path));
     if (files.length === live.size && files.every((path) => live.has(path))) {
@@ -159,11 +207,11 @@ export async function openDayBackfiller(context: ClientContext, layout: Backfill
     const fieldIds = Object.fromEntries(counts.schema.fields.map((field) => [field.name, field.id]));
     const ids = counts.schema.fields.map((field) => `'${field.name}': ${field.id}`).join(', ');
     const columns = counts.schema.fields.map((field) => `"${field.name}"`).join(', ');
-    if (Object.keys(fieldIds).some((name) => !['user_id', 'total_transactions_count', 'event_timestamp_millis', 'dt', 'hour'].includes(name))) {
+    if (Object.keys(fieldIds).some((name) => !['user_id', 'total_transactions_count', 'event_timestamp_millis', 'source_partition', 'source_offset', 'dt', 'hour'].includes(name))) {
       throw new LakestreamError('USAGE', `${layout.counts.view} has columns the backfill does not compute: ${Object.keys(fieldIds).join(', ')}`);
     }
     await db.run('SET preserve_insertion_order = true');
-    await db.run(`COPY (SELECT ${columns}, hour AS __hour FROM (${dayCounts}) ORDER BY hour, user_id, total_transactions_count)
+    await db.run(`COPY (SELECT ${columns}, hour AS __hour FROM (${dayRows}) ORDER BY hour, user_id, total_transactions_count)
       TO '${local}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880, PARTITION_BY (__hour), FILENAME_PATTERN 'backfill', FIELD_IDS {${ids}})`);
     await db.run('SET preserve_insertion_order = false');
     const added: DataFile[] = [];
@@ -189,6 +237,8 @@ export async function openDayBackfiller(context: ClientContext, layout: Backfill
         operation: 'overwrite',
         added: added.filter((file) => !live.has(file.path)),
         removed: new Set([...live].filter((path) => !files.includes(path))),
+        // stream rows of the day whose transaction the archive held are this computation's now
+        ...(position ? { covers: { ...counts.covers, [dt]: cover } } : {}),
         writer: 'backfill',
       });
     } catch (error) {

@@ -58,6 +58,12 @@ export interface TableDeclaration {
   eventTimeField: string;
   /** The lake sink job (and consumer group) that writes it. */
   sink: string;
+  /**
+   * For a table derived from another topic: the fields holding the Kafka position of the input
+   * record a row was computed from. A backfill that recomputed a day from the archive records in
+   * the table how far the archive went; stream rows of inputs below that are superseded.
+   */
+  sourcePosition?: { partition: string; offset: string };
 }
 
 export interface FeatureDeclaration {
@@ -222,6 +228,7 @@ export const tableDeclarations = {
     topic: 'userTransactionCounts',
     eventTimeField: 'event_timestamp_millis',
     sink: 'user-transaction-counts-lake-sink',
+    sourcePosition: { partition: 'source_partition', offset: 'source_offset' },
   },
   shopEvents: {
     view: 'shop_events',

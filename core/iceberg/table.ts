@@ -17,7 +17,8 @@ import { evolveSchema, partitionSpec, type IcebergSchema } from './schema.ts';
  * Kafka offsets live in the snapshot summary: every snapshot carries the whole map of the
  * table's source topic (partition → next offset to archive) and the topic id, copied forward by
  * commits that do not move them (compaction, backfill), so the current snapshot alone says how
- * far the table has archived its topic.
+ * far the table has archived its topic. A derived table's backfill covers (how far the archive
+ * went that each recomputed day was computed from) are carried the same way.
  */
 
 export interface TableRef {
@@ -40,12 +41,17 @@ export interface TableState {
   snapshot: Snapshot | undefined;
   schema: IcebergSchema;
   offsets: KafkaOffsets | undefined;
+  /** Per event day (YYYY-MM-DD) a backfill recomputed: the input topic's partition → next offset its archive held. */
+  covers: BackfillCovers;
 }
+
+export type BackfillCovers = Record<string, Record<number, number>>;
 
 export const SUMMARY = {
   topic: 'lakestream.kafka.topic',
   topicId: 'lakestream.kafka.topic-id',
   offsets: 'lakestream.kafka.offsets',
+  covers: 'lakestream.backfill.covers',
   writer: 'lakestream.writer',
 } as const;
 
@@ -116,7 +122,7 @@ function stateOf(ref: TableRef, loaded: LoadedTable): TableState {
   const snapshot = currentId === undefined || currentId === null || currentId === -1n ? undefined : metadata.snapshots?.find((s) => s['snapshot-id'] === currentId);
   const schema = metadata.schemas.find((s) => s['schema-id'] === metadata['current-schema-id']);
   if (!schema) throw new LakestreamError('ICEBERG_ERROR', `table ${tableName(ref)} has no current schema ${metadata['current-schema-id']}`);
-  return { ref, loaded, snapshot, schema, offsets: snapshot ? offsetsOf(snapshot) : undefined };
+  return { ref, loaded, snapshot, schema, offsets: snapshot ? offsetsOf(snapshot) : undefined, covers: snapshot ? coversOf(snapshot) : {} };
 }
 
 export function offsetsOf(snapshot: Snapshot): KafkaOffsets | undefined {
@@ -129,6 +135,16 @@ export function offsetsOf(snapshot: Snapshot): KafkaOffsets | undefined {
     throw new LakestreamError('ICEBERG_ERROR', `snapshot ${snapshot['snapshot-id']}: ${SUMMARY.offsets} is not JSON: ${raw.slice(0, 100)}`, { cause });
   }
   return { topic: snapshot.summary[SUMMARY.topic] ?? '', topicId: snapshot.summary[SUMMARY.topicId] ?? '', next };
+}
+
+function coversOf(snapshot: Snapshot): BackfillCovers {
+  const raw = snapshot.summary[SUMMARY.covers];
+  if (!raw) return {};
+  try {
+    return JSON.parse(raw) as BackfillCovers;
+  } catch (cause) {
+    throw new LakestreamError('ICEBERG_ERROR', `snapshot ${snapshot['snapshot-id']}: ${SUMMARY.covers} is not JSON: ${raw.slice(0, 100)}`, { cause });
+  }
 }
 
 /** The object key of an `s3://<bucket>/<key>` location in the lake bucket. */
@@ -169,6 +185,8 @@ export interface SnapshotChange {
   columns?: Column[][];
   /** Replaces the Kafka offsets carried from the base snapshot. */
   offsets?: KafkaOffsets;
+  /** Replaces the backfill covers carried from the base snapshot. */
+  covers?: BackfillCovers;
   /** The table's first commit (ensureTable): adds the partition spec, fenced by the default spec id. */
   initialize?: boolean;
   /** Table properties set in the same commit (a marker that must move with the data). */
@@ -324,13 +342,14 @@ export async function commitSnapshot(deps: TableDeps, base: TableState, change: 
     const addedBytes = change.added.reduce((sum, file) => sum + file.sizeBytes, 0n);
     const partitions = new Set([...change.added.map((f) => `${f.partition.dt}/${f.partition.hour}`)]);
     const carried: Record<string, string> = {};
-    for (const key of [SUMMARY.topic, SUMMARY.topicId, SUMMARY.offsets]) {
+    for (const key of [SUMMARY.topic, SUMMARY.topicId, SUMMARY.offsets, SUMMARY.covers]) {
       const value = base.snapshot?.summary[key];
       if (value !== undefined) carried[key] = value;
     }
     const offsets: Record<string, string> = change.offsets
       ? { [SUMMARY.topic]: change.offsets.topic, [SUMMARY.topicId]: change.offsets.topicId, [SUMMARY.offsets]: JSON.stringify(change.offsets.next) }
       : {};
+    if (change.covers) offsets[SUMMARY.covers] = JSON.stringify(change.covers);
     const summary: Record<string, string> & { operation: string } = {
       operation: change.operation,
       'added-data-files': String(change.added.length),

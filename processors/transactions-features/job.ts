@@ -32,12 +32,13 @@ export function createFeaturesJob(context: ClientContext, options: FeaturesJobOp
     { name, input: catalog.topic[declaration.input], instance: options.instance, stores: { counts } },
     context,
     () => ({
-      process(transaction, { stores, forward }) {
+      process(transaction, { stores, forward }, record) {
         const key = String(transaction.user_id);
         const total = (stores.counts.get(key) ?? 0) + 1;
         stores.counts.put(key, total, transaction.transaction_timestamp_millis);
         stats.emitted++;
-        return forward(output, key, counts.encode(key, total, transaction.transaction_timestamp_millis));
+        // the transaction's position lets a backfill of its day tell whether it counted it already
+        return forward(output, key, { ...counts.encode(key, total, transaction.transaction_timestamp_millis), source_partition: record.partition, source_offset: record.offset });
       },
       stats: () => ({ ...stats }),
     }),

@@ -7,7 +7,7 @@ import { ensureLakeTable } from '../../platform/lake.ts';
 import type { DataFile } from '../../core/iceberg/manifest.ts';
 import { CommitConflict, CommitStateUnknown } from '../../core/iceberg/rest-catalog.ts';
 import { evolveSchema } from '../../core/iceberg/schema.ts';
-import { commitSnapshot, keyOf, liveFiles, type TableDeps, type TableState } from '../../core/iceberg/table.ts';
+import { commitSnapshot, keyOf, liveFiles, SUMMARY, type TableDeps, type TableState } from '../../core/iceberg/table.ts';
 import { columnsOf, eventTimePartition } from '../../core/lake-layout.ts';
 import { metrics, secondsSince } from '../../core/metrics.ts';
 import { LatencyRecorder } from '../../core/stats.ts';
@@ -41,6 +41,8 @@ export interface LakeSinkStats {
   /** Catalog commit latency of this sink's commits. */
   commitP50Ms: number;
   commitP99Ms: number;
+  /** Rows of a derived table dropped because a backfill of their day had counted their input. */
+  superseded: number;
 }
 
 /** The rows of one output file: one event hour of one partition, written with one schema, held column by column. */
@@ -62,6 +64,8 @@ interface Flush {
   groups: FileGroup[];
   rows: number;
   bytes: number;
+  /** The backfill covers its rows were checked against (see `PartitionBuffer.covers`). */
+  covers: string | undefined;
 }
 
 interface PartitionBuffer {
@@ -86,6 +90,12 @@ interface PartitionBuffer {
   flushing: Promise<void>;
   /** Set when the table moved this partition past what this buffer expected: it must not write again. */
   fenced: boolean;
+  /**
+   * A derived table's backfill covers the buffered rows were checked against (the summary value);
+   * undefined once rows were checked against different ones. A flush commits only if the table
+   * still has these: a backfill committed meanwhile makes the rows be read and checked again.
+   */
+  covers: string | undefined;
 }
 
 /** A flush whose files are uploaded, waiting for the table commit that makes them visible. */
@@ -99,6 +109,7 @@ interface ReadyFlush {
 }
 
 const HOUR_MS = 3_600_000;
+const coversKey = (state: TableState) => state.snapshot?.summary[SUMMARY.covers] ?? '';
 const DAY_MS = 24 * HOUR_MS;
 
 /**
@@ -139,7 +150,7 @@ function lakeSinkHandler(
   const store = lake.store;
   const partitions = new Map<number, PartitionBuffer>();
   const columnsBySchema = new Map<number, Column[]>();
-  const stats = { rowsWritten: 0, filesWritten: 0, bytesWritten: 0, flushes: 0, commits: 0, conflicts: 0, fenced: 0 };
+  const stats = { rowsWritten: 0, filesWritten: 0, bytesWritten: 0, flushes: 0, commits: 0, conflicts: 0, fenced: 0, superseded: 0 };
   const commitLatency = new LatencyRecorder();
   let writer: Promise<ParquetWriter> | undefined;
   /** Bytes of rows buffered, and of rows handed to flushes not yet finished. */
@@ -151,6 +162,8 @@ function lakeSinkHandler(
   let state: TableState | undefined;
   /** Partitions whose flush was fenced: the loop seeks them to the table's offset before its next batch. */
   const fences = new Map<number, number>();
+  /** Partitions this sink rewound to the table's offset: the offset, and the first record seen past it. */
+  const rewoundTo = new Map<number, { to: number; from: number }>();
   const ready: ReadyFlush[] = [];
   let committing: Promise<void> | undefined;
 
@@ -161,7 +174,8 @@ function lakeSinkHandler(
     return state;
   }
 
-  async function loadPartition(partition: number, firstOffset: number): Promise<PartitionBuffer> {
+  /** The partition's buffer from the table's offset; undefined when the consumer was rewound to it (the batch is read again). */
+  async function loadPartition(partition: number, firstOffset: number): Promise<PartitionBuffer | undefined> {
     const current = await tableState(true);
     const offsets = current.offsets;
     const committedNext = offsets?.next[partition];
@@ -178,10 +192,17 @@ function lakeSinkHandler(
       // The consumer starts from Kafka's committed offset, which may be behind the table's (a crash
       // between the two commits) or, after a fenced owner committed to Kafka, ahead of it: the
       // table decides where archiving goes on.
-      if (firstOffset > committedNext) {
+      // The same first record after a rewind means nothing readable lies between the table's
+      // offset and it: a transactional topic's commit marker (or an aborted batch) sits there.
+      const rewind = rewoundTo.get(partition);
+      if (firstOffset > committedNext && !(rewind?.to === committedNext && rewind.from === firstOffset)) {
         await controls.seek(partition, committedNext);
-        log.warn('consumer was ahead of the table; rewound to the table\'s offset', { partition, from: firstOffset, to: committedNext });
+        rewoundTo.set(partition, { to: committedNext, from: firstOffset });
+        // a commit marker after the table's offset looks the same at first sight, hence info
+        log.info('first record past the table\'s offset; reading again from there', { partition, from: firstOffset, to: committedNext });
+        return undefined;
       }
+      rewoundTo.delete(partition);
     }
     const lastArchived = committedNext === undefined ? -1 : committedNext - 1;
     return {
@@ -196,6 +217,7 @@ function lakeSinkHandler(
       oldestAt: undefined,
       flushing: Promise.resolve(),
       fenced: false,
+      covers: coversKey(current),
     };
   }
 
@@ -219,12 +241,13 @@ function lakeSinkHandler(
    */
   function startFlush(buffer: PartitionBuffer): Promise<void> {
     if (buffer.lastSeen <= buffer.flushedThrough || buffer.fenced) return buffer.flushing;
-    const job: Flush = { from: buffer.flushedThrough + 1, to: buffer.lastSeen, groups: [...buffer.groups.values()], rows: buffer.rows, bytes: buffer.bytes };
+    const job: Flush = { from: buffer.flushedThrough + 1, to: buffer.lastSeen, groups: [...buffer.groups.values()], rows: buffer.rows, bytes: buffer.bytes, covers: buffer.covers };
     buffer.flushedThrough = buffer.lastSeen;
     buffer.groups = new Map();
     buffer.rows = 0;
     buffer.bytes = 0;
     buffer.oldestAt = undefined;
+    if (state) buffer.covers = coversKey(state);
     inFlightBytes += job.bytes;
     bufferedBytes -= job.bytes;
     // After a failed flush nothing more is written: a later flush would commit past the failed
@@ -347,8 +370,9 @@ function lakeSinkHandler(
       const accepted: ReadyFlush[] = [];
       for (const flush of pending) {
         const tableNext = next[flush.buffer.partition];
-        if (tableNext === flush.buffer.committedNext) accepted.push(flush);
-        else await fence(flush, current, tableNext);
+        if (tableNext !== flush.buffer.committedNext) await fence(flush, current, tableNext);
+        else if (table.sourcePosition && flush.job.covers !== coversKey(current)) await fence(flush, current, tableNext, 'a backfill committed since its rows were checked');
+        else accepted.push(flush);
       }
       if (!accepted.length) return;
       for (const flush of accepted) next[flush.buffer.partition] = flush.job.to + 1;
@@ -389,7 +413,7 @@ function lakeSinkHandler(
    * owner's commit on top since (the catalog keeps only the current snapshot, so the attempt
    * cannot be found by its id), made them the table's.
    */
-  async function fence(flush: ReadyFlush, current: TableState, tableNext: number | undefined): Promise<void> {
+  async function fence(flush: ReadyFlush, current: TableState, tableNext: number | undefined, reason = 'the table moved this partition past the flush'): Promise<void> {
     const { buffer, job } = flush;
     const live = new Set((await liveFiles(lake, current)).map((entry) => entry.file.path));
     const landed = flush.files.filter((file) => live.has(file.path));
@@ -398,7 +422,7 @@ function lakeSinkHandler(
       return;
     }
     stats.fenced++;
-    log.warn('fenced: the table moved this partition past the flush; dropping the buffer and re-reading from the table', {
+    log.warn(`fenced: ${reason}; dropping the buffer and re-reading from the table`, {
       partition: buffer.partition,
       flushFrom: job.from,
       expected: buffer.committedNext ?? null,
@@ -416,11 +440,33 @@ function lakeSinkHandler(
     flush.done('fenced');
   }
 
+  /**
+   * Whether a backfill of the row's day already counted the input the row was computed from
+   * (its position is below what the backfill's archive held): the backfill's row stands for it.
+   */
+  function superseded(record: StreamRecord, eventTime: number): boolean {
+    const covers = state?.covers;
+    const position = table.sourcePosition!;
+    const partition = record.value[position.partition];
+    const offset = record.value[position.offset];
+    if (!covers || typeof partition !== 'number' || typeof offset !== 'number') return false;
+    const covered = covers[new Date(Math.floor(eventTime / DAY_MS) * DAY_MS).toISOString().slice(0, 10)]?.[partition];
+    return covered !== undefined && offset < covered;
+  }
+
   function add(buffer: PartitionBuffer, record: StreamRecord): void {
     const eventTime = record.value[table.eventTimeField];
     if (typeof eventTime !== 'number' || !Number.isFinite(eventTime)) {
       // Caught by the catalog's rules for declared topics; a schema change could still get here.
       throw new LakestreamError('RECORD_INVALID', `${table.eventTimeField}: not an epoch-millisecond time at ${record.topic}/${record.partition}@${record.offset}`);
+    }
+    if (table.sourcePosition) {
+      const checkedWith = coversKey(state!);
+      if (buffer.covers !== checkedWith) buffer.covers = buffer.rows === 0 && buffer.flushedThrough === buffer.lastSeen ? checkedWith : undefined;
+      if (superseded(record, eventTime)) {
+        stats.superseded++;
+        return;
+      }
     }
     // Grouped by hour number, not by formatted date: one toISOString per new group, not per row.
     const groupKey = `${Math.floor(eventTime / HOUR_MS)}|${record.schemaId}`;
@@ -461,12 +507,8 @@ function lakeSinkHandler(
     if (!buffer) {
       const first = batch.records[0]?.offset ?? batch.lastOffset;
       buffer = await loadPartition(batch.partition, first);
+      if (!buffer) return;
       partitions.set(batch.partition, buffer);
-      if (buffer.committedNext !== undefined && first > buffer.committedNext) {
-        // rewound: this batch is read again from the table's offset
-        partitions.delete(batch.partition);
-        return;
-      }
     }
     if (batch.lastOffset <= buffer.lastSeen) return;
     for (const record of batch.records) {

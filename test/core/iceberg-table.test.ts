@@ -18,7 +18,7 @@ test('Iceberg commits against the real catalog: a stale base or a file no longer
 
   const duck = await openDuckdb(config);
   const local = join(tmpdir(), `lakestream-iceberg-${process.pid}.parquet`);
-  await duck.connection.run(`COPY (SELECT i::INTEGER AS user_id, (i + 1)::BIGINT AS total_transactions_count, (1763600000000 + i)::BIGINT AS event_timestamp_millis, DATE '2026-11-20' AS dt, 1::INTEGER AS hour FROM range(10) t(i))
+  await duck.connection.run(`COPY (SELECT i::INTEGER AS user_id, (i + 1)::BIGINT AS total_transactions_count, (1763600000000 + i)::BIGINT AS event_timestamp_millis, DATE '2026-11-20' AS dt, 1::INTEGER AS hour, NULL::INTEGER AS source_partition, NULL::BIGINT AS source_offset FROM range(10) t(i))
     TO '${local}' (FORMAT parquet, FIELD_IDS {${ids}})`);
   const body = readFileSync(local);
   rmSync(local, { force: true });
