@@ -203,7 +203,7 @@ export interface TransactionalProducer {
  * timeout a lost answer would. What a job does with a commit whose outcome it cannot know is
  * otherwise a window of milliseconds in a broker failover.
  */
-export const transactionFaults = { commitAnswersToLose: 0 };
+export const transactionFaults = { commitAnswersToLose: 0, /** Only producers whose transactional id starts with this. */ transactionalIdPrefix: '' };
 
 export async function createTransactionalProducer(
   config: KafkaConnection,
@@ -305,7 +305,7 @@ async function initTransactionalProducer(
     sendOffsets: (offsets, consumer) => guarded('sendOffsetsToTransaction', 30_000, (cb) => producer.sendOffsetsToTransaction(offsets, consumer, 30_000, cb)),
     async commit() {
       await guarded('commitTransaction', 60_000, (cb) => producer.commitTransaction(60_000, cb));
-      if (transactionFaults.commitAnswersToLose > 0) {
+      if (transactionFaults.commitAnswersToLose > 0 && transactionalId.startsWith(transactionFaults.transactionalIdPrefix)) {
         transactionFaults.commitAnswersToLose--;
         throw Object.assign(new Error('commitTransaction did not return (an answer lost on purpose, transactionFaults)'), { code: kafkaJavascript.CODES.ERRORS.ERR__TIMED_OUT, isFatal: true });
       }

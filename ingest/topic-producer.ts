@@ -3,15 +3,20 @@ import { avroCodec, type AvroCodec } from '../core/avro.ts';
 import type { TopicDeclaration } from '../platform/catalog.ts';
 import type { Config } from '../core/config.ts';
 import type { KafkaConnection } from '../core/kafka.ts';
-import { LakestreamError, errorMessage } from '../core/errors.ts';
-import { createBatchProducer, type OutgoingMessage, type ProducerTuning } from '../core/kafka-producer.ts';
+import { LakestreamError, errorMessage, isRetriable } from '../core/errors.ts';
+import { randomUUID } from 'node:crypto';
+import { createTransactionalProducer, type ProducerTuning, type TransactionalProducer } from '../core/kafka-producer.ts';
+import { createTransactionManager, TransactionOutcomeUnknown } from '../core/runtime/transactions.ts';
+import { createLogger } from '../core/log.ts';
 import { createRegistry, schemaLookupError } from '../core/registry.ts';
 
-export interface TopicProducerOptions extends ProducerTuning {
+export interface TopicProducerOptions extends Pick<ProducerTuning, 'lingerMs' | 'compression'> {
   /** The registered schema to write with; defaults to the latest under `<topic>-value`. */
   schemaId?: number;
   registry?: SchemaRegistry;
   clientId?: string;
+  /** How long a send may keep retrying aborted transactions before it fails (default 120 s). */
+  deliveryTimeoutMs?: number;
 }
 
 export interface SendOutcome {
@@ -24,11 +29,14 @@ export interface SendOutcome {
 export interface TopicProducer {
   readonly topic: string;
   readonly schemaId: number;
+  /** Transactions aborted (a broker or the coordinator failing) and sent again so far. */
+  readonly retried: number;
   /**
    * Validates (the topic's rules), encodes and sends `records`, keyed by the topic's key field;
-   * resolves when all valid ones are acknowledged by every in-sync replica. Invalid records are
-   * refused, never sent. Rejects with DELIVERY_FAILED if the broker did not take them; nothing
-   * is dropped silently.
+   * resolves once they are committed, visible to read_committed readers exactly once. Invalid
+   * records are refused, never sent. Rejects with DELIVERY_FAILED if they could not be committed
+   * in time (nothing of them visible), or, not retriable, when the commit's outcome is unknown;
+   * nothing is dropped silently.
    */
   send(records: unknown[]): Promise<SendOutcome>;
   close(): Promise<void>;
@@ -36,7 +44,15 @@ export interface TopicProducer {
 
 /**
  * A producer for one declared topic (platform/catalog.ts): its rules, its key field, its registered
- * schema; idempotent, acks=all, murmur2 keys. `topic.name` may be namespaced.
+ * schema; murmur2 keys. `topic.name` may be namespaced.
+ *
+ * Sends are committed in Kafka transactions, not merely idempotent: librdkafka's idempotent
+ * producer bumps its epoch after some produce errors (a skipped sequence in a leader change, a
+ * timed-out message) and then renumbers records that may already be stored on other partitions,
+ * which writes them twice (confluentinc/librdkafka#4953; seen here as one duplicate in a chaos run
+ * that killed two of three brokers). In a transaction that bump aborts the transaction instead,
+ * and the aborted copies are never read. Sends arriving while a commit runs share the next
+ * transaction (a group commit), so the cost is one commit per round trip, not per send.
  */
 export async function createTopicProducer(
   config: KafkaConnection & Pick<Config, 'SCHEMA_REGISTRY_URL'>,
@@ -53,40 +69,108 @@ export async function createTopicProducer(
     }
   }
   const codec: AvroCodec = await avroCodec(registry, schemaId);
-  const producer = await createBatchProducer(config, options.clientId ?? `lakestream-${topic.name}-producer`, options);
+  // one id per producer process: two producers of a topic run side by side without fencing each other
+  const transactionalId = `${topic.name}-producer-${randomUUID().slice(0, 8)}`;
+  const log = createLogger('producer', { topic: topic.name, transactionalId });
+  const manager = createTransactionManager({
+    transactionalId,
+    newProducer: () => createTransactionalProducer(config, transactionalId, { lingerMs: options.lingerMs, compression: options.compression }),
+    log,
+  });
+  await manager.start();
+  const deliveryTimeoutMs = options.deliveryTimeoutMs ?? 120_000;
+
+  interface Queued {
+    records: unknown[];
+    outcome: SendOutcome;
+    resolve(outcome: SendOutcome): void;
+    reject(error: unknown): void;
+  }
+  const queue: Queued[] = [];
+  let committing: Promise<void> | undefined;
+  let retried = 0;
+
+  /** Validated and encoded as the producer takes them, into one reused buffer. */
+  async function produceAll(producer: TransactionalProducer, group: Queued[]): Promise<void> {
+    for (const queued of group) {
+      queued.outcome = { sent: 0, bytes: 0, refused: [] };
+      for (const record of queued.records) {
+        try {
+          topic.rules?.(record as Record<string, unknown>);
+        } catch (error) {
+          queued.outcome.refused.push({ record, reason: errorMessage(error) });
+          continue;
+        }
+        const value = codec.encodeTransient(record);
+        // Keys are the key field's text, so any client hashing the same bytes agrees on the partition.
+        const key = String((record as Record<string, unknown>)[topic.key]);
+        queued.outcome.bytes += value.length + key.length;
+        queued.outcome.sent++;
+        await producer.produce(topic.name, { key, value });
+      }
+    }
+  }
+
+  async function commitGroup(group: Queued[]): Promise<void> {
+    const deadline = performance.now() + deliveryTimeoutMs;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await manager.run({ work: (producer) => produceAll(producer, group) });
+        return;
+      } catch (error) {
+        const records = group.reduce((sum, queued) => sum + queued.records.length, 0);
+        if (error instanceof TransactionOutcomeUnknown) {
+          // the successor producer settles it; whether these records are in the topic is then for
+          // the caller to look up, never to guess by sending them again
+          await manager.settle().catch(() => {});
+          throw new LakestreamError('DELIVERY_FAILED', `${records} records may or may not have been written to ${topic.name}: ${errorMessage(error)}`, {
+            cause: error,
+            retriable: false,
+            context: { topic: topic.name, records, outcome: 'unknown' },
+          });
+        }
+        if (!isRetriable(error) || performance.now() > deadline) {
+          throw new LakestreamError('DELIVERY_FAILED', `${records} records not delivered to ${topic.name} after ${attempt} transactions: ${errorMessage(error)}`, {
+            cause: error,
+            retriable: isRetriable(error),
+            context: { topic: topic.name, records },
+          });
+        }
+        retried++;
+        log.warn('transaction aborted; sending its records again in a new one', { attempt, records, error: errorMessage(error) });
+        await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** attempt, 2_000)));
+      }
+    }
+  }
+
+  async function commitQueued(): Promise<void> {
+    while (queue.length) {
+      const group = queue.splice(0, queue.length);
+      try {
+        await commitGroup(group);
+        for (const queued of group) queued.resolve(queued.outcome);
+      } catch (error) {
+        for (const queued of group) queued.reject(error);
+      }
+    }
+    committing = undefined;
+  }
 
   return {
     topic: topic.name,
     schemaId,
-    async send(records) {
-      const refused: SendOutcome['refused'] = [];
-      let bytes = 0;
-      // Validated and encoded one at a time as the producer takes them, into one reused buffer.
-      function* messages(): Generator<OutgoingMessage> {
-        for (const record of records) {
-          try {
-            topic.rules?.(record as Record<string, unknown>);
-          } catch (error) {
-            refused.push({ record, reason: errorMessage(error) });
-            continue;
-          }
-          const value = codec.encodeTransient(record);
-          // Keys are the key field's text, so any client hashing the same bytes agrees on the partition.
-          const key = String((record as Record<string, unknown>)[topic.key]);
-          bytes += value.length + key.length;
-          yield { key, value };
-        }
-      }
-      const { sent, failed, firstError } = await producer.send(topic.name, messages());
-      if (failed) {
-        throw new LakestreamError('DELIVERY_FAILED', `${failed} of ${sent} records not delivered to ${topic.name}: ${errorMessage(firstError)}`, {
-          cause: firstError,
-          retriable: true,
-          context: { topic: topic.name, records: failed },
-        });
-      }
-      return { sent, bytes, refused };
+    get retried() {
+      return retried;
     },
-    close: () => producer.close(),
+    send(records) {
+      return new Promise<SendOutcome>((resolve, reject) => {
+        queue.push({ records, outcome: { sent: 0, bytes: 0, refused: [] }, resolve, reject });
+        committing ??= commitQueued();
+      });
+    },
+    async close() {
+      await committing;
+      await manager.close();
+    },
   };
 }

@@ -48,7 +48,8 @@ export function kafkaUserGrants(catalog: Catalog): KafkaUserGrant[] {
       write: [catalog.topic[id]],
       groups: [],
       prefixedGroups: [],
-      transactionalIdPrefixes: [],
+      // ingest/topic-producer.ts: one transactional id per producer process
+      transactionalIdPrefixes: [`${catalog.topic[id]}-producer-`],
     });
   }
   const gatewayTopics = Object.entries(topicDeclarations).flatMap(([id, d]) => ('gateway' in d && d.gateway ? [catalog.topic[id as TopicId]] : []));

@@ -389,7 +389,7 @@ class StreamJobRuntime implements StreamJob {
    */
   private reportDeletedUnread({ partition, from, to }: DeletedUnread): void {
     metrics.offsetsDeletedUnread.inc({ job: this.options.name, topic: this.options.topic, partition: String(partition) }, to - from);
-    this.log.error('records were deleted from the topic before this job read them: it resumes at the log start', { partition, from, to, lost: to - from });
+    this.log.error('records were deleted from the topic before this job read them: it resumes at the log start', { partition, from, to, offsetsLost: to - from });
   }
 
   private async seek(partition: number, offset: number): Promise<void> {

@@ -167,18 +167,11 @@ export async function runScenario(config: Config, scenario: Scenario, options: C
     const acknowledged = new Set<number>();
     const failed = new Map<string, number>();
     const inFlight = new Map<number, number>();
-    let retries = 0;
     let maxAckMs = 0;
     let blockedMs = 0;
     let sent = 0;
-    figures = (): ProducerFigures => ({ sent, acknowledged: acknowledged.size, failed: new Map(failed), retries, maxAckMs, blockedSeconds: blockedMs / 1000 });
-    const producer = await createTopicProducer(config, { ...topicDeclarations.transactions, name: names.topic.transactions }, {
-      deliveryTimeoutMs: 20_000,
-      onStatistics: (statistics) => {
-        const brokers = Object.values((statistics.brokers ?? {}) as Record<string, { txretries?: number }>);
-        retries = Math.max(retries, brokers.reduce((sum, broker) => sum + (broker.txretries ?? 0), 0));
-      },
-    });
+    const producer = await createTopicProducer(config, { ...topicDeclarations.transactions, name: names.topic.transactions }, { deliveryTimeoutMs: 20_000 });
+    figures = (): ProducerFigures => ({ sent, acknowledged: acknowledged.size, failed: new Map(failed), retries: producer.retried, maxAckMs, blockedSeconds: blockedMs / 1000 });
     const generate = createTransactionGenerator({ users: USERS, seed: 7, spreadDays: 0 });
     let producing = true;
     const producing$ = (async () => {

@@ -41,10 +41,10 @@ export function offsetFindings(table: string, logs: PartitionLog[], archived: { 
         table,
         level: 'error',
         partition,
-        message: `retention outran the sink: offsets ${next}..${logStart - 1} (${logStart - next} record(s)) were deleted from the topic before the table archived them`,
+        message: `retention outran the sink: offsets ${next}..${logStart - 1} (${logStart - next} offset(s): records, and their transactions' markers) were deleted from the topic before the table archived them`,
       });
     } else if (logEnd > next) {
-      findings.push({ table, level: 'info', partition, message: `lag ${logEnd - next}: archived up to ${next - 1}, the log ends at ${logEnd}` });
+      findings.push({ table, level: 'info', partition, message: `lag ${logEnd - next} offset(s): archived up to ${next - 1}, the log ends at ${logEnd} (a transaction's commit marker takes one too)` });
     }
   }
   return findings;

@@ -15,7 +15,9 @@ import { setupPipeline } from '../../pipeline/fixture.ts';
  */
 test('runtime: a committed transaction whose answer was lost is not applied twice', { timeout: 300_000 }, async (t) => {
   const { names, registry, job } = await setupPipeline(t, 'commit-lost');
-  onCleanup(t, () => void (transactionFaults.commitAnswersToLose = 0));
+  onCleanup(t, () => void Object.assign(transactionFaults, { commitAnswersToLose: 0, transactionalIdPrefix: '' }));
+  // the job's commits, not the test producer's (which commits in transactions too)
+  transactionFaults.transactionalIdPrefix = names.group('transactions-ml-features-job');
   const producer = await createTransactionsProducer(config, { topic: names.topic.transactions });
   onCleanup(t, () => producer.close());
   const users = 40;
