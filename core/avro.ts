@@ -46,6 +46,25 @@ export async function avroCodec(registry: SchemaRegistry, schemaId: number): Pro
   };
 }
 
+/** An Avro type as a reader of an error message knows it: `long`, `string|null`, a record's name. */
+export function avroTypeName(type: Type): string {
+  const union = (type as unknown as { types?: Type[] }).types;
+  return union ? union.map(avroTypeName).join('|') : ((type as unknown as { name?: string }).name ?? type.typeName.replace(/^abstract:/, ''));
+}
+
+/** Every field of `record` that `type` cannot encode, with what it must be (empty when it can). */
+export function schemaViolations(type: Type, record: unknown): Array<{ field: string; message: string }> {
+  const violations: Array<{ field: string; message: string }> = [];
+  type.isValid(record, {
+    errorHook: (path: string[], value: unknown, fieldType: Type) => {
+      const field = path.join('.') || '(record)';
+      if (violations.some((violation) => violation.field === field)) return;
+      violations.push({ field, message: value === undefined ? `is required (${avroTypeName(fieldType)})` : `must be ${avroTypeName(fieldType)}, got ${JSON.stringify(value)}` });
+    },
+  });
+  return violations;
+}
+
 export interface DecodedRecord {
   schemaId: number;
   value: Record<string, unknown>;

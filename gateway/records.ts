@@ -1,5 +1,6 @@
 import type { Type } from 'avsc';
 import { LakestreamError } from '../core/errors.ts';
+import { schemaViolations } from '../core/avro.ts';
 
 export interface FieldError {
   field: string;
@@ -13,11 +14,6 @@ interface AvroField {
 }
 
 /** The Avro type name of a field, unions written as `null|string`. */
-function typeName(type: Type): string {
-  const union = (type as unknown as { types?: Type[] }).types;
-  return union ? union.map(typeName).join('|') : ((type as unknown as { name?: string }).name ?? type.typeName.replace(/^abstract:/, ''));
-}
-
 /** Plain or exact (core/avro-long.ts, an avsc abstract long) 64-bit integers. */
 const isLong = (type: Type): boolean => /^(abstract:)?long$/.test(type.typeName) || Boolean((type as unknown as { types?: Type[] }).types?.some(isLong));
 
@@ -43,13 +39,9 @@ export function checkRecord(type: Type, rules: ((record: Record<string, unknown>
     }
     if (record[field.name] === undefined && field.defaultValue() !== undefined) record[field.name] = field.defaultValue();
   }
-  type.isValid(record, {
-    errorHook: (path: string[], value: unknown, fieldType: Type) => {
-      const field = path.join('.') || '(record)';
-      if (errors.some((error) => error.field === field)) return;
-      errors.push({ field, message: value === undefined ? `is required (${typeName(fieldType)})` : `must be ${typeName(fieldType)}, got ${JSON.stringify(value)}` });
-    },
-  });
+  for (const violation of schemaViolations(type, record)) {
+    if (!errors.some((error) => error.field === violation.field)) errors.push(violation);
+  }
   if (errors.length) return { errors };
   try {
     rules?.(record);

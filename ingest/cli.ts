@@ -12,7 +12,7 @@ const command = defineCommand({
   name: 'producer',
   usage: ['pnpm run producer -- transactions [options]', 'pnpm run producer -- shop-events [options]   (see pnpm run producer -- shop-events --help)'],
   description: `Generates realistic fake transactions and publishes them as Avro (through the schema registry)
-to Kafka with an idempotent, acks=all producer keyed by user_id.`,
+to Kafka in transactions (acks=all), keyed by user_id; each send resolves when its transaction commits.`,
   positionals: true,
   options: {
     count: option('N', 'records to send (default 10000; with --duration, no limit)', arg.nonNegative().optional()),
@@ -64,7 +64,7 @@ async function main(): Promise<void> {
 
   // Several sends in flight keep the client's batches full; each is awaited for its latency.
   const inFlight = new Set<Promise<void>>();
-  const maxInFlight = 8;
+  const maxInFlight = 16;
   try {
     while (!stopping && generated < count && Date.now() < deadline) {
       const size = Math.min(batch, count - generated, rate ? Math.max(1, Math.floor(rate / 10)) : batch);

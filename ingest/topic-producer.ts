@@ -1,5 +1,5 @@
 import type { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
-import { avroCodec, type AvroCodec } from '../core/avro.ts';
+import { avroCodec, schemaViolations, type AvroCodec } from '../core/avro.ts';
 import type { TopicDeclaration } from '../platform/catalog.ts';
 import type { Config } from '../core/config.ts';
 import type { KafkaConnection } from '../core/kafka.ts';
@@ -81,7 +81,7 @@ export async function createTopicProducer(
   const deliveryTimeoutMs = options.deliveryTimeoutMs ?? 120_000;
 
   interface Queued {
-    records: unknown[];
+    messages: Array<{ key: string; value: Buffer }>;
     outcome: SendOutcome;
     resolve(outcome: SendOutcome): void;
     reject(error: unknown): void;
@@ -90,24 +90,36 @@ export async function createTopicProducer(
   let committing: Promise<void> | undefined;
   let retried = 0;
 
-  /** Validated and encoded as the producer takes them, into one reused buffer. */
+  /**
+   * Validated and encoded when sent, not inside the transaction: the next group is encoded while
+   * the previous commit is on the wire, and an aborted group is sent again without re-encoding.
+   */
+  function encodeAll(records: unknown[]): Pick<Queued, 'messages' | 'outcome'> {
+    const outcome: SendOutcome = { sent: 0, bytes: 0, refused: [] };
+    const messages: Queued['messages'] = [];
+    for (const record of records) {
+      let value: Buffer;
+      try {
+        topic.rules?.(record as Record<string, unknown>);
+        value = Buffer.from(codec.encodeTransient(record));
+      } catch (error) {
+        // avsc's own message does not say which field; the schema walk (only on failure) does
+        const violations = schemaViolations(codec.type, record).map(({ field, message }) => `${field} ${message}`);
+        outcome.refused.push({ record, reason: violations.length ? `${topic.name} record: ${violations.join('; ')}` : errorMessage(error) });
+        continue;
+      }
+      // Keys are the key field's text, so any client hashing the same bytes agrees on the partition.
+      const key = String((record as Record<string, unknown>)[topic.key]);
+      outcome.bytes += value.length + key.length;
+      outcome.sent++;
+      messages.push({ key, value });
+    }
+    return { messages, outcome };
+  }
+
   async function produceAll(producer: TransactionalProducer, group: Queued[]): Promise<void> {
     for (const queued of group) {
-      queued.outcome = { sent: 0, bytes: 0, refused: [] };
-      for (const record of queued.records) {
-        try {
-          topic.rules?.(record as Record<string, unknown>);
-        } catch (error) {
-          queued.outcome.refused.push({ record, reason: errorMessage(error) });
-          continue;
-        }
-        const value = codec.encodeTransient(record);
-        // Keys are the key field's text, so any client hashing the same bytes agrees on the partition.
-        const key = String((record as Record<string, unknown>)[topic.key]);
-        queued.outcome.bytes += value.length + key.length;
-        queued.outcome.sent++;
-        await producer.produce(topic.name, { key, value });
-      }
+      for (const message of queued.messages) await producer.produce(topic.name, message);
     }
   }
 
@@ -118,7 +130,7 @@ export async function createTopicProducer(
         await manager.run({ work: (producer) => produceAll(producer, group) });
         return;
       } catch (error) {
-        const records = group.reduce((sum, queued) => sum + queued.records.length, 0);
+        const records = group.reduce((sum, queued) => sum + queued.messages.length, 0);
         if (error instanceof TransactionOutcomeUnknown) {
           // the successor producer settles it; whether these records are in the topic is then for
           // the caller to look up, never to guess by sending them again
@@ -164,7 +176,7 @@ export async function createTopicProducer(
     },
     send(records) {
       return new Promise<SendOutcome>((resolve, reject) => {
-        queue.push({ records, outcome: { sent: 0, bytes: 0, refused: [] }, resolve, reject });
+        queue.push({ ...encodeAll(records), resolve, reject });
         committing ??= commitQueued();
       });
     },

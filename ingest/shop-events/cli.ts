@@ -18,7 +18,7 @@ const command = defineCommand({
   name: 'producer',
   usage: ['pnpm run producer -- shop-events [options]                 a synthetic shop', 'pnpm run producer -- shop-events --from-csv FILE[.gz] [options] replay the public data set\'s files'],
   description: `Publishes click events (view, cart, remove_from_cart, purchase) as Avro to shop-events, keyed by
-user_session, with idempotent acks=all producers. The synthetic shop runs two producers, as a
+user_session, with transactional acks=all producers. The synthetic shop runs two producers, as a
 web shop would: one for browsing (view, cart, remove_from_cart) and a checkout producer whose
 purchase events follow a session's browse events once those are acknowledged.`,
   positionals: true,

@@ -67,11 +67,17 @@ test('the producer library sends valid records and refuses invalid ones without 
     producer.send([
       { user_id: 1, transaction_timestamp_millis: Date.now(), amount: 10, currency: 'USD', counterpart_id: 2 },
       { user_id: 2, transaction_timestamp_millis: Date.now(), amount: 10, currency: 'US', counterpart_id: 2 },
+      { user_id: 3, transaction_timestamp_millis: Date.now(), amount: 10, currency: 'EUR', counterpart_id: 'two' },
     ]),
   );
   assert.equal(outcome.sent, 1);
-  assert.equal(outcome.refused.length, 1);
+  assert.deepEqual(
+    outcome.refused.map(({ record }) => (record as { user_id: number }).user_id),
+    [2, 3],
+  );
   assert.match(outcome.refused[0]!.reason, /currency/);
+  // the schema, not only the rules: the reason names the field avsc could not encode
+  assert.match(outcome.refused[1]!.reason, /counterpart_id must be int, got "two"/);
 });
 
 test('pnpm run producer sends the requested count and prints the summary', { timeout: 180_000 }, async (t) => {
