@@ -73,6 +73,9 @@ export interface BatchProducer {
   close(): Promise<void>;
 }
 
+/** A record's delivery report: its error code, or where it was stored. */
+export type DeliveryCallback = (error: number | undefined, position: DeliveredAt | undefined) => void;
+
 /** Where Kafka stored a record. */
 export interface DeliveredAt {
   partition: number;
@@ -104,18 +107,9 @@ export async function createBatchProducer(config: KafkaConnection, clientId: str
     },
     {},
   );
-  let brokersUp = true;
-  if (tuning.onStatistics || tuning.trackBrokers) {
-    producer.on('event.stats', (event: { message: string }) => {
-      const statistics = JSON.parse(event.message) as { brokers?: Record<string, { state?: string }> };
-      if (tuning.trackBrokers) brokersUp = Object.values(statistics.brokers ?? {}).some((broker) => broker.state === 'UP');
-      tuning.onStatistics?.(statistics);
-    });
-  }
-  if (tuning.trackBrokers) {
-    producer.on('event.error', (error: { code?: number }) => {
-      if (error.code === kafkaJavascript.CODES.ERRORS.ERR__ALL_BROKERS_DOWN) brokersUp = false;
-    });
+  const brokersUp = tuning.trackBrokers ? trackBrokers(producer) : () => true;
+  if (tuning.onStatistics) {
+    producer.on('event.stats', (event: { message: string }) => tuning.onStatistics?.(JSON.parse(event.message) as Record<string, unknown>));
   }
   await connectOrExplain(producer, config, tuning.connectTimeoutMs ?? 10_000);
   producer.setPollInterval(5);
@@ -170,7 +164,7 @@ export async function createBatchProducer(config: KafkaConnection, clientId: str
       await finished;
       return { sent, failed: pending.failed, firstError: pending.firstError, ...(pending.positions ? { positions: pending.positions, errors: pending.errors } : {}) };
     },
-    brokersUp: () => brokersUp,
+    brokersUp,
     close: () =>
       new Promise<void>((resolve) => {
         producer.flush(10_000, () => {
@@ -190,11 +184,17 @@ export async function createBatchProducer(config: KafkaConnection, clientId: str
  */
 export interface TransactionalProducer {
   begin(): Promise<void>;
-  /** Queues a record into the open transaction (waiting while librdkafka's queue is full). */
-  produce(topic: string, message: OutgoingMessage): Promise<void> | void;
+  /**
+   * Queues a record into the open transaction (waiting while librdkafka's queue is full). With
+   * `deliveryReports`, `delivered` gets where it was stored (final once the transaction commits)
+   * or librdkafka's error code.
+   */
+  produce(topic: string, message: OutgoingMessage, delivered?: DeliveryCallback): Promise<void> | void;
   sendOffsets(offsets: Array<{ topic: string; partition: number; offset: number }>, consumer: kafkaJavascript.KafkaConsumer): Promise<void>;
   commit(): Promise<void>;
   abort(): Promise<void>;
+  /** With `trackBrokers`, as `BatchProducer.brokersUp`; else always true. */
+  brokersUp(): boolean;
   close(): Promise<void>;
 }
 
@@ -205,11 +205,13 @@ export interface TransactionalProducer {
  */
 export const transactionFaults = { commitAnswersToLose: 0, /** Only producers whose transactional id starts with this. */ transactionalIdPrefix: '' };
 
-export async function createTransactionalProducer(
-  config: KafkaConnection,
-  transactionalId: string,
-  tuning: Pick<ProducerTuning, 'lingerMs' | 'compression'> = {},
-): Promise<TransactionalProducer> {
+export type TransactionalTuning = Pick<ProducerTuning, 'lingerMs' | 'compression'> & {
+  /** A delivery report per record to `produce`'s callback: one JS call per record, so only for callers that need positions. */
+  deliveryReports?: boolean;
+  trackBrokers?: boolean;
+};
+
+export async function createTransactionalProducer(config: KafkaConnection, transactionalId: string, tuning: TransactionalTuning = {}): Promise<TransactionalProducer> {
   // While a cluster recovers, its transaction coordinator may time out, be loading its log
   // (COORDINATOR_LOAD_IN_PROGRESS) or have moved: librdkafka reports these from initTransactions
   // instead of retrying. A fresh producer each time, because some of them leave it fenced.
@@ -230,11 +232,7 @@ function coordinatorUnavailable(error: unknown): boolean {
   return [ERRORS.ERR__TIMED_OUT, ERRORS.ERR__TRANSPORT, ERRORS.ERR_COORDINATOR_LOAD_IN_PROGRESS, ERRORS.ERR_COORDINATOR_NOT_AVAILABLE, ERRORS.ERR_NOT_COORDINATOR].includes(code as number);
 }
 
-async function initTransactionalProducer(
-  config: KafkaConnection,
-  transactionalId: string,
-  tuning: Pick<ProducerTuning, 'lingerMs' | 'compression'>,
-): Promise<TransactionalProducer> {
+async function initTransactionalProducer(config: KafkaConnection, transactionalId: string, tuning: TransactionalTuning): Promise<TransactionalProducer> {
   const producer = new kafkaJavascript.Producer(
     {
       ...librdkafkaBase(config),
@@ -253,9 +251,17 @@ async function initTransactionalProducer(
       'retry.backoff.ms': 10,
       'retry.backoff.max.ms': 20,
       partitioner: 'murmur2_random',
+      ...(tuning.deliveryReports ? { dr_cb: true } : {}),
+      ...(tuning.trackBrokers ? { 'statistics.interval.ms': 1_000 } : {}),
     },
     {},
   );
+  const brokers = tuning.trackBrokers ? trackBrokers(producer) : () => true;
+  if (tuning.deliveryReports) {
+    producer.on('delivery-report', (err, report) => {
+      (report.opaque as DeliveryCallback | undefined)?.(err ? err.code : undefined, err ? undefined : { partition: report.partition, offset: Number(report.offset) });
+    });
+  }
   /**
    * A transactional call that has not called back well past its own timeout: seen once with two
    * brokers and the coordinator restarting, a batch then waited for ever. Reported as a fatal
@@ -279,13 +285,13 @@ async function initTransactionalProducer(
     await new Promise<void>((resolve) => producer.disconnect(() => resolve()));
     throw error;
   }
-  const produceOne = (topic: string, message: OutgoingMessage) =>
-    producer.produce(topic, message.partition ?? null, message.value, message.key, null, undefined, message.headers);
+  const produceOne = (topic: string, message: OutgoingMessage, delivered?: DeliveryCallback) =>
+    producer.produce(topic, message.partition ?? null, message.value, message.key, null, delivered, message.headers);
   return {
     begin: () => guarded('beginTransaction', 0, (cb) => producer.beginTransaction(cb)),
-    produce(topic, message) {
+    produce(topic, message, delivered) {
       try {
-        produceOne(topic, message);
+        produceOne(topic, message, delivered);
       } catch (error) {
         if ((error as { code?: number }).code !== kafkaJavascript.CODES.ERRORS.ERR__QUEUE_FULL) throw error;
         message = ownCopy(message);
@@ -293,7 +299,7 @@ async function initTransactionalProducer(
           for (;;) {
             await new Promise((resolve) => setTimeout(resolve, 2));
             try {
-              produceOne(topic, message);
+              produceOne(topic, message, delivered);
               return;
             } catch (retryError) {
               if ((retryError as { code?: number }).code !== kafkaJavascript.CODES.ERRORS.ERR__QUEUE_FULL) throw retryError;
@@ -311,6 +317,7 @@ async function initTransactionalProducer(
       }
     },
     abort: () => guarded('abortTransaction', 30_000, (cb) => producer.abortTransaction(30_000, cb)),
+    brokersUp: brokers,
     // a producer replaced because it hung may hang in disconnect too: let go of it after a while
     close: () =>
       new Promise<void>((resolve) => {
@@ -322,6 +329,22 @@ async function initTransactionalProducer(
         });
       }),
   };
+}
+
+/**
+ * Whether any broker is connected: false from the moment librdkafka reports every broker down
+ * until its statistics (every second) show one up again.
+ */
+function trackBrokers(producer: kafkaJavascript.Producer): () => boolean {
+  let up = true;
+  producer.on('event.stats', (event: { message: string }) => {
+    const statistics = JSON.parse(event.message) as { brokers?: Record<string, { state?: string }> };
+    up = Object.values(statistics.brokers ?? {}).some((broker) => broker.state === 'UP');
+  });
+  producer.on('event.error', (error: { code?: number }) => {
+    if (error.code === kafkaJavascript.CODES.ERRORS.ERR__ALL_BROKERS_DOWN) up = false;
+  });
+  return () => up;
 }
 
 /**

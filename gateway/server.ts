@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -12,7 +12,8 @@ import type { ClientContext } from '../platform/context.ts';
 import { createGuardedServer, decodePathSegment, requestPath } from '../core/http.ts';
 import { errorMessage, redactedUrl } from '../core/errors.ts';
 import { createAdmin } from '../core/kafka.ts';
-import { createBatchProducer, type BatchProducer, type OutgoingMessage } from '../core/kafka-producer.ts';
+import { createGroupCommitter, isOutcomeUnknown } from '../core/group-commit.ts';
+import type { OutgoingMessage } from '../core/kafka-producer.ts';
 import type { Logger } from '../core/log.ts';
 import { metrics, registry as metricsRegistry, secondsSince } from '../core/metrics.ts';
 import { fingerprintOf, idempotencyStore, isIndeterminate, validIdempotencyKey, type RecordOutcome } from './idempotency.ts';
@@ -47,16 +48,6 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
-/**
- * Kafka refused the record outright (too large, invalid, not authorised): nothing of it was
- * written. Anything else may have been: a timeout after it reached a broker (librdkafka reports
- * ERR__MSG_TIMED_OUT whether or not it was sent), a broken connection, REQUEST_TIMED_OUT (7) or
- * NOT_ENOUGH_REPLICAS_AFTER_APPEND (20), which the leader answers after writing.
- */
-function surelyNotWritten(code: number): boolean {
-  return code > 0 && code !== 7 && code !== 20;
-}
-
 class HttpError extends Error {
   constructor(
     readonly status: number,
@@ -88,11 +79,13 @@ interface Answer {
  * HTTP → Kafka. `POST /v1/topics/{topic}/records` takes one JSON record or an array; every record
  * is checked against the topic's registered Avro schema and its business rules before anything is
  * sent, so a request is published whole or not at all (400 lists each bad record's fields). Valid
- * records are produced as Avro (idempotent, acks=all) and the answer gives each one's partition
- * and offset. No 200 without every acknowledgement: a Kafka that does not acknowledge within
- * `ackTimeoutMs` gets 503 with Retry-After. A plain retry after a 503 may publish a record twice
- * (a write can land after the client was answered); a retry with the same `Idempotency-Key`
- * cannot: the gateway records in Redis what Kafka finally acknowledged for that key.
+ * records are produced as Avro in Kafka transactions (acks=all; requests arriving while a commit
+ * runs share the next one) and the answer gives each one's partition and offset. No 200 before
+ * the commit: a Kafka that does not commit within `ackTimeoutMs` gets 503 with Retry-After. A
+ * transaction that failed is aborted, so its records are surely not published; only a commit
+ * whose answer was lost leaves them indeterminate. A plain retry after a 503 may publish a record
+ * twice (a commit can land after the client was answered); a retry with the same
+ * `Idempotency-Key` cannot: the gateway records in Redis what Kafka finally committed for that key.
  */
 export async function startGateway(context: ClientContext, options: GatewayOptions): Promise<Gateway> {
   const { config, catalog: names } = context;
@@ -102,9 +95,18 @@ export async function startGateway(context: ClientContext, options: GatewayOptio
       .map(([id, declaration]) => [declaration.name, { name: declaration.name, kafkaName: names.topic[id], declaration }]),
   );
   const schemaRegistry = context.registry;
-  // each request waits for its acknowledgement: linger 1 ms instead of the producers' 5 doubled
-  // one-order requests (3,031 → 6,042/s, p99 17 → 11 ms with wrk -c32, bench:gateway)
-  const producer: BatchProducer = await createBatchProducer(config, 'lakestream-gateway', { deliveryTimeoutMs: options.ackTimeoutMs, trackBrokers: true, lingerMs: 1 });
+  // Transactions, not only idempotence: librdkafka's idempotent producer can store an
+  // acknowledged record twice after an epoch bump (core/group-commit.ts, 0018). Each request
+  // waits for a commit, so linger 1 ms: the commit's round trip is the wait that groups requests.
+  // One transactional id per process, so gateways side by side do not fence each other.
+  const producer = await createGroupCommitter(config, {
+    transactionalId: `${names.group('gateway')}-${randomUUID().slice(0, 8)}`,
+    positions: true,
+    trackBrokers: true,
+    lingerMs: 1,
+    deliveryTimeoutMs: options.ackTimeoutMs,
+    log: options.log,
+  });
   let admin: Admin | undefined;
   // a pending claim outlives any send (delivery timeout, then the answer's grace)
   const idempotency = idempotencyStore(() => context.redis(), options.ackTimeoutMs * 2 + 30_000);
@@ -220,14 +222,21 @@ export async function startGateway(context: ClientContext, options: GatewayOptio
       if (idempotencyEntry) await settleIdempotency(idempotencyEntry, known).catch(() => {});
       throw new HttpError(503, `Kafka at ${config.KAFKA_BROKERS.join(',')} is unreachable: nothing was published; retry later`, { records: answerOf(known, 'not sent') }, retryAfter);
     }
-    const sending = producer.send(topic.kafkaName, missing.map((index) => messages[index]!), { positions: true }).then((result) => {
-      const outcomes = [...known];
-      missing.forEach((index, i) => {
-        const code = result.errors?.[i];
-        outcomes[index] = result.positions?.[i] ?? (code !== undefined && surelyNotWritten(code) ? null : { indeterminate: `Kafka did not acknowledge it (${code ?? 'no report'}); it may have been written` });
-      });
-      return { ...result, outcomes };
-    });
+    const sending = producer.send(topic.kafkaName, missing.map((index) => messages[index]!)).then(
+      (positions) => {
+        const outcomes = [...known];
+        // committed; a delivery report that never came leaves only its position unknown
+        missing.forEach((index, i) => (outcomes[index] = positions[i] ?? { indeterminate: 'committed, but Kafka did not report its position' }));
+        return { failed: 0, firstError: undefined as unknown, outcomes };
+      },
+      (error: unknown) => {
+        const outcomes = [...known];
+        // every transaction that carried them was aborted: nothing of them is visible to readers
+        const outcome: RecordOutcome = isOutcomeUnknown(error) ? { indeterminate: `the answer to its transaction's commit was lost (${errorMessage(error)})` } : null;
+        for (const index of missing) outcomes[index] = outcome;
+        return { failed: missing.length, firstError: error, outcomes };
+      },
+    );
     // recorded whenever Kafka settles the send, even after the client was answered 503
     const recorded = idempotencyEntry
       ? sending
@@ -245,14 +254,16 @@ export async function startGateway(context: ClientContext, options: GatewayOptio
     // on record before the client hears of it, so its next retry finds the outcome, not `pending`
     await recorded;
     metrics.recordsOut.inc({ job: 'gateway', output: topic.kafkaName }, missing.length - failed);
+    if (failed && !isOutcomeUnknown(firstError)) {
+      throw new HttpError(503, `Kafka did not commit the records (${errorMessage(firstError)}); their transaction was aborted, nothing was published: retry`, { records: answerOf(outcomes, 'not published') }, retryAfter);
+    }
     if (failed) {
-      // the acknowledged ones are published: say which, so a client retries only the rest
       throw new HttpError(
         503,
-        `Kafka did not acknowledge ${failed} of ${missing.length} records within ${options.ackTimeoutMs / 1000} s (${errorMessage(firstError)}); ${
-          idempotencyEntry ? 'retry with the same Idempotency-Key: it sends only those surely not written, and says which may have been' : 'they may or may not be published: retry those, and tell duplicates by their ids'
+        `Kafka did not answer the commit of ${failed} records (${errorMessage(firstError)}); ${
+          idempotencyEntry ? 'a retry with the same Idempotency-Key does not send them again, and says they may have been published' : 'they may or may not be published: retry, and tell duplicates by their ids'
         }`,
-        { records: answerOf(outcomes, 'not acknowledged') },
+        { records: answerOf(outcomes, 'not sent') },
         retryAfter,
       );
     }

@@ -3,10 +3,10 @@ import { avroCodec, schemaViolations, type AvroCodec } from '../core/avro.ts';
 import type { TopicDeclaration } from '../platform/catalog.ts';
 import type { Config } from '../core/config.ts';
 import type { KafkaConnection } from '../core/kafka.ts';
-import { LakestreamError, errorMessage, isRetriable } from '../core/errors.ts';
+import { errorMessage } from '../core/errors.ts';
 import { randomUUID } from 'node:crypto';
-import { createTransactionalProducer, type ProducerTuning, type TransactionalProducer } from '../core/kafka-producer.ts';
-import { createTransactionManager, TransactionOutcomeUnknown } from '../core/runtime/transactions.ts';
+import { createGroupCommitter } from '../core/group-commit.ts';
+import type { OutgoingMessage, ProducerTuning } from '../core/kafka-producer.ts';
 import { createLogger } from '../core/log.ts';
 import { createRegistry, schemaLookupError } from '../core/registry.ts';
 
@@ -46,13 +46,8 @@ export interface TopicProducer {
  * A producer for one declared topic (platform/catalog.ts): its rules, its key field, its registered
  * schema; murmur2 keys. `topic.name` may be namespaced.
  *
- * Sends are committed in Kafka transactions, not merely idempotent: librdkafka's idempotent
- * producer bumps its epoch after some produce errors (a skipped sequence in a leader change, a
- * timed-out message) and then renumbers records that may already be stored on other partitions,
- * which writes them twice (confluentinc/librdkafka#4953; seen here as one duplicate in a chaos run
- * that killed two of three brokers). In a transaction that bump aborts the transaction instead,
- * and the aborted copies are never read. Sends arriving while a commit runs share the next
- * transaction (a group commit), so the cost is one commit per round trip, not per send.
+ * Sends are committed in Kafka transactions, grouped while a commit runs (`core/group-commit.ts`
+ * says why transactions and not only idempotence).
  */
 export async function createTopicProducer(
   config: KafkaConnection & Pick<Config, 'SCHEMA_REGISTRY_URL'>,
@@ -71,32 +66,21 @@ export async function createTopicProducer(
   const codec: AvroCodec = await avroCodec(registry, schemaId);
   // one id per producer process: two producers of a topic run side by side without fencing each other
   const transactionalId = `${topic.name}-producer-${randomUUID().slice(0, 8)}`;
-  const log = createLogger('producer', { topic: topic.name, transactionalId });
-  const manager = createTransactionManager({
+  const committer = await createGroupCommitter(config, {
     transactionalId,
-    newProducer: () => createTransactionalProducer(config, transactionalId, { lingerMs: options.lingerMs, compression: options.compression }),
-    log,
+    lingerMs: options.lingerMs,
+    compression: options.compression,
+    deliveryTimeoutMs: options.deliveryTimeoutMs,
+    log: createLogger('producer', { topic: topic.name, transactionalId }),
   });
-  await manager.start();
-  const deliveryTimeoutMs = options.deliveryTimeoutMs ?? 120_000;
-
-  interface Queued {
-    messages: Array<{ key: string; value: Buffer }>;
-    outcome: SendOutcome;
-    resolve(outcome: SendOutcome): void;
-    reject(error: unknown): void;
-  }
-  const queue: Queued[] = [];
-  let committing: Promise<void> | undefined;
-  let retried = 0;
 
   /**
    * Validated and encoded when sent, not inside the transaction: the next group is encoded while
    * the previous commit is on the wire, and an aborted group is sent again without re-encoding.
    */
-  function encodeAll(records: unknown[]): Pick<Queued, 'messages' | 'outcome'> {
+  function encodeAll(records: unknown[]): { messages: OutgoingMessage[]; outcome: SendOutcome } {
     const outcome: SendOutcome = { sent: 0, bytes: 0, refused: [] };
-    const messages: Queued['messages'] = [];
+    const messages: OutgoingMessage[] = [];
     for (const record of records) {
       let value: Buffer;
       try {
@@ -117,72 +101,17 @@ export async function createTopicProducer(
     return { messages, outcome };
   }
 
-  async function produceAll(producer: TransactionalProducer, group: Queued[]): Promise<void> {
-    for (const queued of group) {
-      for (const message of queued.messages) await producer.produce(topic.name, message);
-    }
-  }
-
-  async function commitGroup(group: Queued[]): Promise<void> {
-    const deadline = performance.now() + deliveryTimeoutMs;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await manager.run({ work: (producer) => produceAll(producer, group) });
-        return;
-      } catch (error) {
-        const records = group.reduce((sum, queued) => sum + queued.messages.length, 0);
-        if (error instanceof TransactionOutcomeUnknown) {
-          // the successor producer settles it; whether these records are in the topic is then for
-          // the caller to look up, never to guess by sending them again
-          await manager.settle().catch(() => {});
-          throw new LakestreamError('DELIVERY_FAILED', `${records} records may or may not have been written to ${topic.name}: ${errorMessage(error)}`, {
-            cause: error,
-            retriable: false,
-            context: { topic: topic.name, records, outcome: 'unknown' },
-          });
-        }
-        if (!isRetriable(error) || performance.now() > deadline) {
-          throw new LakestreamError('DELIVERY_FAILED', `${records} records not delivered to ${topic.name} after ${attempt} transactions: ${errorMessage(error)}`, {
-            cause: error,
-            retriable: isRetriable(error),
-            context: { topic: topic.name, records },
-          });
-        }
-        retried++;
-        log.warn('transaction aborted; sending its records again in a new one', { attempt, records, error: errorMessage(error) });
-        await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** attempt, 2_000)));
-      }
-    }
-  }
-
-  async function commitQueued(): Promise<void> {
-    while (queue.length) {
-      const group = queue.splice(0, queue.length);
-      try {
-        await commitGroup(group);
-        for (const queued of group) queued.resolve(queued.outcome);
-      } catch (error) {
-        for (const queued of group) queued.reject(error);
-      }
-    }
-    committing = undefined;
-  }
-
   return {
     topic: topic.name,
     schemaId,
     get retried() {
-      return retried;
+      return committer.retried;
     },
-    send(records) {
-      return new Promise<SendOutcome>((resolve, reject) => {
-        queue.push({ ...encodeAll(records), resolve, reject });
-        committing ??= commitQueued();
-      });
+    async send(records) {
+      const { messages, outcome } = encodeAll(records);
+      if (messages.length) await committer.send(topic.name, messages);
+      return outcome;
     },
-    async close() {
-      await committing;
-      await manager.close();
-    },
+    close: () => committer.close(),
   };
 }

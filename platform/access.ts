@@ -60,7 +60,8 @@ export function kafkaUserGrants(catalog: Catalog): KafkaUserGrant[] {
     write: gatewayTopics,
     groups: [],
     prefixedGroups: [],
-    transactionalIdPrefixes: [],
+    // gateway/server.ts: one transactional id per gateway process
+    transactionalIdPrefixes: [`${catalog.group('gateway')}-`],
   });
   for (const table of Object.values(catalog.tables)) {
     grants.push({

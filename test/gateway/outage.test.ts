@@ -34,13 +34,17 @@ test('gateway: with every broker down a publish gets 503 with Retry-After at onc
   await faults.heal();
   step('healed');
   // the client's retry, as Retry-After asks, under the same Idempotency-Key: the refusal left it free
+  // a retry while the cluster recovers may time out with its transaction still open; that
+  // transaction may then commit, and the next retry replays it instead of sending again
+  let unanswered = 0;
   const retried = await waitFor('the retry to be acknowledged', async () => {
     const response = await post('orders', pending, key);
+    if (response.status === 503 && /may or may not|did not answer the commit/.test(((await response.clone().json()) as { error: string }).error)) unanswered++;
     return response.status === 200 ? response : undefined;
   }, 120_000, 5_000);
-  step('retry acknowledged');
+  step(`retry acknowledged (${unanswered} retries unanswered before)`);
   assert.equal(retried.status, 200);
-  assert.equal(retried.headers.get('idempotent-replayed'), null, 'the first publish of the key');
+  if (!unanswered) assert.equal(retried.headers.get('idempotent-replayed'), null, 'the first publish of the key');
   // and a retry whose answer the client missed: the same answer, nothing sent again
   const again = await post('orders', pending, key);
   assert.equal(again.status, 200);
@@ -87,9 +91,11 @@ test('gateway: a record whose acknowledgement outlives the answer and its pendin
   const copies = published('orders').filter((p) => p.value.order_id === unsure.order_id);
   t.diagnostic(`copies of the record in Kafka: ${copies.length}`);
   if (retried.status === 200) {
-    // the record was acknowledged after the 503: the retry gets that outcome and sends nothing
-    assert.equal(replayed, 'true', 'a replay of the late acknowledgement, not a second send');
-    assert.equal(copies.length, 1);
+    // either the record's transaction committed after the 503 and the retry replays that outcome
+    // (Idempotent-Replayed: true), or it was aborted, so nothing of it was published and the
+    // retry sent it afresh: in both cases exactly one copy, the one the answer names
+    assert.ok(replayed === 'true' || replayed === null);
+    assert.equal(copies.length, 1, 'never a second send of a record that may be published');
     assert.deepEqual(body.records[0], { partition: copies[0]!.partition, offset: copies[0]!.offset });
   } else {
     // Kafka gave the record up with an error that does not say whether it was written

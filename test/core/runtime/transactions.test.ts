@@ -22,7 +22,7 @@ function scripted() {
       const error = failures.get(call)?.shift();
       if (error) throw error;
     };
-    return { begin: step('begin'), produce: step('produce'), sendOffsets: step('sendOffsets'), commit: step('commit'), abort: step('abort'), close: step('close') };
+    return { begin: step('begin'), produce: step('produce'), sendOffsets: step('sendOffsets'), commit: step('commit'), abort: step('abort'), close: step('close'), brokersUp: () => true };
   };
   return { calls, fail, newProducer, made: () => made };
 }
