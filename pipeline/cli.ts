@@ -43,7 +43,7 @@ async function main(): Promise<void> {
   const metricsPort = values['metrics-port'] ?? config.METRICS_PORT;
   if (metricsPort !== undefined) await serveMetrics(metricsPort, context.log);
   await runJobsUntilSignal(
-    selected.map((name) => factories[name]!()),
+    selected.map((name) => factories[name]!),
     context.log,
     { stopTimeoutMs: STOP_TIMEOUT_MS, statsIntervalMs: values['stats-interval-ms'], onStopped: () => context.close() },
   );

@@ -139,6 +139,7 @@ function poll(consumer: Consumer, maxBatchSize: number, options: StreamJobOption
     if (options.instance !== undefined && (fatal || fencedInstance(error))) {
       throw new LakestreamError('KAFKA_ERROR', `another process joined group ${options.name} as instance ${options.instance} (group.instance.id ${staticMemberId(options)}); give each process of a job its own --instance`, {
         cause: error,
+        context: { fencedInstance: true },
       });
     }
     if (fatal) throw new LakestreamError('KAFKA_ERROR', `the consumer of group ${options.name} failed for good: ${errorMessage(error)}`, { cause: error });
@@ -235,6 +236,8 @@ class StreamJobRuntime implements StreamJob {
   private decodeFetch: ReturnType<typeof createFetchDecoder> | undefined;
   private running = false;
   private leaving = false;
+  /** Another member holds our group.instance.id: leaving the group would remove that one. */
+  private fencedOut = false;
   private loopDone: Promise<void> | undefined;
   private stopped: Promise<void> | undefined;
   /** Where the batch under way stands, for the log of one that takes unusually long. */
@@ -441,6 +444,7 @@ class StreamJobRuntime implements StreamJob {
     this.running = true;
     this.loopDone = this.loop().catch((error: unknown) => {
       this.running = false;
+      this.fencedOut = (error as { context?: { fencedInstance?: unknown } }).context?.fencedInstance === true;
       metrics.errors.inc({ job: options.name, kind: 'fatal' });
       log.error('job failed', { error: errorMessage(error) });
       this.fail(error);
@@ -464,7 +468,7 @@ class StreamJobRuntime implements StreamJob {
       this.leaving = true;
       if (this.consumer) {
         await fromCallback((cb) => this.consumer!.disconnect((err) => cb(err))).catch(() => {});
-        if (this.options.instance !== undefined) {
+        if (this.options.instance !== undefined && !this.fencedOut) {
           await this.admin.leaveGroup().catch((error: unknown) =>
             this.log.warn('could not leave the group; its partitions move to the other members after the session timeout', { error: errorMessage(error) }),
           );
