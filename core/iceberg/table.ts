@@ -164,16 +164,50 @@ export async function manifestsOf(deps: TableDeps, state: TableState): Promise<M
   return state.snapshot ? readManifestList(await readObject(deps.store, state.snapshot['manifest-list'])) : [];
 }
 
+/**
+ * Manifests are never rewritten in place (each write has a new random name), so their decoded
+ * entries are kept: a writer that re-plans after a refused commit, or lists live files and then
+ * commits, reads the hundred manifests of a busy table once instead of on every attempt. Bounded
+ * by the entries held (a merged manifest holds every live file), oldest use out first.
+ */
+const manifestCache = new Map<string, { entries: Promise<ManifestEntry[]>; weight: number }>();
+const ENTRIES_CACHED = 20_000;
+let entriesCached = 0;
+
+/** The entries of a listed manifest (callers copy an entry before changing it). */
+function entriesOf(store: ObjectStore, manifest: ManifestFile): Promise<ManifestEntry[]> {
+  // an added entry inherits its sequence number from the listing, so that is part of the key
+  const key = `${manifest.manifest_path}#${manifest.sequence_number}#${manifest.added_snapshot_id}`;
+  const cached = manifestCache.get(key);
+  if (cached) {
+    manifestCache.delete(key);
+    manifestCache.set(key, cached);
+    return cached.entries;
+  }
+  const weight = 1 + manifest.added_files_count + manifest.existing_files_count + manifest.deleted_files_count;
+  const entries = readObject(store, manifest.manifest_path).then((body) => readManifest(body, manifest));
+  const slot = { entries, weight };
+  entries.catch(() => {
+    if (manifestCache.get(key) !== slot) return;
+    manifestCache.delete(key);
+    entriesCached -= weight;
+  });
+  if (weight > ENTRIES_CACHED) return entries;
+  manifestCache.set(key, slot);
+  entriesCached += weight;
+  for (const [oldest, { weight: held }] of manifestCache) {
+    if (entriesCached <= ENTRIES_CACHED) break;
+    manifestCache.delete(oldest);
+    entriesCached -= held;
+  }
+  return entries;
+}
+
 /** Every live data file of the current snapshot (added or existing, not deleted). */
 export async function liveFiles(deps: TableDeps, state: TableState): Promise<ManifestEntry[]> {
-  const live: ManifestEntry[] = [];
-  for (const manifest of await manifestsOf(deps, state)) {
-    if (manifest.content !== 0) continue;
-    for (const entry of await readManifest(await readObject(deps.store, manifest.manifest_path), manifest)) {
-      if (entry.status !== STATUS.DELETED) live.push(entry);
-    }
-  }
-  return live;
+  const data = (await manifestsOf(deps, state)).filter((manifest) => manifest.content === 0);
+  const read = await Promise.all(data.map((manifest) => entriesOf(deps.store, manifest)));
+  return read.flat().filter((entry) => entry.status !== STATUS.DELETED);
 }
 
 export interface SnapshotChange {
@@ -232,8 +266,11 @@ async function planManifests(
   let removedRows = 0n;
   let removedBytes = 0n;
   const found = new Set<string>();
-  for (const manifest of await manifestsOf(deps, base)) {
-    const hit = removed.size > 0 && manifest.content === 0 ? await readManifest(await readObject(store, manifest.manifest_path), manifest) : undefined;
+  const listed = await manifestsOf(deps, base);
+  // read side by side (and kept): a busy table lists up to a hundred manifests
+  const reads = listed.map((manifest) => (removed.size > 0 && manifest.content === 0 ? entriesOf(store, manifest) : undefined));
+  for (const [index, manifest] of listed.entries()) {
+    const hit = await reads[index];
     if (!hit || !hit.some((entry) => entry.status !== STATUS.DELETED && removed.has(entry.file.path))) {
       manifests.push(manifest);
       continue;
@@ -267,7 +304,7 @@ async function planManifests(
     // writers do), each live file kept with its own sequence numbers.
     const entries: ManifestEntry[] = [];
     for (const manifest of manifests) {
-      for (const entry of await readManifest(await readObject(store, manifest.manifest_path), manifest)) {
+      for (const entry of await entriesOf(store, manifest)) {
         if (entry.status !== STATUS.DELETED) entries.push({ ...entry, status: STATUS.EXISTING });
       }
     }
