@@ -40,6 +40,7 @@ interface Totals {
   rowsKept: number;
   filesWritten: number;
   filesRemoved: number;
+  rebases: number;
 }
 
 function progressLine(done: Totals, plannedDays: number, plannedFiles: number, startedAt: number): string {
@@ -71,9 +72,9 @@ async function main(): Promise<void> {
     console.error(`backfill: ${mine.length} event days (${mine[0]?.dt ?? '-'} … ${mine.at(-1)?.dt ?? '-'}), ${plannedFiles} archive files, ${workers} worker${workers > 1 ? 's' : ''}${values['dry-run'] ? ', dry run' : ''}`);
   }
 
-  const totals: Totals = { days: 0, filesRead: 0, rowsRead: 0, rowsWritten: 0, rowsKept: 0, filesWritten: 0, filesRemoved: 0 };
+  const totals: Totals = { days: 0, filesRead: 0, rowsRead: 0, rowsWritten: 0, rowsKept: 0, filesWritten: 0, filesRemoved: 0, rebases: 0 };
   const startedAt = Date.now();
-  const account = (result: { filesRead: number; rowsRead: number; rowsWritten: number; rowsKept: number; filesWritten: number; filesRemoved: number }) => {
+  const account = (result: Omit<Totals, 'days'>) => {
     totals.days++;
     totals.filesRead += result.filesRead;
     totals.rowsRead += result.rowsRead;
@@ -81,6 +82,7 @@ async function main(): Promise<void> {
     totals.rowsKept += result.rowsKept;
     totals.filesWritten += result.filesWritten;
     totals.filesRemoved += result.filesRemoved;
+    totals.rebases += result.rebases ?? 0;
     if (!report) process.stderr.write(`\r${progressLine(totals, mine.length, plannedFiles, startedAt)}`);
   };
 
@@ -100,7 +102,7 @@ async function main(): Promise<void> {
     try {
       for (const plan of mine as DayPlan[]) {
         const result = await backfiller.run(plan, { dryRun: values['dry-run'], afterFirstUpload: testPause });
-        const counts = { filesRead: result.filesRead, rowsRead: result.rowsRead, rowsWritten: result.rowsWritten, rowsKept: result.rowsKept, filesWritten: result.filesWritten.length, filesRemoved: result.filesRemoved.length };
+        const counts = { filesRead: result.filesRead, rowsRead: result.rowsRead, rowsWritten: result.rowsWritten, rowsKept: result.rowsKept, filesWritten: result.filesWritten.length, filesRemoved: result.filesRemoved.length, rebases: result.rebases };
         if (report) console.log(JSON.stringify({ dt: plan.dt, ...counts }));
         else account(counts);
         if (values['dry-run'] && !report) {
@@ -124,6 +126,7 @@ async function main(): Promise<void> {
       `${formatCount(totals.rowsWritten)} rows in ${totals.filesWritten} files ${values['dry-run'] ? 'would be ' : ''}written` +
       (totals.rowsKept ? ` (${formatCount(totals.rowsKept)} of them stream rows kept: their transactions are not archived yet)` : '') +
       `, ${totals.filesRemoved} stale objects ${values['dry-run'] ? 'would be ' : ''}removed, ` +
+      (totals.rebases ? `${totals.rebases} commits made again on a table the sinks moved meanwhile, ` : '') +
       `${seconds.toFixed(1)} s, ${formatCount(totals.rowsRead / Math.max(seconds, 0.001))} rows/s`,
   );
 }

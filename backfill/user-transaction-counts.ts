@@ -47,6 +47,17 @@ export interface BackfillLayout {
   runRecords: string;
 }
 
+/**
+ * Whether the feature table holds each archived transaction once: its row count, the archive's,
+ * and how many (user, event time) pairs count differently in the two (0 when they agree). Over
+ * the lake's views (`pnpm run sql`); the chaos runs and the tests check the backfill with it.
+ */
+export const FEATURE_BALANCE_SQL = `
+  WITH t AS (SELECT user_id, transaction_timestamp_millis AS event_at, count(*) n FROM transactions GROUP BY ALL),
+       f AS (SELECT user_id, event_timestamp_millis AS event_at, count(*) n FROM user_transaction_counts GROUP BY ALL)
+  SELECT (SELECT count(*) FROM transactions)::BIGINT archived, (SELECT count(*) FROM user_transaction_counts)::BIGINT features,
+         (SELECT count(*) FROM t FULL JOIN f USING (user_id, event_at) WHERE t.n IS DISTINCT FROM f.n)::BIGINT unmatched`;
+
 export interface DayResult {
   dt: string;
   filesRead: number;
@@ -56,6 +67,8 @@ export interface DayResult {
   rowsKept: number;
   filesWritten: string[];
   filesRemoved: string[];
+  /** Commits refused because a sink or a compaction moved the table, and made again on top of it. */
+  rebases: number;
 }
 
 export interface DayPlan {
@@ -89,6 +102,17 @@ export async function planDays(context: ClientContext, layout: BackfillLayout, r
 export interface DayBackfiller {
   run(day: DayPlan, options?: { dryRun?: boolean; afterFirstUpload?: () => Promise<void> }): Promise<DayResult>;
   close(): void;
+}
+
+/** Commits of a day refused because the table moved, each rebased on the newer snapshot. */
+const MAX_REBASES = 50;
+
+/** A day's commit as planned, and the table snapshot (with the day's live files) it goes on. */
+interface PendingDay {
+  base: TableState;
+  dayFiles: Set<string>;
+  added: DataFile[];
+  removed: Set<string>;
 }
 
 const sqlList = (paths: string[]) => `[${paths.map((path) => `'${path.replaceAll("'", "''")}'`).join(', ')}]`;
@@ -143,6 +167,63 @@ export async function openDayBackfiller(context: ClientContext, layout: Backfill
       WHERE ${position.offset} IS NOT NULL AND ${position.offset} >= ${covered.length ? 'coalesce(cover.next, 0)' : '0'}`;
   }
 
+  /**
+   * The day's commit again on a table that moved since the plan, without computing the day again:
+   * the feature sink appends all the time, and a recomputation per refused commit could lose the
+   * race for ever. What the others committed meanwhile to the day is a set of new files: stream
+   * rows past the cover stay (the backfill keeps such rows anyway) unless this commit holds them
+   * already, rows below it, or rows of an older backfill, are this run's to replace, so an hour
+   * holding any of those is rewritten without them.
+   * A file this commit removes that is no longer live was merged by a compaction into one of the
+   * new files, which that filter then covers. Undefined when the day must be computed again: a
+   * backfill of the day committed another cover.
+   */
+  async function rebaseDay(dt: string, pending: PendingDay, cover: Record<number, number>, ownFiles: string[], digest: string): Promise<PendingDay | undefined> {
+    const fresh = await loadTableState(deps, layout.counts.iceberg);
+    if (!fresh || !position || JSON.stringify(fresh.covers[dt] ?? null) !== JSON.stringify(pending.base.covers[dt] ?? null)) return undefined;
+    const freshDay = (await liveFiles(deps, fresh)).filter((entry) => dayOf(entry) === dt);
+    const newcomers = freshDay.filter((entry) => !pending.dayFiles.has(entry.file.path));
+    if (newcomers.some((entry) => ownFiles.includes(entry.file.path))) return undefined;
+    const freshPaths = new Set(freshDay.map((entry) => entry.file.path));
+    const next: PendingDay = { base: fresh, dayFiles: freshPaths, added: [...pending.added], removed: new Set([...pending.removed].filter((path) => freshPaths.has(path))) };
+    const byHour = new Map<number, string[]>();
+    for (const entry of newcomers) byHour.set(entry.file.partition.hour, [...(byHour.get(entry.file.partition.hour) ?? []), entry.file.path]);
+    for (const [hour, paths] of byHour) {
+      const past = await keptRows(paths, cover);
+      // a compaction merges the day's older files, whose stream rows past the cover this commit
+      // already carries: a row whose transaction one of its own files of the hour holds is not
+      // kept twice
+      const own = next.added.filter((file) => file.partition.hour === hour).map((file) => file.path);
+      const keep = past && own.length
+        ? `SELECT * FROM (${past}) AS past WHERE NOT EXISTS (SELECT 1 FROM read_parquet(${sqlList(own)}, union_by_name = true) AS own
+             WHERE own.${position.offset} IS NOT NULL AND own.${position.partition} = past.source_partition AND own.${position.offset} = past.source_offset)`
+        : past;
+      const [counted] = (await db.runAndReadAll(`SELECT (SELECT count(*) FROM read_parquet(${sqlList(paths)}))::BIGINT AS total, ${keep ? `(SELECT count(*) FROM (${keep}))` : '0'}::BIGINT AS kept`)).getRowObjectsJS() as Array<{ total: bigint; kept: bigint }>;
+      if (counted!.total === counted!.kept) continue;
+      for (const path of paths) next.removed.add(path);
+      if (!keep || !counted!.kept) continue;
+      const name = createHash('sha256').update(`${digest}\n${paths.sort().join('\n')}`).digest('hex').slice(0, 16);
+      next.added.push(await writeKeptFile(pending.base, dt, hour, keep, name));
+    }
+    return next;
+  }
+
+  /** One hour's stream rows, kept past the cover, as a data file of the feature table. */
+  async function writeKeptFile(state: TableState, dt: string, hour: number, keep: string, name: string): Promise<DataFile> {
+    const location = state.loaded.metadata.location.replace(/\/+$/, '');
+    const path = `${location}/data/dt=${dt}/hour=${String(hour).padStart(2, '0')}/backfill-kept-${name}.parquet`;
+    const local = join(work, `kept-${name}.parquet`);
+    const ids = state.schema.fields.map((field) => `'${field.name}': ${field.id}`).join(', ');
+    const columns = state.schema.fields.map((field) => `"${field.name}"`).join(', ');
+    await db.run(`COPY (SELECT ${columns} FROM (SELECT *, DATE '${dt}' AS dt FROM (${keep})) ORDER BY user_id, total_transactions_count)
+      TO '${local}' (FORMAT parquet, COMPRESSION zstd, FIELD_IDS {${ids}})`);
+    const body = readFileSync(local);
+    const count = (await db.runAndReadAll(`SELECT count(*)::BIGINT AS n FROM read_parquet('${local}')`)).getRowObjectsJS()[0] as { n: bigint };
+    rmSync(local, { force: true });
+    await store.put(keyOf(store, path), body);
+    return { path, records: count.n, sizeBytes: BigInt(body.length), partition: { dt: Date.parse(`${dt}T00:00:00Z`) / DAY_MS, hour } };
+  }
+
   async function runDay(day: DayPlan, options: { dryRun?: boolean; afterFirstUpload?: () => Promise<void> }, attempt: number): Promise<DayResult> {
     const { dt } = day;
     const { byDay, cover } = await readArchive();
@@ -192,6 +273,7 @@ export async function openDayBackfiller(context: ClientContext, layout: Backfill
       rowsKept: Number(plan!.kept),
       filesWritten: files,
       filesRemoved: replaced.map((e) => e.file.path).filter((path) => !files.includes(path)),
+      rebases: 0,
     };
     if (options.dryRun) return result;
     const live = new Set(replaced.map((entry) => entry.file.path));
@@ -232,21 +314,38 @@ export async function openDayBackfiller(context: ClientContext, layout: Backfill
       await Promise.all(Array.from({ length: Math.min(8, hours.length - index) }, (_, k) => upload(index + k)));
     }
     rmSync(local, { recursive: true, force: true });
-    try {
-      counts = await commitSnapshot(deps, counts, {
-        operation: 'overwrite',
-        added: added.filter((file) => !live.has(file.path)),
-        removed: new Set([...live].filter((path) => !files.includes(path))),
-        // stream rows of the day whose transaction the archive held are this computation's now
-        ...(position ? { covers: { ...counts.covers, [dt]: cover } } : {}),
-        writer: 'backfill',
-      });
-    } catch (error) {
-      if (!(error instanceof CommitConflict) || attempt >= 5) throw error;
-      // the table moved while the day was computed: late rows of the day may have come in with
-      // their archive files, so the day is computed again from the archive as it now is
-      archive = undefined;
-      return runDay(day, options, attempt + 1);
+    let pending: PendingDay = {
+      base: counts,
+      dayFiles: live,
+      added: added.filter((file) => !live.has(file.path)),
+      removed: new Set([...live].filter((path) => !files.includes(path))),
+    };
+    for (let rebases = 0; ; rebases++) {
+      try {
+        counts = await commitSnapshot(deps, pending.base, {
+          operation: 'overwrite',
+          added: pending.added,
+          removed: pending.removed,
+          // stream rows of the day whose transaction the archive held are this computation's now
+          ...(position ? { covers: { ...pending.base.covers, [dt]: cover } } : {}),
+          writer: 'backfill',
+        });
+        result.filesWritten = [...result.filesWritten, ...pending.added.map((file) => file.path).filter((path) => !files.includes(path))];
+        result.filesRemoved = [...pending.removed];
+        break;
+      } catch (error) {
+        if (!(error instanceof CommitConflict)) throw error;
+        const rebased = rebases < MAX_REBASES ? await rebaseDay(dt, pending, cover, files, digest) : undefined;
+        if (rebased) {
+          pending = rebased;
+          result.rebases++;
+          continue;
+        }
+        if (attempt >= 5) throw error;
+        // another backfill of the day committed meanwhile: computed again from the archive as it now is
+        archive = undefined;
+        return runDay(day, options, attempt + 1);
+      }
     }
     // the run's record for operators (the dashboard lists them); the table itself needs none
     await store.putJson(`${layout.runRecords}/${layout.counts.view}/dt=${dt}.json`, {

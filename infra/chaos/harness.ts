@@ -45,14 +45,20 @@ export interface ScenarioContext {
   producer(): ProducerFigures;
   /** Topics the scenario created beside the pipeline's, dropped with it. */
   extraTopics: string[];
+  /** Rows of a query over the pipeline's lake tables (DuckDB over the catalog). */
+  queryLake<T = Record<string, unknown>>(sql: string): Promise<T[]>;
 }
 
 export interface Scenario {
   id: string;
   name: string;
   expected: string;
+  /** Jobs started beside PIPELINE_JOBS, from the start. */
+  jobs?: string[];
   /** Runs against the flowing pipeline: inject, wait, heal (calling `healed()`). */
   run(ctx: ScenarioContext): Promise<void>;
+  /** After the drain, against the lake: a reason if the scenario's own tables are wrong. */
+  verify?(ctx: ScenarioContext): Promise<string | undefined>;
   /** A scenario's own expectation beyond no loss, no duplicates and exact features; a reason if unmet. */
   check?(row: ChaosRow): string | undefined;
 }
@@ -138,6 +144,14 @@ export async function runScenario(config: Config, scenario: Scenario, options: C
     log: (message) => log(`${scenario.id}: ${message}`),
     healed: () => void (healedAt ??= performance.now()),
     producer: () => figures(),
+    async queryLake<T>(sql: string) {
+      const lake = await openLake(config, namespace);
+      try {
+        return (await lake.connection.runAndReadAll(sql)).getRowObjectsJS() as T[];
+      } finally {
+        lake.close();
+      }
+    },
   };
   let healedAt: number | undefined;
   let logsSaved = false;
@@ -161,7 +175,7 @@ export async function runScenario(config: Config, scenario: Scenario, options: C
         });
       }
     }
-    for (const job of PIPELINE_JOBS) ctx.startJob(job);
+    for (const job of [...PIPELINE_JOBS, ...(scenario.jobs ?? [])]) ctx.startJob(job);
 
     // the producer: a steady rate, one send per record so each one's fate is known
     const acknowledged = new Set<number>();
@@ -201,13 +215,8 @@ export async function runScenario(config: Config, scenario: Scenario, options: C
     })();
 
     const lakeIds = async (upTo = Number.MAX_SAFE_INTEGER) => {
-      const lake = await openLake(config, namespace);
-      try {
-        const rows = (await lake.connection.runAndReadAll(`SELECT counterpart_id AS id, count(*)::INTEGER AS copies FROM transactions WHERE counterpart_id <= ${upTo} GROUP BY 1`)).getRowObjectsJS();
-        return new Map(rows.map((row) => [Number(row.id), Number(row.copies)]));
-      } finally {
-        lake.close();
-      }
+      const rows = await ctx.queryLake<{ id: number; copies: number }>(`SELECT counterpart_id AS id, count(*)::INTEGER AS copies FROM transactions WHERE counterpart_id <= ${upTo} GROUP BY 1`);
+      return new Map(rows.map((row) => [Number(row.id), Number(row.copies)]));
     };
 
     ctx.log(`warming up at ${rate} records/s`);
@@ -263,13 +272,8 @@ export async function runScenario(config: Config, scenario: Scenario, options: C
     for (;;) {
       stored = await lakeIds();
       const perUser = new Map<number, number>();
-      const lake = await openLake(config, namespace);
-      try {
-        for (const row of (await lake.connection.runAndReadAll('SELECT user_id, count(DISTINCT counterpart_id)::INTEGER AS n FROM transactions GROUP BY 1')).getRowObjectsJS()) {
-          perUser.set(Number(row.user_id), Number(row.n));
-        }
-      } finally {
-        lake.close();
+      for (const row of await ctx.queryLake<{ user_id: number; n: number }>('SELECT user_id, count(DISTINCT counterpart_id)::INTEGER AS n FROM transactions GROUP BY 1')) {
+        perUser.set(Number(row.user_id), Number(row.n));
       }
       const userIds = Array.from({ length: USERS + 1 }, (_, i) => i);
       const online = await getUserFeatures(redis, userIds, names.features.userTransactionCounts.redisPrefix);
@@ -282,6 +286,7 @@ export async function runScenario(config: Config, scenario: Scenario, options: C
       await sleep(2_000);
     }
 
+    const verified = scenario.verify ? await scenario.verify(ctx).catch((error: unknown) => `its check failed: ${errorMessage(error)}`) : undefined;
     const duplicates = [...stored.values()].reduce((sum, copies) => sum + copies - 1, 0);
     const lost = [...acknowledged].filter((id) => !stored.has(id)).length;
     const storedUnacknowledged = [...stored.keys()].filter((id) => !acknowledged.has(id)).length;
@@ -309,6 +314,7 @@ export async function runScenario(config: Config, scenario: Scenario, options: C
     if (scenarioError) row.missed.push(`the scenario failed: ${scenarioError}`);
     const own = scenario.check?.(row);
     if (own) row.missed.push(own);
+    if (verified) row.missed.push(verified);
     row.met = !row.missed.length;
     // kept for every run (a met row can still show how it recovered), named in the notes when missed
     const logs = saveLogs();

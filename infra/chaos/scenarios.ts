@@ -1,3 +1,6 @@
+import { spawn } from 'node:child_process';
+import { FEATURE_BALANCE_SQL } from '../../backfill/user-transaction-counts.ts';
+import { repoRoot } from '../../core/config.ts';
 import { sleep } from '../../core/retry.ts';
 import type { JobProcess, Scenario, ScenarioContext } from './harness.ts';
 import { partitionLeaders } from './stack-faults.ts';
@@ -31,6 +34,24 @@ async function secondsUntilAssigned(job: JobProcess, since: number): Promise<str
   while (assignedAt() === undefined && Date.now() < deadline) await sleep(100);
   const at = assignedAt();
   return at === undefined ? 'over 90' : ((at - since) / 1000).toFixed(1);
+}
+
+/** A command line of the project run to its end: its exit code and the last lines it printed. */
+function runCommand(script: string, args: string[]): Promise<{ code: number | null; tail: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    const keep = (chunk: Buffer) => { output = (output + chunk.toString()).slice(-4_000); };
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
+    child.once('close', (code) => resolve({ code, tail: output.trim().split('\n').slice(-3).join(' | ') }));
+  });
+}
+
+/** Each transaction of the archive once in the feature table, and no row without one. */
+async function featureBalance(ctx: ScenarioContext): Promise<{ archived: number; features: number; unmatched: number }> {
+  const [row] = await ctx.queryLake<{ archived: bigint; features: bigint; unmatched: bigint }>(FEATURE_BALANCE_SQL);
+  return { archived: Number(row!.archived), features: Number(row!.features), unmatched: Number(row!.unmatched) };
 }
 
 /** A server of the stack killed for 30 s, then started again by the stack's own command. */
@@ -181,6 +202,53 @@ export const scenarios: Scenario[] = [
       const code = await successor.terminate();
       ctx.note(`instance 1 left (exit ${code}); fenced flushes of instance 0: ${(paused.output().match(/"msg":"fenced/g) ?? []).length}, of instance 1: ${(successor.output().match(/"msg":"fenced/g) ?? []).length}`);
       await sleep(3_000);
+    },
+  },
+  {
+    id: 'lake-writers',
+    name: 'backfill and compaction again and again beside the sinks, on the hours they write',
+    expected: 'every commit lands or is retried; 0 lost, 0 duplicates in transactions; every transaction once in user_transaction_counts',
+    jobs: ['user-transaction-counts-lake-sink'],
+    async run(ctx) {
+      const today = new Date().toISOString().slice(0, 10);
+      const namespace = ['--namespace', ctx.names.namespace];
+      const until = Date.now() + 60_000;
+      const runs = { backfill: 0, backfillFailed: [] as string[], rebases: 0, longestBackfill: 0, compact: 0, compactFailed: [] as string[], merged: 0 };
+      const backfills = (async () => {
+        while (Date.now() < until) {
+          const startedAt = performance.now();
+          const { code, tail } = await runCommand('backfill/cli.ts', [...namespace, '--from', today, '--report', 'json']);
+          runs.backfill++;
+          runs.longestBackfill = Math.max(runs.longestBackfill, (performance.now() - startedAt) / 1000);
+          if (code !== 0) runs.backfillFailed.push(tail);
+          else runs.rebases += Number(/"rebases":(\d+)/.exec(tail)?.[1] ?? 0);
+        }
+      })();
+      const compactions = (async () => {
+        for (let round = 0; Date.now() < until; round++) {
+          // both tables the writers share: the archive its sink appends to and the backfill reads, and the feature table
+          const table = round % 2 ? 'user_transaction_counts' : 'transactions';
+          const { code, tail } = await runCommand('backfill/compact-cli.ts', [...namespace, '--table', table, '--dt', today, '--include-open-hour']);
+          runs.compact++;
+          if (code !== 0) runs.compactFailed.push(tail);
+          else runs.merged += Number(/(\d+) files merged/.exec(tail)?.[1] ?? 0);
+        }
+      })();
+      await Promise.all([backfills, compactions]);
+      ctx.note(`${runs.backfill} backfills of ${today} (${runs.backfillFailed.length} failed; ${runs.rebases} commits made again, longest run ${runs.longestBackfill.toFixed(1)} s), ${runs.compact} compactions (${runs.compactFailed.length} failed, ${runs.merged} files merged)`);
+      for (const failure of [...runs.backfillFailed, ...runs.compactFailed].slice(0, 3)) ctx.note(`failed: ${failure}`);
+    },
+    check: (row) => (row.notes.some((note) => /\(0 failed;.*\), \d+ compactions \(0 failed/.test(note)) ? undefined : 'a backfill or a compaction failed'),
+    async verify(ctx) {
+      // the feature table's sink may still be flushing the last counts when the transactions have drained
+      const deadline = Date.now() + 60_000;
+      let balance = await featureBalance(ctx);
+      while ((balance.unmatched || balance.features !== balance.archived) && Date.now() < deadline) {
+        await sleep(2_000);
+        balance = await featureBalance(ctx);
+      }
+      ctx.note(`user_transaction_counts: ${balance.features} rows for ${balance.archived} archived transactions, ${balance.unmatched} (user, event time) counts unmatched`);
+      return balance.unmatched || balance.features !== balance.archived ? 'user_transaction_counts does not hold each transaction once' : undefined;
     },
   },
 ];

@@ -7,9 +7,20 @@ import { createTransactionsProducer } from '../../ingest/transactions/producer.t
 import { config, onCleanup, waitFor } from '../helpers.ts';
 import { liveFiles, loadTableState } from '../../core/iceberg/table.ts';
 import { setupPipeline } from '../pipeline/fixture.ts';
+import { FEATURE_BALANCE_SQL } from '../../backfill/user-transaction-counts.ts';
 
 const NOW = Date.UTC(2026, 10, 20, 18);
 const TOTAL = 3_000;
+
+/** Transactions of 2026-11-19 sent after that day was archived, `from` ms into the day, a minute apart. */
+const late = (count: number, from: number) =>
+  Array.from({ length: count }, (_, i) => ({ user_id: 1 + (i % 7), transaction_timestamp_millis: Date.UTC(2026, 10, 19) + from + i * 60_000, amount: 10 + i, currency: 'EUR', counterpart_id: 9 }));
+
+/** Each transaction of the archive once in the feature table, and nothing else. */
+async function featureBalance(lake: { query<T>(sql: string): Promise<T[]> }) {
+  const [row] = await lake.query<{ archived: bigint; features: bigint; unmatched: bigint }>(FEATURE_BALANCE_SQL);
+  return { archived: Number(row!.archived), features: Number(row!.features), unmatched: Number(row!.unmatched) };
+}
 
 /** A lake with three days of transactions and the streaming features job's output for them. */
 async function streamedLake(t: TestContext, label: string) {
@@ -120,18 +131,7 @@ test('late transactions around a backfill of their day are neither lost nor doub
   const lake = await streamedLake(t, 'backfill-late');
   const producer = await createTransactionsProducer(config, { topic: lake.names.topic.transactions });
   onCleanup(t, () => producer.close());
-  const day = Date.UTC(2026, 10, 19);
-  const late = (count: number, from: number) =>
-    Array.from({ length: count }, (_, i) => ({ user_id: 1 + (i % 7), transaction_timestamp_millis: day + from + i * 60_000, amount: 10 + i, currency: 'EUR', counterpart_id: 9 }));
-  /** Each transaction of the archive once in the feature table, and nothing else. */
-  const balance = async () => {
-    const [row] = await lake.query<{ archived: string; features: string; unmatched: string }>(`
-      WITH t AS (SELECT user_id, transaction_timestamp_millis AS event_at, count(*) n FROM transactions GROUP BY ALL),
-           f AS (SELECT user_id, event_timestamp_millis AS event_at, count(*) n FROM user_transaction_counts GROUP BY ALL)
-      SELECT (SELECT count(*) FROM transactions) archived, (SELECT count(*) FROM user_transaction_counts) features,
-             (SELECT count(*) FROM t FULL JOIN f USING (user_id, event_at) WHERE t.n IS DISTINCT FROM f.n) unmatched`);
-    return { archived: Number(row!.archived), features: Number(row!.features), unmatched: Number(row!.unmatched) };
-  };
+  const balance = () => featureBalance(lake);
   let last = {};
   const until = async (what: string, archived: number, features: number) =>
     waitFor(what, async () => {
@@ -180,4 +180,53 @@ test('late transactions around a backfill of their day are neither lost nor doub
   for (const job of features2) await job.stop();
   assert.equal((features2[1]!.stats() as { superseded?: number }).superseded, 30, 'the sink dropped the rows the backfill had counted');
   assert.deepEqual(await balance(), { archived: TOTAL + 50, features: TOTAL + 50, unmatched: 0 }, 'no late transaction twice');
+});
+
+test('a backfill whose commit is refused because the sink and a compaction moved its day commits on top of them, without computing the day again', { timeout: 420_000 }, async (t) => {
+  const lake = await streamedLake(t, 'backfill-rebase');
+  const producer = await createTransactionsProducer(config, { topic: lake.names.topic.transactions });
+  onCleanup(t, () => producer.close());
+  const dt = '2026-11-19';
+  const balance = () => featureBalance(lake);
+  const archive = async (total: number) => {
+    const backup = lake.job('transactions-job-backup', { flushIntervalMs: 500 });
+    await backup.start();
+    await waitFor('the late transactions archived', async () => ((await balance()).archived === total ? true : undefined));
+    await backup.stop();
+  };
+
+  // 40 late transactions archived, not yet counted: the backfill's archive holds them
+  await producer.send(late(40, 3_600_000));
+  await archive(TOTAL + 40);
+  const backfill = spawn(process.execPath, ['--import', 'tsx', 'backfill/cli.ts', '--namespace', lake.namespace, '--from', dt, '--to', dt], {
+    cwd: repoRoot,
+    env: { ...process.env, LAKESTREAM_BACKFILL_PAUSE_MS: '45000' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  backfill.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  backfill.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => backfill.once('exit', resolve));
+  onCleanup(t, () => void backfill.kill('SIGKILL'));
+  await waitFor('the backfill to pause between its upload and its commit', async () => (output.includes('paused') ? true : undefined), 60_000, 200);
+
+  // meanwhile a compaction merges the day's stream files (the ones the backfill replaces), and
+  // the stream counts the 40 (rows below the backfill's cover) and 10 more of the same hour, not archived yet
+  const compacted = spawnSync(process.execPath, ['--import', 'tsx', 'backfill/compact-cli.ts', '--namespace', lake.namespace, '--table', 'user_transaction_counts', '--dt', dt], { cwd: repoRoot, encoding: 'utf8' });
+  assert.equal(compacted.status, 0, compacted.stderr);
+  assert.match(compacted.stdout, /[1-9]\d* files merged/);
+  await producer.send(late(10, 6_000_000));
+  const features = ['transactions-ml-features-job', 'user-transaction-counts-lake-sink'].map((name) => lake.job(name, { flushIntervalMs: 500 }));
+  for (const job of features) await job.start();
+  await waitFor('the stream rows of the 50 in the feature table', async () => ((await balance()).features === TOTAL + 50 ? true : undefined));
+  for (const job of features) await job.stop();
+  assert.equal(backfill.exitCode, null, `the backfill had not committed yet: ${output}`);
+
+  assert.equal(await exited, 0, output);
+  assert.match(output, /1 commits made again on a table the sinks moved meanwhile/);
+  // the 40 counted once (by the backfill), the 10 kept as the stream wrote them until archived
+  assert.deepEqual(await balance(), { archived: TOTAL + 40, features: TOTAL + 50, unmatched: 10 });
+  await archive(TOTAL + 50);
+  assert.deepEqual(await balance(), { archived: TOTAL + 50, features: TOTAL + 50, unmatched: 0 }, 'every transaction once in the feature table');
+  assert.match(JSON.stringify(await lake.objects()), /backfill-kept-/, 'the hour of the 10 was rewritten without the rows the backfill counted');
 });

@@ -1,0 +1,3 @@
+import { chaosTests } from './chaos-cases.ts';
+
+chaosTests(['lake-writers']);
