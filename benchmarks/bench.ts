@@ -25,6 +25,8 @@ import { createLakeSink } from '../sinks/lake/lake-sink.ts';
 import { getUserFeatures, writeUserFeatures } from '../features/online-store.ts';
 import { createCollector } from '../dashboard/collect.ts';
 import { benchBackfill } from './backfill.ts';
+import { compactDay, compactionTarget } from '../backfill/compact.ts';
+import { liveFiles, loadTableState } from '../core/iceberg/table.ts';
 import { runProducerPerformance } from './kafka-tools.ts';
 import { runLoadtest, type LoadtestResult } from './loadtest.ts';
 import { benchPipeline } from './pipeline.ts';
@@ -353,7 +355,7 @@ if (want('freshness')) {
  * its own. Every 20 ms tick carries one probe (a counterpart id of its own); the reader polls
  * the table every 250 ms. The sink's catalog commit latency comes from its own figures.
  */
-async function lakeFreshness(): Promise<{ p50: number; p99: number; max: number; count: number; commitP50: number; commitP99: number; commits: number; files: number }> {
+async function lakeFreshness(): Promise<{ p50: number; p99: number; max: number; count: number; commitP50: number; commitP99: number; commits: number; files: number; compaction: CompactionFigures }> {
   const lakeNamespace = `${namespace}-lake`;
   createdNamespaces.push(lakeNamespace);
   const lakeNames = catalog(lakeNamespace);
@@ -403,8 +405,47 @@ async function lakeFreshness(): Promise<{ p50: number; p99: number; max: number;
   await sink.stop();
   const stats = sink.stats() as unknown as { commitP50Ms: number; commitP99Ms: number; commits: number; filesWritten: number };
   lake.close();
+  const compaction = await compactWritten(context, lakeNamespace, lakeNames.tables.transactions.iceberg);
   await context.close();
-  return { ...visible.summary(), count: visible.count, commitP50: stats.commitP50Ms, commitP99: stats.commitP99Ms, commits: stats.commits, files: stats.filesWritten };
+  return { ...visible.summary(), count: visible.count, commitP50: stats.commitP50Ms, commitP99: stats.commitP99Ms, commits: stats.commits, files: stats.filesWritten, compaction };
+}
+
+interface CompactionFigures {
+  hours: number;
+  filesBefore: number;
+  filesAfter: number;
+  /** The most files an hour partition holds after compaction. */
+  maxFilesPerHour: number;
+  smallestMiB: number;
+  largestMiB: number;
+  snapshotsInMetadata: number;
+  seconds: number;
+}
+
+/** The sink's files of the freshness run, compacted (open hour included), and what the table then holds. */
+async function compactWritten(context: ReturnType<typeof createClientContext>, lakeNamespace: string, ref: Parameters<typeof loadTableState>[1]): Promise<CompactionFigures> {
+  const deps = context.lakeTables();
+  const files = async () => liveFiles(deps, (await loadTableState(deps, ref))!);
+  const before = await files();
+  const days = [...new Set(before.map((entry) => new Date(entry.file.partition.dt * 86_400_000).toISOString().slice(0, 10)))];
+  const started = performance.now();
+  for (const dt of days) await compactDay(context, compactionTarget('transactions', lakeNamespace), dt, { includeOpenHour: true });
+  const seconds = (performance.now() - started) / 1000;
+  const after = await files();
+  const perHour = new Map<string, number>();
+  for (const entry of after) perHour.set(`${entry.file.partition.dt}/${entry.file.partition.hour}`, (perHour.get(`${entry.file.partition.dt}/${entry.file.partition.hour}`) ?? 0) + 1);
+  const sizes = after.map((entry) => Number(entry.file.sizeBytes) / 2 ** 20);
+  const state = (await loadTableState(deps, ref))!;
+  return {
+    hours: perHour.size,
+    filesBefore: before.length,
+    filesAfter: after.length,
+    maxFilesPerHour: Math.max(0, ...perHour.values()),
+    smallestMiB: Math.min(...sizes),
+    largestMiB: Math.max(...sizes),
+    snapshotsInMetadata: state.loaded.metadata.snapshots?.length ?? 0,
+    seconds,
+  };
 }
 
 /** The namespace's lake once the sink has created its table (DuckDB attaches the catalog then). */
@@ -429,6 +470,16 @@ if (want('lake')) {
     ratio: '',
     target: 'p50 ≤ 5 s, p99 ≤ 15 s',
     met: verdict(f.p50 <= 5_000 && f.p99 <= 15_000),
+  });
+  const c = f.compaction;
+  rows.push({
+    name: `compaction of those hours (${c.hours} hour partitions, ${c.filesBefore} sink files, open hour included, ${c.seconds.toFixed(1)} s)`,
+    value: `${c.filesAfter} files, at most ${c.maxFilesPerHour} per hour, ${c.smallestMiB.toFixed(1)}–${c.largestMiB.toFixed(1)} MiB; ${c.snapshotsInMetadata} snapshot${c.snapshotsInMetadata === 1 ? '' : 's'} in the table metadata`,
+    spread: '',
+    reference: '',
+    ratio: '',
+    target: '≥ 64 MiB or one file per hour; snapshots bounded',
+    met: verdict(c.maxFilesPerHour <= 1 && c.snapshotsInMetadata <= 10),
   });
   rows.push({
     name: 'Iceberg catalog commit (Nessie), one round of sink flushes',
