@@ -199,11 +199,19 @@ export interface TransactionalProducer {
 }
 
 /**
- * A testing knob: the next N commits reach the broker and succeed there, and then report the
- * timeout a lost answer would. What a job does with a commit whose outcome it cannot know is
- * otherwise a window of milliseconds in a broker failover.
+ * Testing knobs for the transactional producers whose id starts with `transactionalIdPrefix`.
+ * What a job does with a commit whose outcome it cannot know, or with a coordinator that stops
+ * answering mid-transaction, is otherwise a window of milliseconds in a broker failover.
  */
-export const transactionFaults = { commitAnswersToLose: 0, /** Only producers whose transactional id starts with this. */ transactionalIdPrefix: '' };
+export const transactionFaults: {
+  /** The next N commits reach the broker and succeed there, and then report the timeout a lost answer would. */
+  commitAnswersToLose: number;
+  transactionalIdPrefix: string;
+  /** Awaited just before a transactional call goes out (a test pauses the coordinator's broker there). */
+  before?: (call: 'sendOffsetsToTransaction' | 'commitTransaction', transactionalId: string) => Promise<void>;
+  /** commitTransaction's own timeout (60 s), shortened so that a test's pause outlasts it. */
+  commitTimeoutMs?: number;
+} = { commitAnswersToLose: 0, transactionalIdPrefix: '' };
 
 export type TransactionalTuning = Pick<ProducerTuning, 'lingerMs' | 'compression'> & {
   /** A delivery report per record to `produce`'s callback: one JS call per record, so only for callers that need positions. */
@@ -271,7 +279,7 @@ async function initTransactionalProducer(config: KafkaConnection, transactionalI
     let timer: NodeJS.Timeout | undefined;
     const stuck = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
-        reject(Object.assign(new Error(`${what} did not return within ${Math.round((timeoutMs + 15_000) / 1000)} s`), { code: kafkaJavascript.CODES.ERRORS.ERR__TIMED_OUT, isFatal: true }));
+        reject(Object.assign(new Error(`${what} did not return within ${Math.round((timeoutMs + 15_000) / 1000)} s`), { code: kafkaJavascript.CODES.ERRORS.ERR__TIMED_OUT, isFatal: true, stuck: what }));
       }, timeoutMs + 15_000);
     });
     return Promise.race([fromCallback(fn), stuck]).finally(() => clearTimeout(timer));
@@ -285,6 +293,7 @@ async function initTransactionalProducer(config: KafkaConnection, transactionalI
     await new Promise<void>((resolve) => producer.disconnect(() => resolve()));
     throw error;
   }
+  const faulted = () => transactionalId.startsWith(transactionFaults.transactionalIdPrefix);
   const produceOne = (topic: string, message: OutgoingMessage, delivered?: DeliveryCallback) =>
     producer.produce(topic, message.partition ?? null, message.value, message.key, null, delivered, message.headers);
   return {
@@ -308,10 +317,15 @@ async function initTransactionalProducer(config: KafkaConnection, transactionalI
         })();
       }
     },
-    sendOffsets: (offsets, consumer) => guarded('sendOffsetsToTransaction', 30_000, (cb) => producer.sendOffsetsToTransaction(offsets, consumer, 30_000, cb)),
+    async sendOffsets(offsets, consumer) {
+      if (faulted()) await transactionFaults.before?.('sendOffsetsToTransaction', transactionalId);
+      await guarded('sendOffsetsToTransaction', 30_000, (cb) => producer.sendOffsetsToTransaction(offsets, consumer, 30_000, cb));
+    },
     async commit() {
-      await guarded('commitTransaction', 60_000, (cb) => producer.commitTransaction(60_000, cb));
-      if (transactionFaults.commitAnswersToLose > 0 && transactionalId.startsWith(transactionFaults.transactionalIdPrefix)) {
+      const timeoutMs = (faulted() && transactionFaults.commitTimeoutMs) || 60_000;
+      if (faulted()) await transactionFaults.before?.('commitTransaction', transactionalId);
+      await guarded('commitTransaction', timeoutMs, (cb) => producer.commitTransaction(timeoutMs, cb));
+      if (transactionFaults.commitAnswersToLose > 0 && faulted()) {
         transactionFaults.commitAnswersToLose--;
         throw Object.assign(new Error('commitTransaction did not return (an answer lost on purpose, transactionFaults)'), { code: kafkaJavascript.CODES.ERRORS.ERR__TIMED_OUT, isFatal: true });
       }

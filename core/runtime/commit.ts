@@ -139,6 +139,6 @@ function transactionStrategy(deps: CommitStrategyDeps): CommitStrategy {
       }
     },
     close: () => manager.close(),
-    stats: (batches) => ({ meanCommitMs: batches ? Math.round((commitMs / batches) * 10) / 10 : 0 }),
+    stats: (batches) => ({ meanCommitMs: batches ? Math.round((commitMs / batches) * 10) / 10 : 0, ...manager.stats() }),
   };
 }

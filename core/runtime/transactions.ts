@@ -74,6 +74,11 @@ export interface TransactionManager {
   /** Replaces the producer if it is broken: after TransactionOutcomeUnknown, this settles the commit. */
   settle(): Promise<void>;
   close(): Promise<void>;
+  /**
+   * Commits resumed after a retriable failure, transactions aborted, producers replaced, and
+   * transactional calls that never called back (given up by the producer's guard).
+   */
+  stats(): { commitsResumed: number; transactionsAborted: number; producersReplaced: number; callsStuck: number };
 }
 
 const FENCED_CODES: number[] = [kafkaJavascript.CODES.ERRORS.ERR__FENCED, kafkaJavascript.CODES.ERRORS.ERR_PRODUCER_FENCED, kafkaJavascript.CODES.ERRORS.ERR_INVALID_PRODUCER_EPOCH];
@@ -88,11 +93,13 @@ export function createTransactionManager(options: TransactionManagerOptions): Tr
   const fences: number[] = [];
   let producer: TransactionalProducer | undefined;
   let state: TransactionState = 'idle';
+  const counters = { commitsResumed: 0, transactionsAborted: 0, producersReplaced: 0, callsStuck: 0 };
 
   /** librdkafka's errors, classified; a handler's bug (no numeric code) stays what it is. */
   const classify = (error: unknown): unknown => {
-    const kafkaError = error as { code?: unknown; isFatal?: boolean } | null;
+    const kafkaError = error as { code?: unknown; isFatal?: boolean; stuck?: string } | null;
     if (!kafkaError || typeof kafkaError.code !== 'number') return error;
+    if (kafkaError.stuck) counters.callsStuck++;
     if (FENCED_CODES.includes(kafkaError.code)) {
       fences.push(now());
       while (fences[0]! < now() - fenceWindowMs) fences.shift();
@@ -115,6 +122,7 @@ export function createTransactionManager(options: TransactionManagerOptions): Tr
       producer = await options.newProducer().catch((error: unknown) => {
         throw new LakestreamError('KAFKA_ERROR', `could not start a new transactional producer: ${errorMessage(error)}`, { cause: error, retriable: true });
       });
+      counters.producersReplaced++;
       state = 'ready';
     }
     if (state === 'abort-pending') {
@@ -139,6 +147,7 @@ export function createTransactionManager(options: TransactionManagerOptions): Tr
         const kafkaError = error as { isRetriable?: boolean; isFatal?: boolean; isTxnRequiresAbort?: boolean } | null;
         if (!kafkaError?.isRetriable || kafkaError.isFatal || kafkaError.isTxnRequiresAbort || attempt > commitRetries) throw error;
         log.warn('commit failed retriably; resuming it', { transactionalId, attempt, error: errorMessage(error) });
+        counters.commitsResumed++;
         await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** attempt, 2_000)));
       }
     }
@@ -183,6 +192,7 @@ export function createTransactionManager(options: TransactionManagerOptions): Tr
           throw new TransactionOutcomeUnknown(error);
         }
         phase('aborting');
+        counters.transactionsAborted++;
         state = 'ready';
         await current.abort().catch((cause: unknown) => {
           state = 'abort-pending';
@@ -202,5 +212,6 @@ export function createTransactionManager(options: TransactionManagerOptions): Tr
       state = 'closed';
       await producer?.close();
     },
+    stats: () => ({ ...counters }),
   };
 }

@@ -1,31 +1,28 @@
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { createAvroDecoder } from '../../../core/avro.ts';
 import { readPartitionsToEnd } from '../../../core/changelog.ts';
 import { transactionFaults } from '../../../core/kafka-producer.ts';
+import { partitionLeaders, stackFaults } from '../../../infra/chaos/stack-faults.ts';
 import { createTransactionsProducer } from '../../../ingest/transactions/producer.ts';
 import { config, onCleanup, waitFor } from '../../helpers.ts';
 import { setupPipeline } from '../../pipeline/fixture.ts';
 
+const USERS = 40;
+const PER_USER = 30;
+
 /**
- * A commit that reaches the broker and succeeds there, whose answer is then lost (the producer
- * reports a timeout): the features job must not apply the same batch again on top of the state
- * its changelog restores, which already holds it. Every user's count ends at the number of their
- * transactions, and each count value is emitted once.
+ * The features job of a fresh pipeline, its input producer and its output read back: each
+ * user's emitted counts. The transactional fault knobs aim at the job's producer only (the test
+ * producer commits in transactions too).
  */
-test('runtime: a committed transaction whose answer was lost is not applied twice', { timeout: 300_000 }, async (t) => {
-  const { names, registry, job } = await setupPipeline(t, 'commit-lost');
-  onCleanup(t, () => void Object.assign(transactionFaults, { commitAnswersToLose: 0, transactionalIdPrefix: '' }));
-  // the job's commits, not the test producer's (which commits in transactions too)
+async function countingPipeline(t: TestContext, label: string) {
+  const { names, registry, job } = await setupPipeline(t, label);
+  onCleanup(t, () => void Object.assign(transactionFaults, { commitAnswersToLose: 0, transactionalIdPrefix: '', before: undefined, commitTimeoutMs: undefined }));
   transactionFaults.transactionalIdPrefix = names.group('transactions-ml-features-job');
   const producer = await createTransactionsProducer(config, { topic: names.topic.transactions });
   onCleanup(t, () => producer.close());
-  const users = 40;
-  const perUser = 30;
-  const event = (user: number, n: number) => ({ user_id: user, transaction_timestamp_millis: 1_700_000_000_000 + n, amount: 1, currency: 'EUR', counterpart_id: 1 });
-
   const features = job('transactions-ml-features-job');
-  await features.start();
   const decode = createAvroDecoder(registry);
   const readCounts = async () => {
     const emitted = new Map<number, number[]>();
@@ -36,23 +33,145 @@ test('runtime: a committed transaction whose answer was lost is not applied twic
     });
     return emitted;
   };
+  /** A third of the transactions: ten per user, numbered on from `third * 10`. */
+  const sendThird = (third: number) =>
+    producer.send(
+      Array.from({ length: USERS * 10 }, (_, i) => ({
+        user_id: i % USERS,
+        transaction_timestamp_millis: 1_700_000_000_000 + third * 10 + Math.floor(i / USERS),
+        amount: 1,
+        currency: 'EUR',
+        counterpart_id: 1,
+      })),
+    );
+  const firstThirdCounted = () => waitFor('the first third counted', async () => ([...(await readCounts()).values()].flat().length >= USERS * 10 ? true : undefined));
+  /** Every user's count ends at the number of their transactions, and each count value is emitted once. */
+  const assertEachCountOnce = async () => {
+    const emitted = await waitFor('every transaction counted', async () => {
+      const now = await readCounts();
+      return now.size === USERS && [...now.values()].every((counts) => counts.at(-1)! >= PER_USER) ? now : undefined;
+    });
+    for (let user = 0; user < USERS; user++) {
+      const counts = emitted.get(user)!;
+      assert.equal(counts.at(-1), PER_USER, `user ${user}'s count: ${counts.join(',')}`);
+      assert.deepEqual(counts, Array.from({ length: PER_USER }, (_, i) => i + 1), `user ${user}: each count once, in order`);
+    }
+  };
+  return { names, features, sendThird, firstThirdCounted, assertEachCountOnce };
+}
 
-  // the first third counted normally, then the next commit's answer is lost, then the rest
-  await producer.send(Array.from({ length: users * 10 }, (_, i) => event(i % users, Math.floor(i / users))));
-  await waitFor('the first third counted', async () => ([...(await readCounts()).values()].flat().length >= users * 10 ? true : undefined));
-  transactionFaults.commitAnswersToLose = 1;
-  await producer.send(Array.from({ length: users * 10 }, (_, i) => event(i % users, 10 + Math.floor(i / users))));
-  await waitFor('the lost answer to happen', async () => (transactionFaults.commitAnswersToLose === 0 ? true : undefined));
-  await producer.send(Array.from({ length: users * 10 }, (_, i) => event(i % users, 20 + Math.floor(i / users))));
+/** Java's String.hashCode, which Kafka uses to place a transactional id in __transaction_state. */
+function javaStringHash(text: string): number {
+  let hash = 0;
+  for (let i = 0; i < text.length; i++) hash = (Math.imul(31, hash) + text.charCodeAt(i)) | 0;
+  return hash;
+}
 
-  const emitted = await waitFor('every transaction counted', async () => {
-    const now = await readCounts();
-    const done = [...now.values()].every((counts) => counts.at(-1)! >= perUser) && now.size === users;
-    return done ? now : undefined;
+/**
+ * The broker coordinating `key`: the leader of its partition of `__transaction_state` (a
+ * transactional id) or `__consumer_offsets` (a group id).
+ */
+async function coordinatorOf(log: '__transaction_state' | '__consumer_offsets', key: string): Promise<number> {
+  const leaders = await partitionLeaders(config, log);
+  const hash = javaStringHash(key);
+  // Kafka's Utils.abs: the one int without an absolute value maps to 0
+  return leaders[(hash === -2147483648 ? 0 : Math.abs(hash)) % leaders.length]!;
+}
+
+/**
+ * Pauses the job's transaction coordinator (SIGSTOP, as a long GC pause) just before the first
+ * `call` goes out, for `pauseMs`; resolves with what happened once the broker runs again.
+ */
+function pauseCoordinatorBefore(t: TestContext, call: 'sendOffsetsToTransaction' | 'commitTransaction', pauseMs: number): Promise<{ broker: number; at: number }> {
+  const faults = stackFaults(config);
+  t.after(() => faults.heal());
+  return new Promise((resolve, reject) => {
+    transactionFaults.before = async (which, transactionalId) => {
+      if (which !== call) return;
+      transactionFaults.before = undefined;
+      try {
+        const broker = await coordinatorOf('__transaction_state', transactionalId);
+        faults.pause(`kafka-${broker}`);
+        const at = performance.now();
+        setTimeout(() => {
+          faults.resume(`kafka-${broker}`);
+          resolve({ broker, at });
+        }, pauseMs);
+      } catch (error) {
+        reject(error);
+      }
+    };
   });
-  for (let user = 0; user < users; user++) {
-    const counts = emitted.get(user)!;
-    assert.equal(counts.at(-1), perUser, `user ${user}'s count: ${counts.join(',')}`);
-    assert.deepEqual(counts, Array.from({ length: perUser }, (_, i) => i + 1), `user ${user}: each count once, in order`);
-  }
+}
+
+test('runtime: a committed transaction whose answer was lost is not applied twice', { timeout: 300_000 }, async (t) => {
+  const pipeline = await countingPipeline(t, 'commit-lost');
+  await pipeline.features.start();
+  // the first third counted normally, then the next commit's answer is lost, then the rest
+  await pipeline.sendThird(0);
+  await pipeline.firstThirdCounted();
+  transactionFaults.commitAnswersToLose = 1;
+  await pipeline.sendThird(1);
+  await waitFor('the lost answer to happen', async () => (transactionFaults.commitAnswersToLose === 0 ? true : undefined));
+  await pipeline.sendThird(2);
+  await pipeline.assertEachCountOnce();
 });
+
+test('runtime: a commit that times out while its coordinator is paused is resumed, not aborted or replayed, on the real cluster', { timeout: 300_000 }, async (t) => {
+  const pipeline = await countingPipeline(t, 'commit-paused');
+  // the commit's own timeout shorter than the pause: librdkafka reports it timed out, still resumable
+  transactionFaults.commitTimeoutMs = 3_000;
+  await pipeline.features.start();
+  await pipeline.sendThird(0);
+  await pipeline.firstThirdCounted();
+  const paused = pauseCoordinatorBefore(t, 'commitTransaction', 12_000);
+  await pipeline.sendThird(1);
+  const { broker } = await paused;
+  t.diagnostic(`coordinator kafka-${broker} paused 12 s under a commit`);
+  await pipeline.sendThird(2);
+  await pipeline.assertEachCountOnce();
+  const stats = pipeline.features.stats() as unknown as { commitsResumed: number; producersReplaced: number; transactionsAborted: number; stores: { counts: { restored: number } } };
+  t.diagnostic(JSON.stringify(stats));
+  assert.ok(stats.commitsResumed >= 1, 'the timed-out commit was resumed by committing again');
+  assert.equal(stats.producersReplaced, 0, 'the producer was kept: its commit was not given up as unknown');
+  assert.equal(stats.transactionsAborted, 0, 'nothing was aborted');
+  assert.equal(stats.stores.counts.restored, 0, 'no state was restored from the changelog: the batch was neither dropped nor replayed');
+});
+
+/**
+ * The job's group coordinator paused (SIGSTOP) just as the offsets go into the transaction:
+ * librdkafka's TxnOffsetCommit request waits on the paused broker's open connection and fails
+ * with a local timeout after ~38 s, an abortable error. The transaction is aborted, the state of
+ * the batch's partitions restored from the changelog, and the batch counted once when the group
+ * has a coordinator again.
+ */
+test('runtime: offsets that time out on a paused group coordinator abort the transaction, and the batch is counted once', { timeout: 420_000 }, async (t) => {
+  const pipeline = await countingPipeline(t, 'offsets-paused');
+  const faults = stackFaults(config);
+  t.after(() => faults.heal());
+  await pipeline.features.start();
+  await pipeline.sendThird(0);
+  await pipeline.firstThirdCounted();
+  const resumed = new Promise<{ broker: number }>((resolve) => {
+    transactionFaults.before = async (call) => {
+      if (call !== 'sendOffsetsToTransaction') return;
+      transactionFaults.before = undefined;
+      const broker = await coordinatorOf('__consumer_offsets', pipeline.names.group('transactions-ml-features-job'));
+      faults.pause(`kafka-${broker}`);
+      // past the request's own timeout
+      setTimeout(() => {
+        faults.resume(`kafka-${broker}`);
+        resolve({ broker });
+      }, 50_000);
+    };
+  });
+  await pipeline.sendThird(1);
+  const { broker } = await resumed;
+  await pipeline.sendThird(2);
+  await pipeline.assertEachCountOnce();
+  const stats = pipeline.features.stats() as unknown as { callsStuck: number; producersReplaced: number; transactionsAborted: number; stores: { counts: { restored: number } } };
+  t.diagnostic(`group coordinator kafka-${broker} paused 50 s under sendOffsetsToTransaction; ${JSON.stringify(stats)}`);
+  assert.ok(stats.transactionsAborted >= 1, 'the transaction whose offsets timed out was aborted');
+  assert.ok(stats.stores.counts.restored > 0, 'and the state its batch had changed restored from the changelog');
+});
+
