@@ -129,6 +129,11 @@ export const envSchema = z
       .min(1)
       .optional()
       .describe('The HTTP gateway requires API keys from this JSON file ({"<key>": {"client": …, "topics": […]}}); unset: open. `--api-keys` overrides it.'),
+    FEATURE_SERVER_API_KEYS_FILE: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('The feature server requires API keys from this JSON file ({"<key>": {"client": …}}); unset: open. `--api-keys` overrides it.'),
     METRICS_PORT: z.coerce
       .number()
       .int()

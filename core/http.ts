@@ -42,3 +42,34 @@ export function createGuardedServer(name: string, log: Logger, handle: (request:
     }
   });
 }
+
+/** An answer other than 200, with the body fields and headers it carries besides `error`. */
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly body: Record<string, unknown> = {},
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+/** A request's JSON body: 415 unless it says JSON, 413 past `maxBodyBytes` (declared or read), 400 if it does not parse. */
+export async function readJsonBody(request: IncomingMessage, maxBodyBytes: number): Promise<unknown> {
+  if (!/^application\/json\b/i.test(request.headers['content-type'] ?? '')) throw new HttpError(415, 'the body must be JSON (Content-Type: application/json)');
+  const declared = Number(request.headers['content-length'] ?? 0);
+  if (declared > maxBodyBytes) throw new HttpError(413, `the body is ${declared} bytes; the limit is ${maxBodyBytes}`);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of request as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > maxBodyBytes) throw new HttpError(413, `the body is over the limit of ${maxBodyBytes} bytes`);
+    chunks.push(chunk);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch (error) {
+    throw new HttpError(400, `the body is not valid JSON: ${errorMessage(error)}`);
+  }
+}

@@ -114,6 +114,19 @@ export const metrics = {
     buckets: latencyBuckets,
     registers: [registry],
   }),
+  featureServerRequests: new Counter({
+    name: 'lakestream_feature_server_requests_total',
+    help: 'HTTP requests to the feature server, by route (get-online-features, entity, other) and status code',
+    labelNames: ['route', 'status'] as const,
+    registers: [registry],
+  }),
+  featureServerRequestDuration: new Histogram({
+    name: 'lakestream_feature_server_request_duration_seconds',
+    help: 'Time from a feature request to its answer, the Redis read included',
+    labelNames: ['route'] as const,
+    buckets: [0.0001, 0.00025, 0.0005, ...latencyBuckets],
+    registers: [registry],
+  }),
   assignedPartitions: new Gauge({
     name: 'lakestream_assigned_partitions',
     help: 'Partitions assigned to this member of the job',

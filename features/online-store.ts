@@ -69,19 +69,23 @@ function toRow(feature: ResolvedFeature, id: string | number, values: Array<stri
 /** Features of `ids`, in the same order, with null for entities that have none. */
 export async function readFeatures(redis: Redis, feature: ResolvedFeature, ids: Array<string | number>, prefix = feature.redisPrefix): Promise<Array<FeatureRow | null>> {
   if (!ids.length) return [];
+  if (!('hmgetEach' in redis)) redis.defineCommand('hmgetEach', { lua: hmgetEach });
   const fields = redisFields(feature);
   if (ids.length === 1) {
     // one entity, one command: a pipeline object would only add allocation to the hot lookup path
     return [toRow(feature, ids[0]!, await redis.hmget(`${prefix}${ids[0]}`, ...fields))];
   }
-  const pipeline = redis.pipeline();
-  for (const id of ids) pipeline.hmget(`${prefix}${id}`, ...fields);
-  const results = (await pipeline.exec()) ?? [];
-  return results.map(([error, values], index) => {
-    if (error) throw error;
-    return toRow(feature, ids[index]!, values as Array<string | null>);
-  });
+  // One script call instead of a pipeline of HMGETs: a pipeline costs the client an object, a
+  // promise and a parse per key (100 users: p99 10.7 ms over HTTP, most of it there).
+  const values = (await (redis as Redis & { hmgetEach(numberOfKeys: number, ...args: string[]): Promise<Array<Array<string | null>>> }).hmgetEach(ids.length, ...ids.map((id) => `${prefix}${id}`), ...fields)) ?? [];
+  return values.map((row, index) => toRow(feature, ids[index]!, row));
 }
+
+// KEYS: the hashes; ARGV: the fields; one HMGET answer per key
+const hmgetEach = `
+local answer = {}
+for i, key in ipairs(KEYS) do answer[i] = redis.call('HMGET', key, unpack(ARGV)) end
+return answer`;
 
 /** A user's transaction features, as ML serving reads them. */
 export interface UserFeatures {

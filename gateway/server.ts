@@ -9,7 +9,7 @@ import type { Type } from 'avsc';
 import { avroCodec, type AvroCodec } from '../core/avro.ts';
 import { topicDeclarations, type TopicDeclaration } from '../platform/catalog.ts';
 import type { ClientContext } from '../platform/context.ts';
-import { createGuardedServer, decodePathSegment, requestPath } from '../core/http.ts';
+import { HttpError, createGuardedServer, decodePathSegment, readJsonBody, requestPath } from '../core/http.ts';
 import { errorMessage, redactedUrl } from '../core/errors.ts';
 import { createAdmin } from '../core/kafka.ts';
 import { createGroupCommitter, isOutcomeUnknown } from '../core/group-commit.ts';
@@ -46,17 +46,6 @@ export interface GatewayOptions {
 export interface Gateway {
   url: string;
   close(): Promise<void>;
-}
-
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly body: Record<string, unknown> = {},
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(message);
-  }
 }
 
 interface GatewayTopic {
@@ -142,24 +131,6 @@ export async function startGateway(context: ClientContext, options: GatewayOptio
     return match.grant.client;
   }
 
-  async function readJson(request: IncomingMessage): Promise<unknown> {
-    if (!/^application\/json\b/i.test(request.headers['content-type'] ?? '')) throw new HttpError(415, 'the body must be JSON (Content-Type: application/json)');
-    const declared = Number(request.headers['content-length'] ?? 0);
-    if (declared > options.maxBodyBytes) throw new HttpError(413, `the body is ${declared} bytes; the limit is ${options.maxBodyBytes}`);
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of request as AsyncIterable<Buffer>) {
-      size += chunk.length;
-      if (size > options.maxBodyBytes) throw new HttpError(413, `the body is over the limit of ${options.maxBodyBytes} bytes`);
-      chunks.push(chunk);
-    }
-    try {
-      return JSON.parse(Buffer.concat(chunks).toString('utf8'));
-    } catch (error) {
-      throw new HttpError(400, `the body is not valid JSON: ${errorMessage(error)}`);
-    }
-  }
-
   async function publish(request: IncomingMessage, topicName: string): Promise<Answer> {
     const topic = topics.get(topicName);
     if (options.apiKeys && !topic) authorise(request, { name: topicName } as GatewayTopic);
@@ -167,7 +138,7 @@ export async function startGateway(context: ClientContext, options: GatewayOptio
     const client = authorise(request, topic);
     const idempotencyKey = request.headers['idempotency-key'] as string | undefined;
     if (idempotencyKey !== undefined && !validIdempotencyKey(idempotencyKey)) throw new HttpError(400, 'Idempotency-Key must be 1 to 255 printable ASCII characters');
-    const body = await readJson(request);
+    const body = await readJsonBody(request, options.maxBodyBytes);
     const records = Array.isArray(body) ? body : [body];
     if (!records.length) throw new HttpError(400, 'the array holds no record');
     if (records.length > options.maxRecords) throw new HttpError(413, `${records.length} records in one request; the limit is ${options.maxRecords}`);

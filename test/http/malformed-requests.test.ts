@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { repoRoot } from '../../core/config.ts';
 import { createLogger } from '../../core/log.ts';
 import { serveMetrics } from '../../core/metrics.ts';
-import { onCleanup } from '../helpers.ts';
+import { onCleanup, uniqueName } from '../helpers.ts';
 import { setupPipeline } from '../pipeline/fixture.ts';
 
 /**
@@ -105,7 +105,7 @@ const reproductions: RawRequest[] = [
 
 const method = fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'HEAD', 'PATCH', 'BREW', 'get');
 const pathPart = fc.oneof(
-  fc.constantFrom('', '/', '//', 'v1', 'topics', 'orders', 'records', 'healthz', 'metrics', 'openapi.json', 'api', 'snapshot', 'events', '..', '.', '%', '%E0', '%FF%FE', '%2F', '%00', '?', '#', '?x=%E0', ';', '__proto__', 'constructor', 'toString', 'hasOwnProperty'),
+  fc.constantFrom('', '/', '//', 'v1', 'topics', 'orders', 'records', 'get-online-features', 'features', 'user', 'healthz', 'metrics', 'openapi.json', 'api', 'snapshot', 'events', '..', '.', '%', '%E0', '%FF%FE', '%2F', '%00', '?', '#', '?x=%E0', ';', '__proto__', 'constructor', 'toString', 'hasOwnProperty'),
   fc.string({ unit: fc.constantFrom('a', '/', '%', 'E', '0', '9', '.', '?', '&', '=', '~', '@', ':', '+', '[', ']') , maxLength: 12 }),
 );
 const path = fc.oneof(
@@ -177,6 +177,17 @@ test('http: the dashboard answers malformed requests with a 4xx and keeps servin
   }
   await fuzz(dashboard, 300);
   await assertServing(dashboard);
+});
+
+test('http: the feature server answers malformed requests with a 4xx and keeps serving', { timeout: 300_000 }, async (t) => {
+  const feature = await spawnServer(t, 'features/server-cli.ts', ['--namespace', uniqueName('http-features')]);
+  for (const r of [...reproductions, plain('POST', '/get-online-features', '{"features": ['), plain('GET', '/v1/features/%E0/1'), plain('GET', '/v1/features/user/%')]) {
+    const { status, head } = await send(feature.url, r);
+    assert.ok(status !== undefined && status >= 400 && status < 500, `${r.method} ${r.path}: ${head}`);
+    await assertServing(feature);
+  }
+  await fuzz(feature, 300);
+  await assertServing(feature);
 });
 
 test('http: the metrics endpoint answers malformed requests and keeps serving', { timeout: 120_000 }, async (t) => {
