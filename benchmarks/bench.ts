@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { avroCodec } from '../core/avro.ts';
 import { catalog } from '../platform/catalog.ts';
@@ -23,6 +24,9 @@ import { createTransactionsProducer } from '../ingest/transactions/producer.ts';
 import { startJobProcess } from '../scripts/pipeline-process.ts';
 import { createLakeSink } from '../sinks/lake/lake-sink.ts';
 import { getUserFeatures, writeUserFeatures } from '../features/online-store.ts';
+import { startFeatureServer } from '../features/server.ts';
+import { createLogger } from '../core/log.ts';
+import { runWrk, wrkPostScript, type WrkFigures } from './wrk.ts';
 import { createCollector } from '../dashboard/collect.ts';
 import { benchBackfill } from './backfill.ts';
 import { compactDay, compactionTarget } from '../backfill/compact.ts';
@@ -272,6 +276,38 @@ if (want('redis')) {
       met: batch === 1 ? verdict(p99 / refP99 <= 2) : '',
     });
     results[`redis ${batch}`] = { timings, redisBenchmark: { p50: refP50, p99: refP99 } };
+  }
+
+  // The same lookups over HTTP: the feature server on this process's event loop, wrk (one
+  // connection, one thread) in a child process, as a serving client in another language would.
+  const servingContext = createClientContext(config, { namespace, component: 'bench', redis: { connectTimeout: 3_000 } });
+  const server = await startFeatureServer(servingContext, { port: 0, host: '127.0.0.1', maxBodyBytes: 1024 * 1024, maxEntities: 10_000, maxAgeSeconds: {}, log: createLogger('bench') });
+  const scripts = mkdtempSync(join(tmpdir(), 'lakestream-wrk-'));
+  try {
+    const url = `${server.url}get-online-features`;
+    const request = (users: number) => ({ features: ['user_transaction_counts:total_transactions_count'], entities: { user_id: Array.from({ length: users }, (_, k) => (k * 101) % 12_000) } });
+    await runWrk(url, 2, 1, wrkPostScript(scripts, 'warmup', request(100)), 1);
+    for (const [users, target] of [[1, 2], [100, 5]] as const) {
+      const runs: WrkFigures[] = [];
+      for (let sample = 0; sample < samples; sample++) runs.push(await runWrk(url, quick ? 5 : 15, 1, wrkPostScript(scripts, `users-${users}`, request(users)), 1));
+      const p50 = median(runs.map((run) => run.p50Ms));
+      const p99 = median(runs.map((run) => run.p99Ms));
+      const failed = runs.reduce((sum, run) => sum + run.non2xx + run.errors, 0);
+      rows.push({
+        name: `feature server, POST /get-online-features, ${users} user${users > 1 ? 's' : ''} (wrk, 1 connection)`,
+        value: `p50 ${p50.toFixed(3)} ms, p99 ${p99.toFixed(3)} ms, ${Math.round(median(runs.map((run) => run.requestsPerSecond))).toLocaleString('en-US')} req/s${failed ? `, ${failed} failed` : ''}`,
+        spread: runs.length > 1 ? `p99 ${Math.min(...runs.map((run) => run.p99Ms)).toFixed(3)}–${Math.max(...runs.map((run) => run.p99Ms)).toFixed(3)}` : '',
+        reference: 'Feast Python feature server: p99 7.27 ms, 5 feature views (its docs)',
+        ratio: '',
+        target: `p99 ≤ ${target} ms`,
+        met: verdict(p99 <= target && !failed),
+      });
+      results[`feature server ${users}`] = runs;
+    }
+  } finally {
+    await server.close();
+    await servingContext.close();
+    rmSync(scripts, { recursive: true, force: true });
   }
 }
 

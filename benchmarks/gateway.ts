@@ -1,11 +1,9 @@
 import { createClientContext } from '../platform/context.ts';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { arg, defineCommand, option, runCli } from '../core/cli.ts';
 import { loadConfig } from '../core/config.ts';
-import { LakestreamError } from '../core/errors.ts';
 import { createAdmin } from '../core/kafka.ts';
 import { createLogger } from '../core/log.ts';
 import { createObjectStore } from '../core/object-store.ts';
@@ -16,6 +14,7 @@ import { startGateway } from '../gateway/server.ts';
 import { applyInfra } from '../infra/apply.ts';
 import { dropNamespace } from '../infra/namespace.ts';
 import { topicsFor } from '../infra/topics.ts';
+import { runWrk, wrkPostScript, type WrkFigures } from './wrk.ts';
 
 const command = defineCommand({
   name: 'bench:gateway',
@@ -31,38 +30,6 @@ records/s and latency percentiles.`,
   },
 });
 
-interface WrkFigures {
-  requestsPerSecond: number;
-  p50Ms: number;
-  p99Ms: number;
-  non2xx: number;
-  errors: number;
-}
-
-/** wrk in a child process: the gateway under test serves from this process's event loop meanwhile. */
-async function runWrk(url: string, seconds: number, connections: number, script?: string): Promise<WrkFigures> {
-  const args = ['-t2', `-c${connections}`, `-d${seconds}s`, '--latency', ...(script ? ['-s', script] : []), url];
-  const out = await new Promise<string>((resolve, reject) => {
-    const child = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'inherit'] });
-    let text = '';
-    child.stdout.on('data', (chunk: Buffer) => (text += chunk));
-    child.once('error', (error) => reject(new LakestreamError('USAGE', `wrk could not run (${error.message}): bash scripts/bootstrap.sh installs it`)));
-    child.once('close', () => resolve(text));
-  });
-  const ms = (label: string) => {
-    const match = new RegExp(`^\\s+${label}\\s+([\\d.]+)(us|ms|s)\\s*$`, 'm').exec(out);
-    if (!match) return Number.NaN;
-    return Number(match[1]) * ({ us: 0.001, ms: 1, s: 1000 } as Record<string, number>)[match[2]!]!;
-  };
-  return {
-    requestsPerSecond: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? Number.NaN),
-    p50Ms: ms('50%'),
-    p99Ms: ms('99%'),
-    non2xx: Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0),
-    errors: [...out.matchAll(/(?:connect|read|write|timeout) (\d+)/g)].reduce((sum, m) => sum + Number(m[1]), 0),
-  };
-}
-
 async function main(): Promise<void> {
   const args = command.parse();
   if (!args) return;
@@ -75,11 +42,7 @@ async function main(): Promise<void> {
   const gateway = await startGateway(context, { port: 0, host: '127.0.0.1', maxBodyBytes: 4 * 1024 * 1024, maxRecords: 10_000, ackTimeoutMs: 10_000, log: createLogger('gateway') });
   const dir = mkdtempSync(join(tmpdir(), 'lakestream-wrk-'));
   const order = (i: number) => ({ order_id: `bench-order-${i.toString().padStart(8, '0')}`, customer_name: 'Bench', user_id: i % 1000, product: `product ${i % 50}`, quantity: 1 + (i % 3), unit_price: 9.99, order_time: Date.UTC(2026, 10, 23) });
-  const script = (name: string, body: unknown) => {
-    const file = join(dir, `${name}.lua`);
-    writeFileSync(file, `wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = ${JSON.stringify(JSON.stringify(body))}\n`);
-    return file;
-  };
+  const script = (name: string, body: unknown) => wrkPostScript(dir, name, body);
   try {
     const url = new URL('/v1/topics/orders/records', gateway.url).toString();
     console.log(`bench:gateway: wrk -t2 -c${connections} -d${seconds}s on loopback, namespace ${namespace}`);
