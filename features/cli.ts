@@ -1,21 +1,34 @@
-import { arg, defineCommand, option, runCli } from '../core/cli.ts';
+import { arg, defineCommand, option, repeated, runCli } from '../core/cli.ts';
 import { loadConfig } from '../core/config.ts';
 import { LakestreamError } from '../core/errors.ts';
 import { redisFailure } from '../core/redis.ts';
 import { createClientContext } from '../platform/context.ts';
 import { readPromoSummary } from './promo-summary.ts';
 import { readFeatures } from './online-store.ts';
+import { buildTrainingSet } from './training-set.ts';
 
 const command = defineCommand({
   name: 'features',
-  usage: ['pnpm run features -- user <user_id> [<user_id> …] [--namespace NS]', 'pnpm run features -- session <user_session> [<user_session> …] [--namespace NS]', 'pnpm run features -- promo [--namespace NS]'],
+  usage: [
+    'pnpm run features -- user <user_id> [<user_id> …] [--namespace NS]',
+    'pnpm run features -- session <user_session> [<user_session> …] [--namespace NS]',
+    'pnpm run features -- promo [--namespace NS]',
+    'pnpm run features -- training-set --entities rows.csv --out training.parquet [--feature <view>:<feature> …]',
+  ],
   description: `Prints online features as JSON, read from Redis in one round trip: a user's transaction count,
 a shop session's latest purchase probability and features (null for an id with none), or the
 promo's running economics (offers, conversions with and without the discount, revenue, discount
-cost and margin, money in cents).`,
+cost and margin, money in cents).
+
+training-set writes point-in-time training data from the lake: each row of --entities (a join key
+such as user_id, event_timestamp, and any label) with the feature values as they were at that
+time, never later ones (null where the entity had none yet).`,
   positionals: true,
   options: {
     namespace: option('NS', "a namespaced pipeline's features", arg.text().default('')),
+    entities: option('FILE', 'training-set: entity rows, .csv or .parquet, with event_timestamp (a timestamp, UTC if without zone, or epoch ms)', arg.nonEmpty().optional()),
+    out: option('FILE', 'training-set: where to write it, .parquet or .csv', arg.nonEmpty().optional()),
+    feature: repeated('REF', 'training-set: a feature <view>:<feature> (default user_transaction_counts:total_transactions_count)', arg.nonEmpty()),
   },
 });
 
@@ -24,8 +37,18 @@ async function main(): Promise<void> {
   if (!args) return;
   const { values, positionals } = args;
   const [entity, ...ids] = positionals;
+  if (entity === 'training-set') {
+    if (ids.length) return command.refuse('training-set takes no ids');
+    if (!values.entities || !values.out) return command.refuse('training-set needs --entities FILE and --out FILE');
+    const started = performance.now();
+    const features = values.feature.length ? values.feature : ['user_transaction_counts:total_transactions_count'];
+    const { rows, matched } = await buildTrainingSet(loadConfig(), values.namespace, { entities: values.entities, out: values.out, features });
+    const found = Object.entries(matched).map(([view, n]) => `${view} for ${n}`).join(', ');
+    console.error(`training-set: ${rows} rows written to ${values.out} (features found: ${found}) in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    return;
+  }
   const known = ((entity === 'user' || entity === 'session') && ids.length > 0) || (entity === 'promo' && !ids.length);
-  if (!known) return command.refuse(entity === 'user' || entity === 'session' ? `name at least one ${entity} id` : entity === 'promo' ? 'promo takes no ids' : 'expected user, session or promo');
+  if (!known) return command.refuse(entity === 'user' || entity === 'session' ? `name at least one ${entity} id` : entity === 'promo' ? 'promo takes no ids' : 'expected user, session, promo or training-set');
   if (entity === 'user') {
     for (const id of ids) {
       const n = Number(id);
