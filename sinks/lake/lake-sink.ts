@@ -375,6 +375,14 @@ function lakeSinkHandler(
         else accepted.push(flush);
       }
       if (!accepted.length) return;
+      // A topic deleted and created again under its name is read on from the old positions when
+      // the new one already holds records there: nothing in the records tells. Its id does, asked
+      // before each commit (one metadata request per round of flushes).
+      const liveTopicId = await controls.topicId();
+      const stale = accepted.filter((flush) => flush.buffer.topicId !== liveTopicId);
+      if (stale.length) {
+        throw topicReset(table.topic, stale.map((flush) => `partition ${flush.buffer.partition}: read from offset ${flush.buffer.committedNext ?? 0} under topic id ${flush.buffer.topicId}, the topic now has id ${liveTopicId}`));
+      }
       for (const flush of accepted) next[flush.buffer.partition] = flush.job.to + 1;
       const commitStarted = performance.now();
       try {
