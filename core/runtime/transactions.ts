@@ -75,10 +75,11 @@ export interface TransactionManager {
   settle(): Promise<void>;
   close(): Promise<void>;
   /**
-   * Commits resumed after a retriable failure, transactions aborted, producers replaced, and
-   * transactional calls that never called back (given up by the producer's guard).
+   * Commits resumed after a retriable failure, commits given up with their outcome unknown,
+   * transactions aborted, producers replaced, and transactional calls that never called back
+   * (given up by the producer's guard).
    */
-  stats(): { commitsResumed: number; transactionsAborted: number; producersReplaced: number; callsStuck: number };
+  stats(): { commitsResumed: number; commitsUnknown: number; transactionsAborted: number; producersReplaced: number; callsStuck: number };
 }
 
 const FENCED_CODES: number[] = [kafkaJavascript.CODES.ERRORS.ERR__FENCED, kafkaJavascript.CODES.ERRORS.ERR_PRODUCER_FENCED, kafkaJavascript.CODES.ERRORS.ERR_INVALID_PRODUCER_EPOCH];
@@ -93,7 +94,7 @@ export function createTransactionManager(options: TransactionManagerOptions): Tr
   const fences: number[] = [];
   let producer: TransactionalProducer | undefined;
   let state: TransactionState = 'idle';
-  const counters = { commitsResumed: 0, transactionsAborted: 0, producersReplaced: 0, callsStuck: 0 };
+  const counters = { commitsResumed: 0, commitsUnknown: 0, transactionsAborted: 0, producersReplaced: 0, callsStuck: 0 };
 
   /** librdkafka's errors, classified; a handler's bug (no numeric code) stays what it is. */
   const classify = (error: unknown): unknown => {
@@ -188,6 +189,7 @@ export function createTransactionManager(options: TransactionManagerOptions): Tr
           const counted = classify(error);
           if (counted instanceof LakestreamError && !counted.retriable) throw counted;
           state = 'broken';
+          counters.commitsUnknown++;
           run.aborted?.();
           throw new TransactionOutcomeUnknown(error);
         }
