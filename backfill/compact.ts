@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { catalog, type ResolvedTable } from '../platform/catalog.ts';
-import { openDuckdb } from '../core/duckdb.ts';
+import { openDuckdb, sqlList, sqlString } from '../core/duckdb.ts';
 import { LakestreamError } from '../core/errors.ts';
 import type { DataFile } from '../core/iceberg/manifest.ts';
 import { CommitConflict, CommitStateUnknown } from '../core/iceberg/rest-catalog.ts';
@@ -50,8 +50,6 @@ const ORPHAN_AGE_MS = DAY_MS;
 
 
 const quote = (name: string) => `"${name.replaceAll('"', '""')}"`;
-const sqlString = (value: string) => `'${value.replaceAll("'", "''")}'`;
-const sqlList = (values: string[]) => `[${values.map(sqlString).join(', ')}]`;
 const locationOf = (state: TableState) => state.loaded.metadata.location.replace(/\/+$/, '');
 
 /** A lake table of a (namespaced) pipeline, by its view name. */

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Catalog, ResolvedTable } from '../platform/catalog.ts';
 import { repoRoot } from '../core/config.ts';
-import { openDuckdb } from '../core/duckdb.ts';
+import { openDuckdb, sqlList } from '../core/duckdb.ts';
 import { LakestreamError } from '../core/errors.ts';
 import type { DataFile, ManifestEntry } from '../core/iceberg/manifest.ts';
 import { CommitConflict } from '../core/iceberg/rest-catalog.ts';
@@ -115,7 +115,6 @@ interface PendingDay {
   removed: Set<string>;
 }
 
-const sqlList = (paths: string[]) => `[${paths.map((path) => `'${path.replaceAll("'", "''")}'`).join(', ')}]`;
 
 /** Opens DuckDB (bounded memory, spilling to disk) and the lake's tables for a run of days. */
 export async function openDayBackfiller(context: ClientContext, layout: BackfillLayout, memoryLimit = '1GB'): Promise<DayBackfiller> {

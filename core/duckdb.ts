@@ -26,8 +26,14 @@ export async function loadExtension(connection: DuckDBConnection, config: Pick<C
   }
 }
 
-function sqlString(value: string): string {
+/** A SQL string literal. */
+export function sqlString(value: string): string {
   return `'${value.replaceAll("'", "''")}'`;
+}
+
+/** A SQL list of string literals (`['a', 'b']`), as read_parquet takes its files. */
+export function sqlList(values: string[]): string {
+  return `[${values.map(sqlString).join(', ')}]`;
 }
 
 /**

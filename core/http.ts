@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { errorMessage } from './errors.ts';
 import type { Logger } from './log.ts';
@@ -72,4 +73,21 @@ export async function readJsonBody(request: IncomingMessage, maxBodyBytes: numbe
   } catch (error) {
     throw new HttpError(400, `the body is not valid JSON: ${errorMessage(error)}`);
   }
+}
+
+/**
+ * The grant of the API key a request presents (`Authorization: Bearer <key>` or `X-API-Key`),
+ * 401 without a known one. Keys are kept and compared as SHA-256 digests, in constant time.
+ */
+export function apiKeyCheck<G>(keys: Map<string, G>): (request: IncomingMessage) => G {
+  const digestOf = (text: string) => createHash('sha256').update(text).digest();
+  const known = [...keys].map(([key, grant]) => ({ digest: digestOf(key), grant }));
+  return (request) => {
+    const presented = /^Bearer (.+)$/i.exec(request.headers.authorization ?? '')?.[1] ?? (request.headers['x-api-key'] as string | undefined);
+    if (!presented) throw new HttpError(401, 'an API key is required (Authorization: Bearer <key>, or X-API-Key)', {}, { 'www-authenticate': 'Bearer' });
+    const digest = digestOf(presented);
+    const match = known.find((candidate) => timingSafeEqual(candidate.digest, digest));
+    if (!match) throw new HttpError(401, 'unknown API key', {}, { 'www-authenticate': 'Bearer' });
+    return match.grant;
+  };
 }

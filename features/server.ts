@@ -1,8 +1,7 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { HttpError, createGuardedServer, decodePathSegment, readJsonBody, requestPath } from '../core/http.ts';
+import { HttpError, apiKeyCheck, createGuardedServer, decodePathSegment, readJsonBody, requestPath } from '../core/http.ts';
 import { errorMessage, redactedUrl } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import { metrics, registry as metricsRegistry, secondsSince } from '../core/metrics.ts';
@@ -49,7 +48,6 @@ interface FeatureView {
 
 const EPOCH = new Date(0).toISOString().replace('.000Z', 'Z');
 const timestampOf = (millis: number) => new Date(millis).toISOString().replace('.000Z', 'Z');
-const sha256 = (text: string) => createHash('sha256').update(text).digest();
 
 /** The gateway's API key file (`{"<key>": {"client": "…", …}}`), keys of 16 characters or more. */
 export function readFeatureApiKeys(file: string): Map<string, { client: string }> {
@@ -77,15 +75,9 @@ export async function startFeatureServer(context: ClientContext, options: Featur
   for (const view of Object.keys(options.maxAgeSeconds)) {
     if (!views.has(view)) throw new Error(`a max age for ${view}, which is no feature view (views: ${[...views.keys()].join(', ')})`);
   }
-  const keyDigests = [...(options.apiKeys ?? new Map<string, { client: string }>())].map(([key, grant]) => ({ digest: sha256(key), grant }));
+  const keyGrant = options.apiKeys ? apiKeyCheck(options.apiKeys) : undefined;
 
-  function authorise(request: IncomingMessage): void {
-    if (!options.apiKeys) return;
-    const presented = /^Bearer (.+)$/i.exec(request.headers.authorization ?? '')?.[1] ?? (request.headers['x-api-key'] as string | undefined);
-    if (!presented) throw new HttpError(401, 'an API key is required (Authorization: Bearer <key>, or X-API-Key)', {}, { 'www-authenticate': 'Bearer' });
-    const digest = sha256(presented);
-    if (!keyDigests.some((candidate) => timingSafeEqual(candidate.digest, digest))) throw new HttpError(401, 'unknown API key', {}, { 'www-authenticate': 'Bearer' });
-  }
+  const authorise = (request: IncomingMessage): void => void keyGrant?.(request);
 
   /** A view's rows for `ids`, read from Redis in one round trip; 503 when Redis does not answer. */
   async function rowsOf(view: FeatureView, ids: Array<string | number>): Promise<Array<FeatureRow | null>> {

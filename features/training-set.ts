@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { extname } from 'node:path';
 import type { Config } from '../core/config.ts';
+import { sqlString } from '../core/duckdb.ts';
 import { LakestreamError } from '../core/errors.ts';
 import { catalog, type ResolvedFeature } from '../platform/catalog.ts';
 import { openLake } from '../platform/lake.ts';
@@ -21,7 +22,6 @@ export interface TrainingSetRequest {
   features: string[];
 }
 
-const sqlString = (value: string) => `'${value.replaceAll("'", "''")}'`;
 const ident = (name: string) => `"${name.replaceAll('"', '""')}"`;
 
 function readerOf(path: string): string {

@@ -1,4 +1,4 @@
-import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -9,7 +9,7 @@ import type { Type } from 'avsc';
 import { avroCodec, type AvroCodec } from '../core/avro.ts';
 import { topicDeclarations, type TopicDeclaration } from '../platform/catalog.ts';
 import type { ClientContext } from '../platform/context.ts';
-import { HttpError, createGuardedServer, decodePathSegment, readJsonBody, requestPath } from '../core/http.ts';
+import { HttpError, apiKeyCheck, createGuardedServer, decodePathSegment, readJsonBody, requestPath } from '../core/http.ts';
 import { errorMessage, redactedUrl } from '../core/errors.ts';
 import { createAdmin } from '../core/kafka.ts';
 import { createGroupCommitter, isOutcomeUnknown } from '../core/group-commit.ts';
@@ -100,7 +100,7 @@ export async function startGateway(context: ClientContext, options: GatewayOptio
   // a pending claim outlives any send (delivery timeout, then the answer's grace)
   const idempotency = idempotencyStore(() => context.redis(), options.ackTimeoutMs * 2 + 30_000);
   const retryAfter = { 'retry-after': String(RETRY_AFTER_S) };
-  const keyDigests = [...(options.apiKeys ?? new Map<string, ApiKey>())].map(([key, grant]) => ({ digest: sha256(key), grant }));
+  const keyGrant = options.apiKeys ? apiKeyCheck(options.apiKeys) : undefined;
   const pages: Record<string, { file: string; type: string }> = {
     '/': { file: join(here, 'public', 'order.html'), type: 'text/html; charset=utf-8' },
     '/order.js': { file: join(here, 'public', 'order.js'), type: 'text/javascript; charset=utf-8' },
@@ -119,16 +119,12 @@ export async function startGateway(context: ClientContext, options: GatewayOptio
 
   /** The key's client (undefined for an open gateway); 401 without a known key. Keys are compared by digest, in constant time. */
   function authorise(request: IncomingMessage, topic: GatewayTopic): string | undefined {
-    if (!options.apiKeys) return undefined;
-    const presented = /^Bearer (.+)$/i.exec(request.headers.authorization ?? '')?.[1] ?? (request.headers['x-api-key'] as string | undefined);
-    if (!presented) throw new HttpError(401, 'an API key is required (Authorization: Bearer <key>, or X-API-Key)', {}, { 'www-authenticate': 'Bearer' });
-    const digest = sha256(presented);
-    const match = keyDigests.find((candidate) => timingSafeEqual(candidate.digest, digest));
-    if (!match) throw new HttpError(401, 'unknown API key', {}, { 'www-authenticate': 'Bearer' });
-    if (!match.grant.topics.includes('*') && !match.grant.topics.includes(topic.name)) {
-      throw new HttpError(403, `API key of ${match.grant.client} may not publish to ${topic.name} (it may publish to ${match.grant.topics.join(', ') || 'nothing'})`);
+    if (!keyGrant) return undefined;
+    const grant = keyGrant(request);
+    if (!grant.topics.includes('*') && !grant.topics.includes(topic.name)) {
+      throw new HttpError(403, `API key of ${grant.client} may not publish to ${topic.name} (it may publish to ${grant.topics.join(', ') || 'nothing'})`);
     }
-    return match.grant.client;
+    return grant.client;
   }
 
   async function publish(request: IncomingMessage, topicName: string): Promise<Answer> {

@@ -4,7 +4,7 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import { catalog, icebergNamespace, type Catalog, type ResolvedTable } from './catalog.ts';
 import { repoRoot, type Config } from '../core/config.ts';
 import { lakeCatalog } from './context.ts';
-import { loadExtension, openDuckdb } from '../core/duckdb.ts';
+import { loadExtension, openDuckdb, sqlString } from '../core/duckdb.ts';
 import { LakestreamError, errorMessage } from '../core/errors.ts';
 import { duckdbTypeOf, tableColumns } from '../core/iceberg/schema.ts';
 import { ensureTable, type TableDeps, type TableState } from '../core/iceberg/table.ts';
@@ -16,7 +16,6 @@ import { createS3 } from '../core/s3.ts';
 export const LAKEHOUSE = 'lakehouse';
 
 const quote = (name: string) => `"${name.replaceAll('"', '""')}"`;
-const sqlString = (value: string) => `'${value.replaceAll("'", "''")}'`;
 
 /**
  * DuckDB with the lake's Iceberg REST catalog attached (`lakehouse`, through DuckDB's iceberg

@@ -15,6 +15,7 @@ import {
   type DuckDBConnection,
   type DuckDBType,
 } from '@duckdb/node-api';
+import { sqlString } from '../../core/duckdb.ts';
 import type { Column } from '../../core/lake-layout.ts';
 
 export type { Column };
@@ -33,7 +34,6 @@ function vectorValue(column: Column, value: unknown): unknown {
 }
 
 const quote = (name: string) => `"${name.replaceAll('"', '""')}"`;
-const sqlString = (value: string) => `'${value.replaceAll("'", "''")}'`;
 
 /** The rows of one output file, one value array per column, and its partition (`dt` YYYY-MM-DD, `hour` HH). */
 export interface FilePart {
