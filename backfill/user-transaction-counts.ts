@@ -47,16 +47,21 @@ export interface BackfillLayout {
   runRecords: string;
 }
 
-/**
- * Whether the feature table holds each archived transaction once: its row count, the archive's,
- * and how many (user, event time) pairs count differently in the two (0 when they agree). Over
- * the lake's views (`pnpm run sql`); the chaos runs and the tests check the backfill with it.
- */
-export const FEATURE_BALANCE_SQL = `
+const FEATURE_BALANCE_SQL = `
   WITH t AS (SELECT user_id, transaction_timestamp_millis AS event_at, count(*) n FROM transactions GROUP BY ALL),
        f AS (SELECT user_id, event_timestamp_millis AS event_at, count(*) n FROM user_transaction_counts GROUP BY ALL)
   SELECT (SELECT count(*) FROM transactions)::BIGINT archived, (SELECT count(*) FROM user_transaction_counts)::BIGINT features,
          (SELECT count(*) FROM t FULL JOIN f USING (user_id, event_at) WHERE t.n IS DISTINCT FROM f.n)::BIGINT unmatched`;
+
+/**
+ * Whether the feature table holds each archived transaction once: its row count, the archive's,
+ * and how many (user, event time) pairs count differently in the two (0 when they agree), by
+ * `query` over the lake's views; the chaos runs and the tests check the backfill with it.
+ */
+export async function featureBalance(query: (sql: string) => Promise<Array<Record<string, unknown>>>): Promise<{ archived: number; features: number; unmatched: number }> {
+  const [row] = await query(FEATURE_BALANCE_SQL);
+  return { archived: Number(row!.archived), features: Number(row!.features), unmatched: Number(row!.unmatched) };
+}
 
 export interface DayResult {
   dt: string;

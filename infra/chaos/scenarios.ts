@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { FEATURE_BALANCE_SQL } from '../../backfill/user-transaction-counts.ts';
+import { featureBalance } from '../../backfill/user-transaction-counts.ts';
 import { repoRoot } from '../../core/config.ts';
 import { sleep } from '../../core/retry.ts';
 import type { JobProcess, Scenario, ScenarioContext } from './harness.ts';
@@ -46,12 +46,6 @@ function runCommand(script: string, args: string[]): Promise<{ code: number | nu
     child.stderr.on('data', keep);
     child.once('close', (code) => resolve({ code, tail: output.trim().split('\n').slice(-3).join(' | ') }));
   });
-}
-
-/** Each transaction of the archive once in the feature table, and no row without one. */
-async function featureBalance(ctx: ScenarioContext): Promise<{ archived: number; features: number; unmatched: number }> {
-  const [row] = await ctx.queryLake<{ archived: bigint; features: bigint; unmatched: bigint }>(FEATURE_BALANCE_SQL);
-  return { archived: Number(row!.archived), features: Number(row!.features), unmatched: Number(row!.unmatched) };
 }
 
 /** A server of the stack killed for 30 s, then started again by the stack's own command. */
@@ -245,10 +239,10 @@ export const scenarios: Scenario[] = [
     async verify(ctx) {
       // the feature table's sink may still be flushing the last counts when the transactions have drained
       const deadline = Date.now() + 60_000;
-      let balance = await featureBalance(ctx);
+      let balance = await featureBalance((sql) => ctx.queryLake(sql));
       while ((balance.unmatched || balance.features !== balance.archived) && Date.now() < deadline) {
         await sleep(2_000);
-        balance = await featureBalance(ctx);
+        balance = await featureBalance((sql) => ctx.queryLake(sql));
       }
       ctx.note(`user_transaction_counts: ${balance.features} rows for ${balance.archived} archived transactions, ${balance.unmatched} (user, event time) counts unmatched`);
       return balance.unmatched || balance.features !== balance.archived ? 'user_transaction_counts does not hold each transaction once' : undefined;

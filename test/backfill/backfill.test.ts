@@ -7,7 +7,7 @@ import { createTransactionsProducer } from '../../ingest/transactions/producer.t
 import { config, onCleanup, waitFor } from '../helpers.ts';
 import { liveFiles, loadTableState } from '../../core/iceberg/table.ts';
 import { setupPipeline } from '../pipeline/fixture.ts';
-import { FEATURE_BALANCE_SQL } from '../../backfill/user-transaction-counts.ts';
+import { featureBalance } from '../../backfill/user-transaction-counts.ts';
 
 const NOW = Date.UTC(2026, 10, 20, 18);
 const TOTAL = 3_000;
@@ -15,12 +15,6 @@ const TOTAL = 3_000;
 /** Transactions of 2026-11-19 sent after that day was archived, `from` ms into the day, a minute apart. */
 const late = (count: number, from: number) =>
   Array.from({ length: count }, (_, i) => ({ user_id: 1 + (i % 7), transaction_timestamp_millis: Date.UTC(2026, 10, 19) + from + i * 60_000, amount: 10 + i, currency: 'EUR', counterpart_id: 9 }));
-
-/** Each transaction of the archive once in the feature table, and nothing else. */
-async function featureBalance(lake: { query<T>(sql: string): Promise<T[]> }) {
-  const [row] = await lake.query<{ archived: bigint; features: bigint; unmatched: bigint }>(FEATURE_BALANCE_SQL);
-  return { archived: Number(row!.archived), features: Number(row!.features), unmatched: Number(row!.unmatched) };
-}
 
 /** A lake with three days of transactions and the streaming features job's output for them. */
 async function streamedLake(t: TestContext, label: string) {
@@ -131,7 +125,7 @@ test('late transactions around a backfill of their day are neither lost nor doub
   const lake = await streamedLake(t, 'backfill-late');
   const producer = await createTransactionsProducer(config, { topic: lake.names.topic.transactions });
   onCleanup(t, () => producer.close());
-  const balance = () => featureBalance(lake);
+  const balance = () => featureBalance((sql) => lake.query(sql));
   let last = {};
   const until = async (what: string, archived: number, features: number) =>
     waitFor(what, async () => {
@@ -187,7 +181,7 @@ test('a backfill whose commit is refused because the sink and a compaction moved
   const producer = await createTransactionsProducer(config, { topic: lake.names.topic.transactions });
   onCleanup(t, () => producer.close());
   const dt = '2026-11-19';
-  const balance = () => featureBalance(lake);
+  const balance = () => featureBalance((sql) => lake.query(sql));
   const archive = async (total: number) => {
     const backup = lake.job('transactions-job-backup', { flushIntervalMs: 500 });
     await backup.start();
