@@ -35,13 +35,6 @@ const admin = createAdmin(config, 'lakestream-bench');
 const specs = topicsFor(namespace);
 await applyInfra(specs, { admin, registry: createRegistry(config), registryUrl: config.SCHEMA_REGISTRY_URL });
 
-async function endOffsets(topic: string): Promise<Map<number, bigint>> {
-  const metadata = await admin.metadata({ topics: [topic], forceUpdate: true });
-  const count = metadata.topics.get(topic)!.partitionsCount;
-  const listed = await admin.listOffsets({ topics: [{ name: topic, partitions: Array.from({ length: count }, (_, partitionIndex) => ({ partitionIndex, timestamp: -1n })) }] });
-  return new Map(listed[0]!.partitions.map((p) => [p.partitionIndex, p.offset]));
-}
-
 async function caughtUp(group: string, topic: string, end: Map<number, bigint>): Promise<boolean> {
   const [offsets] = await admin.listConsumerGroupOffsets({ groups: [group] });
   const committed = new Map((offsets?.topics.find((t) => t.name === topic)?.partitions ?? []).map((p) => [p.partitionIndex, p.committedOffset]));
@@ -49,8 +42,7 @@ async function caughtUp(group: string, topic: string, end: Map<number, bigint>):
 }
 
 /** Runs one job in its own process until its group has committed the whole topic. */
-async function runJob(job: string, group: string, topic: string): Promise<{ recordsPerSecond: number; seconds: number; peakRssMb: number }> {
-  const end = await endOffsets(topic);
+async function runJob(job: string, group: string, topic: string, end: Map<number, bigint>): Promise<{ recordsPerSecond: number; seconds: number; peakRssMb: number }> {
   // exactly as `pnpm run job` runs it (heap cap, allocator arenas)
   const command = packageScriptCommand('job');
   const child = spawn(process.execPath, [...command.args, job, '--namespace', namespace, '--flush-interval-ms', '1000'], {
@@ -80,9 +72,11 @@ async function runJob(job: string, group: string, topic: string): Promise<{ reco
 /**
  * The jobs' consumer (librdkafka's callback API with the profile's fetch settings, the batch
  * size of the runtime) reading the same topic and doing nothing else: the ceiling for any job.
- * Timed from the first record, as the jobs are.
+ * Timed from the first record, as the jobs are. Also returns, per partition, the offset after its
+ * last record: the producer is transactional, so the log's end lies one commit marker further and a
+ * job that has read everything commits these offsets, not the end offsets.
  */
-async function rawConsume(topic: string): Promise<{ recordsPerSecond: number; seconds: number }> {
+async function rawConsume(topic: string): Promise<{ recordsPerSecond: number; seconds: number; afterLastRecord: Map<number, bigint> }> {
   const profile = profileSettings(config.LAKESTREAM_PROFILE);
   const consumer = new kafkaJavascript.KafkaConsumer(
     {
@@ -99,14 +93,16 @@ async function rawConsume(topic: string): Promise<{ recordsPerSecond: number; se
   consumer.subscribe([topic]);
   let seen = 0;
   let startedAt = 0;
+  const afterLastRecord = new Map<number, bigint>();
   while (seen < N) {
     const messages = await new Promise<Message[]>((resolve, reject) => consumer.consume(profile.maxBatchSize, (err, m) => (err ? reject(err) : resolve(m))));
     if (messages.length) startedAt ||= performance.now();
     seen += messages.length;
+    for (const message of messages) afterLastRecord.set(message.partition, BigInt(message.offset) + 1n);
   }
   const seconds = (performance.now() - startedAt) / 1000;
   await new Promise((resolve) => consumer.disconnect(resolve));
-  return { recordsPerSecond: N / seconds, seconds };
+  return { recordsPerSecond: N / seconds, seconds, afterLastRecord };
 }
 
 console.error(`bench: pipeline, ${formatCount(N)} transactions in namespace ${namespace}`);
@@ -120,9 +116,9 @@ const summary = produced.stdout.trim();
 const producerRate = Number(/([\d,]+) records\/s/.exec(summary)![1]!.replaceAll(',', ''));
 const producerRss = Number(/peak RSS (\d+) MB/.exec(summary)![1]);
 
-const raw = await rawConsume(names.topic.transactions);
-const backup = await runJob('transactions-job-backup', names.group('transactions-job-backup'), names.topic.transactions);
-const features = await runJob('transactions-ml-features-job', names.group('transactions-ml-features-job'), names.topic.transactions);
+const { afterLastRecord, ...raw } = await rawConsume(names.topic.transactions);
+const backup = await runJob('transactions-job-backup', names.group('transactions-job-backup'), names.topic.transactions, afterLastRecord);
+const features = await runJob('transactions-ml-features-job', names.group('transactions-ml-features-job'), names.topic.transactions, afterLastRecord);
 
 const consumerPerformance = await runConsumerPerformance(config, names.topic.transactions, N);
 if (!keep) {
