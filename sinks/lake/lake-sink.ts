@@ -538,17 +538,21 @@ function lakeSinkHandler(
 
   /** Per writer schema: whether the table can hold its rows (after evolving, if it must). */
   const fits = new Map<number, string | undefined>();
-  async function accept(record: StreamRecord): Promise<void> {
-    if (!fits.has(record.schemaId)) {
-      const current = await tableState();
-      try {
-        evolveSchema({ schema: current.schema, lastColumnId: current.loaded.metadata['last-column-id'] }, columnsFor(record));
-        fits.set(record.schemaId, undefined);
-      } catch (error) {
-        if (!(error instanceof LakestreamError) || (error.code !== 'SCHEMA_INCOMPATIBLE' && error.code !== 'USAGE')) throw error;
-        fits.set(record.schemaId, errorMessage(error));
-      }
+  /** Whether the table can hold a writer schema's rows, evolving it if it must; asked once per schema id. */
+  async function checkFit(record: StreamRecord): Promise<void> {
+    const current = await tableState();
+    try {
+      evolveSchema({ schema: current.schema, lastColumnId: current.loaded.metadata['last-column-id'] }, columnsFor(record));
+      fits.set(record.schemaId, undefined);
+    } catch (error) {
+      if (!(error instanceof LakestreamError) || (error.code !== 'SCHEMA_INCOMPATIBLE' && error.code !== 'USAGE')) throw error;
+      fits.set(record.schemaId, errorMessage(error));
     }
+  }
+
+  /** Synchronous once the writer schema has been checked: the runtime awaits only a promise. */
+  function accept(record: StreamRecord): Promise<void> | void {
+    if (!fits.has(record.schemaId)) return checkFit(record).then(() => accept(record));
     const reason = fits.get(record.schemaId);
     if (reason !== undefined) {
       throw new LakestreamError('RECORD_INVALID', `schema ${record.schemaId} does not fit table ${table.iceberg.name}: ${reason} (${record.topic}/${record.partition}@${record.offset})`, {
