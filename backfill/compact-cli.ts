@@ -31,7 +31,7 @@ async function main(): Promise<void> {
   const results = await compactDay(context, target, values.dt, { hour: values.hour, includeOpenHour: values['include-open-hour'] }).finally(() => context.close());
   for (const result of results) {
     console.log(
-      `${result.dt} hour=${result.hour}: ${result.output ? `${result.inputs} files -> 1 (${formatCount(result.rows)} rows)` : `skipped (${result.skipped}, ${result.inputs} file${result.inputs === 1 ? '' : 's'})`}`,
+      `${result.dt} hour=${result.hour}: ${result.output ? `${result.inputs} files -> 1 (${formatCount(result.rows)} rows)` : `skipped (${result.skipped}, ${result.inputs} file${result.inputs === 1 ? '' : 's'})`}${result.retries ? `, ${result.retries} commit${result.retries === 1 ? '' : 's'} made again on a table the sinks moved meanwhile` : ''}`,
     );
   }
   const merged = results.filter((r) => r.output);

@@ -9,7 +9,7 @@ import { LakestreamError } from '../core/errors.ts';
 import type { DataFile } from '../core/iceberg/manifest.ts';
 import { CommitConflict, CommitStateUnknown } from '../core/iceberg/rest-catalog.ts';
 import { duckdbTypeOf } from '../core/iceberg/schema.ts';
-import { commitSnapshot, keyOf, liveFiles, loadTableState, tableName, type TableDeps, type TableState } from '../core/iceberg/table.ts';
+import { commitSnapshot, dropUnusedRewrites, keyOf, manifestRewrites, liveFiles, loadTableState, tableName, type TableDeps, type TableState } from '../core/iceberg/table.ts';
 import { sinkFileSql } from '../core/lake-layout.ts';
 import type { ObjectStore } from '../core/object-store.ts';
 
@@ -39,12 +39,18 @@ export interface HourResult {
   rows: number;
   output?: string;
   skipped?: string;
+  /** Commits refused because a writer moved the table, each planned again on the newer snapshot. */
+  retries?: number;
 }
 
 const DAY_MS = 86_400_000;
 const HOUR_MS = 3_600_000;
-/** Commits refused because the table moved (a sink appending); each retry plans on the newest snapshot. */
-const MAX_COMMIT_ATTEMPTS = 10;
+/**
+ * Commits refused because the table moved (a sink appending); each retry plans on the newest
+ * snapshot. As many as a backfill's rebases: with the sinks committing several times a second, 10
+ * left hours uncompacted in the lake-writers chaos scenario.
+ */
+const MAX_COMMIT_ATTEMPTS = 50;
 /** A replaced file is kept this long by compactDay: longer than any query or stuck commit runs. */
 const ORPHAN_AGE_MS = DAY_MS;
 
@@ -199,34 +205,37 @@ async function compactHour(
   const result: HourResult = { dt, hour: hour.hour, inputs: inputs.length, rows: Number(rows), output: output.path };
 
   let state = base;
+  const rewrites = manifestRewrites();
+  const giveUp = () => Promise.all([dropOutput(), dropUnusedRewrites(store, rewrites, false)]);
   for (let attempt = 1; ; attempt++) {
     try {
-      state = await commitSnapshot(deps, state, { operation: 'replace', added: [output], removed: new Set(paths), writer: 'compaction' });
-      return { state, result };
+      state = await commitSnapshot(deps, state, { operation: 'replace', added: [output], removed: new Set(paths), writer: 'compaction', rewrites });
+      await dropUnusedRewrites(store, rewrites, true);
+      return { state, result: { ...result, retries: attempt - 1 } };
     } catch (error) {
       // an unknown outcome may still land, and then the output is live
       if (error instanceof CommitStateUnknown) throw error;
       if (!(error instanceof CommitConflict)) {
-        await dropOutput();
+        await giveUp();
         throw error;
       }
     }
+    // one load per attempt, checked and then planned on: a sink commits every few hundred ms, so
+    // the time between reading the newest snapshot and committing on it is the whole window
     const moved = await loadTableState(deps, base.ref);
     if (!moved) throw new LakestreamError('ICEBERG_ERROR', `${tableName(base.ref)} disappeared while compacting dt=${dt}/hour=${hour.hour}`);
     const live = new Set((await liveFiles(deps, moved)).map((entry) => entry.file.path));
     if (!paths.every((path) => live.has(path))) {
       // another compaction (or a backfill) replaced some of the inputs: this merge is stale
-      await dropOutput();
-      return { state: moved, result: { dt, hour: hour.hour, inputs: inputs.length, rows: 0, skipped: 'changed' } };
+      await giveUp();
+      return { state: moved, result: { dt, hour: hour.hour, inputs: inputs.length, rows: 0, skipped: 'changed', retries: attempt } };
     }
     if (attempt >= MAX_COMMIT_ATTEMPTS) {
       // the hour is as it was, whole: the next run tries again
-      await dropOutput();
-      return { state: moved, result: { dt, hour: hour.hour, inputs: inputs.length, rows: 0, skipped: 'busy' } };
+      await giveUp();
+      return { state: moved, result: { dt, hour: hour.hour, inputs: inputs.length, rows: 0, skipped: 'busy', retries: attempt } };
     }
-    // reading the manifests took a while: the commit is planned on the newest snapshot, so a
-    // sink that commits every few hundred ms has the shortest window to move the table again
-    state = (await loadTableState(deps, base.ref)) ?? moved;
+    state = moved;
   }
 }
 

@@ -9,7 +9,7 @@ import { openDuckdb, sqlList } from '../core/duckdb.ts';
 import { LakestreamError } from '../core/errors.ts';
 import type { DataFile, ManifestEntry } from '../core/iceberg/manifest.ts';
 import { CommitConflict } from '../core/iceberg/rest-catalog.ts';
-import { commitSnapshot, ensureTable, keyOf, liveFiles, loadTableState, type TableState } from '../core/iceberg/table.ts';
+import { commitSnapshot, dropUnusedRewrites, ensureTable, keyOf, manifestRewrites, liveFiles, loadTableState, type TableState } from '../core/iceberg/table.ts';
 import { columnsOf, sinkFileSql } from '../core/lake-layout.ts';
 
 /**
@@ -324,6 +324,7 @@ export async function openDayBackfiller(context: ClientContext, layout: Backfill
       added: added.filter((file) => !live.has(file.path)),
       removed: new Set([...live].filter((path) => !files.includes(path))),
     };
+    const rewrites = manifestRewrites();
     for (let rebases = 0; ; rebases++) {
       try {
         counts = await commitSnapshot(deps, pending.base, {
@@ -333,11 +334,14 @@ export async function openDayBackfiller(context: ClientContext, layout: Backfill
           // stream rows of the day whose transaction the archive held are this computation's now
           ...(position ? { covers: { ...pending.base.covers, [dt]: cover } } : {}),
           writer: 'backfill',
+          rewrites,
         });
+        await dropUnusedRewrites(store, rewrites, true);
         result.filesWritten = [...result.filesWritten, ...pending.added.map((file) => file.path).filter((path) => !files.includes(path))];
         result.filesRemoved = [...pending.removed];
         break;
       } catch (error) {
+        // any other failure leaves the rewrites: an unknown outcome may still land and list them
         if (!(error instanceof CommitConflict)) throw error;
         const rebased = rebases < MAX_REBASES ? await rebaseDay(dt, pending, cover, files, digest) : undefined;
         if (rebased) {
@@ -345,6 +349,7 @@ export async function openDayBackfiller(context: ClientContext, layout: Backfill
           result.rebases++;
           continue;
         }
+        await dropUnusedRewrites(store, rewrites, false);
         if (attempt >= 5) throw error;
         // another backfill of the day committed meanwhile: computed again from the archive as it now is
         archive = undefined;

@@ -1,4 +1,4 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { LakestreamError, errorMessage } from '../errors.ts';
 import type { Column } from '../lake-layout.ts';
 import type { ObjectStore } from '../object-store.ts';
@@ -226,6 +226,34 @@ export interface SnapshotChange {
   /** Table properties set in the same commit (a marker that must move with the data). */
   properties?: Record<string, string>;
   writer: string;
+  /** Kept across the attempts of one commit (see ManifestRewrites). */
+  rewrites?: ManifestRewrites;
+}
+
+/**
+ * What the attempts of one commit share: its snapshot id, and the manifests it rewrote to mark its
+ * removed files deleted. A manifest is immutable and its rewrite depends only on the snapshot id,
+ * so an attempt planned on a newer snapshot (a sink appended meanwhile) writes only the rewrites
+ * it has not written yet, as Java's MergingSnapshotProducer keeps one snapshot id per commit.
+ * Rewrites the landed snapshot does not list (a merge folded them in, or the commit never landed)
+ * are the caller's to delete with `dropUnusedRewrites`.
+ */
+export interface ManifestRewrites {
+  snapshotId: bigint;
+  /** By schema id and the manifest rewritten. */
+  byManifest: Map<string, { path: string; length: bigint; summary: Awaited<ReturnType<typeof writeManifest>>['summary'] }>;
+  /** The manifests the last attempt listed. */
+  listed: Set<string>;
+}
+
+export function manifestRewrites(): ManifestRewrites {
+  return { snapshotId: randomSnapshotId(), byManifest: new Map(), listed: new Set() };
+}
+
+/** Deletes the shared rewrites no snapshot references: all of them if the commit did not land. */
+export async function dropUnusedRewrites(store: ObjectStore, rewrites: ManifestRewrites, landed: boolean): Promise<void> {
+  const unused = [...rewrites.byManifest.values()].map((rewrite) => rewrite.path).filter((path) => !landed || !rewrites.listed.has(path));
+  if (unused.length) await store.delete(unused.map((path) => keyOf(store, path))).catch(() => {});
 }
 
 /**
@@ -257,10 +285,16 @@ async function planManifests(
   deps: TableDeps,
   base: TableState,
   change: SnapshotChange,
-  plan: { table: Parameters<typeof writeManifest>[1]; snapshotId: bigint; sequenceNumber: bigint; put: (name: string, body: Buffer) => Promise<{ path: string; length: bigint }> },
+  plan: {
+    table: Parameters<typeof writeManifest>[1];
+    snapshotId: bigint;
+    sequenceNumber: bigint;
+    put: (name: string, body: Buffer) => Promise<{ path: string; length: bigint }>;
+    putKept: (name: string, body: Buffer) => Promise<{ path: string; length: bigint }>;
+  },
 ): Promise<{ manifests: ManifestFile[]; removedRows: bigint; removedBytes: bigint }> {
   const { store } = deps;
-  const { table, snapshotId, sequenceNumber, put } = plan;
+  const { table, snapshotId, sequenceNumber, put, putKept } = plan;
   const manifests: ManifestFile[] = [];
   const removed = change.removed ?? new Set<string>();
   let removedRows = 0n;
@@ -288,8 +322,18 @@ async function planManifests(
         entries.push({ ...entry, status: STATUS.EXISTING });
       }
     }
-    const { body, summary } = await writeManifest(entries, table, snapshotId);
-    const { path, length } = await put(`${randomUUID()}-m-rewrite.avro`, body);
+    // what the rewrite depends on besides the snapshot id: the schema and which of its files go
+    const goneHere = entries.filter((entry) => entry.status === STATUS.DELETED).map((entry) => entry.file.path);
+    const rewriteKey = `${table.schema['schema-id']}:${manifest.manifest_path}:${createHash('sha256').update(goneHere.sort().join('\n')).digest('hex')}`;
+    let rewrite = change.rewrites?.byManifest.get(rewriteKey);
+    if (!rewrite) {
+      const { body, summary } = await writeManifest(entries, table, snapshotId);
+      // a shared rewrite outlives this attempt: it is not this attempt's to delete on a refusal
+      const { path, length } = change.rewrites ? await putKept(`${randomUUID()}-m-rewrite.avro`, body) : await put(`${randomUUID()}-m-rewrite.avro`, body);
+      rewrite = { path, length, summary };
+      change.rewrites?.byManifest.set(rewriteKey, rewrite);
+    }
+    const { path, length, summary } = rewrite;
     manifests.unshift({
       ...summary,
       manifest_path: path,
@@ -313,6 +357,7 @@ async function planManifests(
     manifests.length = 0;
     manifests.push({ ...summary, manifest_path: path, manifest_length: length, sequence_number: sequenceNumber, min_sequence_number: summary.minSequenceNumber ?? sequenceNumber });
   }
+  if (change.rewrites) change.rewrites.listed = new Set(manifests.map((manifest) => manifest.manifest_path));
   const missing = [...removed].filter((path) => !found.has(path));
   if (missing.length) {
     throw new CommitConflict(tableName(base.ref), `${missing.length} file(s) to remove are no longer live (e.g. ${missing[0]})`);
@@ -335,15 +380,19 @@ async function planManifests(
  */
 export async function commitSnapshot(deps: TableDeps, base: TableState, change: SnapshotChange): Promise<TableState> {
   const { store, catalog } = deps;
-  const snapshotId = randomSnapshotId();
+  const snapshotId = change.rewrites?.snapshotId ?? randomSnapshotId();
   const sequenceNumber = base.loaded.metadata['last-sequence-number'] + 1n;
   const location = base.loaded.metadata.location.replace(/\/+$/, '');
   const written: string[] = [];
-  const put = async (name: string, body: Buffer) => {
+  const putKept = async (name: string, body: Buffer) => {
     const path = `${location}/metadata/${name}`;
     await store.put(keyOf(store, path), body, 'application/octet-stream');
-    written.push(path);
     return { path, length: BigInt(body.length) };
+  };
+  const put = async (name: string, body: Buffer) => {
+    const kept = await putKept(name, body);
+    written.push(kept.path);
+    return kept;
   };
 
   // The schema: evolved to hold the rows of every column set added.
@@ -370,7 +419,7 @@ export async function commitSnapshot(deps: TableDeps, base: TableState, change: 
 
   try {
     const removed = change.removed ?? new Set<string>();
-    const { manifests, removedRows, removedBytes } = await planManifests(deps, base, change, { table, snapshotId, sequenceNumber, put });
+    const { manifests, removedRows, removedBytes } = await planManifests(deps, base, change, { table, snapshotId, sequenceNumber, put, putKept });
     const parentId = base.snapshot?.['snapshot-id'];
     const list = await writeManifestList(manifests, { snapshotId, parentId, sequenceNumber });
     const { path: manifestList } = await put(`snap-${snapshotId}-1-${randomUUID()}.avro`, list);
