@@ -1,0 +1,108 @@
+import { LakestreamError } from '../core/errors.ts';
+
+/**
+ * The arithmetic of windowed features (docs/decisions/0020), shared by the stream job and the
+ * backfill's SQL so both give the same number: events are summed into tiles, a window is the sum
+ * of its tiles, and its end is its tile's end.
+ */
+export interface WindowDefinition {
+  /** Tile width: a window's resolution. */
+  tileMs: number;
+  /** The windows served, each a whole number of tiles. */
+  windowsMs: number[];
+  /** A record whose event time is older than its Kafka timestamp by more than this is late. */
+  allowedLatenessMs: number;
+}
+
+export interface WindowAggregate {
+  count: number;
+  sum: number;
+  /** Undefined when the window holds no event. */
+  min: number | undefined;
+  max: number | undefined;
+}
+
+/** An entity's live tiles, by tile number (event time divided by the tile width). */
+export type Tiles = Map<number, { count: number; sum: number; min: number; max: number }>;
+
+/** Refuses a definition no window can be computed from, naming the field. */
+export function checkDefinition(definition: WindowDefinition, name: string): WindowDefinition {
+  const refuse = (field: string, problem: string) => {
+    throw new LakestreamError('USAGE', `windowed feature ${name}: ${field} ${problem}`);
+  };
+  if (!Number.isInteger(definition.tileMs) || definition.tileMs <= 0) refuse('tileMs', `must be a positive whole number of ms, got ${definition.tileMs}`);
+  if (!definition.windowsMs.length) refuse('windowsMs', 'must name at least one window');
+  for (const window of definition.windowsMs) {
+    if (!Number.isInteger(window) || window <= 0 || window % definition.tileMs !== 0) refuse('windowsMs', `must be whole multiples of tileMs (${definition.tileMs}), got ${window}`);
+  }
+  if (!Number.isFinite(definition.allowedLatenessMs) || definition.allowedLatenessMs < 0) refuse('allowedLatenessMs', `must be 0 or more, got ${definition.allowedLatenessMs}`);
+  return definition;
+}
+
+export const tileOf = (timeMs: number, definition: WindowDefinition): number => Math.floor(timeMs / definition.tileMs);
+
+/**
+ * Lateness by the record's own two times, not by arrival order: the stream and a backfill over
+ * the lake (whose compacted files keep no arrival order) then dead-letter the same records.
+ */
+export function isLate(eventTimeMs: number, kafkaTimestampMs: number, definition: WindowDefinition): boolean {
+  return eventTimeMs < kafkaTimestampMs - definition.allowedLatenessMs;
+}
+
+export function addToTiles(tiles: Tiles, eventTimeMs: number, value: number, definition: WindowDefinition): void {
+  const tile = tileOf(eventTimeMs, definition);
+  const current = tiles.get(tile);
+  if (!current) tiles.set(tile, { count: 1, sum: value, min: value, max: value });
+  else {
+    current.count++;
+    current.sum += value;
+    if (value < current.min) current.min = value;
+    if (value > current.max) current.max = value;
+  }
+}
+
+/** The window of `windowMs` as of `asOfMs`: the tiles from `windowMs` back up to the end of the tile of `asOfMs`. */
+export function windowAt(tiles: Tiles, asOfMs: number, windowMs: number, definition: WindowDefinition): WindowAggregate {
+  const last = tileOf(asOfMs, definition);
+  const first = last - windowMs / definition.tileMs + 1;
+  const result: WindowAggregate = { count: 0, sum: 0, min: undefined, max: undefined };
+  for (const [tile, aggregate] of tiles) {
+    if (tile < first || tile > last) continue;
+    result.count += aggregate.count;
+    result.sum += aggregate.sum;
+    if (result.min === undefined || aggregate.min < result.min) result.min = aggregate.min;
+    if (result.max === undefined || aggregate.max > result.max) result.max = aggregate.max;
+  }
+  return result;
+}
+
+/**
+ * Drops the tiles no window as of `newestMs` or later can hold. Returns how many it dropped. A
+ * late-but-allowed record older than the entity's newest is still counted: its tile is kept as
+ * long as the longest window as of the newest event reaches it.
+ */
+export function expireTiles(tiles: Tiles, newestMs: number, definition: WindowDefinition): number {
+  const oldestKept = tileOf(newestMs, definition) - Math.max(...definition.windowsMs) / definition.tileMs + 1;
+  let dropped = 0;
+  for (const tile of tiles.keys()) {
+    if (tile < oldestKept) {
+      tiles.delete(tile);
+      dropped++;
+    }
+  }
+  return dropped;
+}
+
+/** Tiles as a flat array for a changelog record: [tile, count, sum, min, max, …]. */
+export function encodeTiles(tiles: Tiles): number[] {
+  const flat: number[] = [];
+  for (const [tile, { count, sum, min, max }] of [...tiles].sort(([a], [b]) => a - b)) flat.push(tile, count, sum, min, max);
+  return flat;
+}
+
+export function decodeTiles(flat: number[]): Tiles {
+  if (flat.length % 5 !== 0) throw new LakestreamError('RECORD_INVALID', `tiles: expected groups of 5 numbers (tile, count, sum, min, max), got ${flat.length} numbers`);
+  const tiles: Tiles = new Map();
+  for (let i = 0; i < flat.length; i += 5) tiles.set(flat[i]!, { count: flat[i + 1]!, sum: flat[i + 2]!, min: flat[i + 3]!, max: flat[i + 4]! });
+  return tiles;
+}

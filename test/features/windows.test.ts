@@ -1,0 +1,84 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { addToTiles, checkDefinition, decodeTiles, encodeTiles, expireTiles, isLate, tileOf, windowAt, type Tiles, type WindowDefinition } from '../../features/windows.ts';
+
+const MINUTE = 60_000;
+const definition: WindowDefinition = { tileMs: 5 * MINUTE, windowsMs: [60 * MINUTE, 24 * 60 * MINUTE], allowedLatenessMs: 10 * MINUTE };
+
+/** A small deterministic generator: the same events on every run. */
+function events(seed: number, n: number): Array<{ time: number; value: number }> {
+  let state = seed;
+  const next = () => ((state = (state * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const start = Date.UTC(2026, 11, 1);
+  return Array.from({ length: n }, () => ({ time: start + Math.floor(next() * 2 * 24 * 60 * MINUTE), value: Math.round(next() * 10_000) / 100 }));
+}
+
+/** The definition's window straight from the events: those whose tile lies in the window's tiles. */
+function bruteForce(all: Array<{ time: number; value: number }>, asOf: number, windowMs: number) {
+  const last = Math.floor(asOf / definition.tileMs);
+  const first = last - windowMs / definition.tileMs + 1;
+  const inside = all.filter((e) => Math.floor(e.time / definition.tileMs) >= first && Math.floor(e.time / definition.tileMs) <= last).map((e) => e.value);
+  return { count: inside.length, sum: inside.reduce((s, v) => s + v, 0), min: inside.length ? Math.min(...inside) : undefined, max: inside.length ? Math.max(...inside) : undefined };
+}
+
+test('windows: a window summed from tiles equals the same window computed from the events, in any arrival order', () => {
+  const all = events(7, 2_000);
+  const tiles: Tiles = new Map();
+  // shuffled: tiles do not depend on the order records arrive in
+  const shuffled = all.map((e, i) => ({ e, k: (i * 7919) % all.length })).sort((a, b) => a.k - b.k).map(({ e }) => e);
+  for (const e of shuffled) addToTiles(tiles, e.time, e.value, definition);
+  for (const asOf of events(11, 200).map((e) => e.time)) {
+    for (const windowMs of definition.windowsMs) {
+      const fromTiles = windowAt(tiles, asOf, windowMs, definition);
+      const expected = bruteForce(all, asOf, windowMs);
+      assert.equal(fromTiles.count, expected.count, `count of ${windowMs / MINUTE} min as of ${new Date(asOf).toISOString()}`);
+      assert.ok(Math.abs(fromTiles.sum - expected.sum) < 1e-6, `sum ${fromTiles.sum} vs ${expected.sum}`);
+      assert.equal(fromTiles.min, expected.min);
+      assert.equal(fromTiles.max, expected.max);
+    }
+  }
+});
+
+test("windows: the window's end is its tile's end, and an empty window has no min or max", () => {
+  const tiles: Tiles = new Map();
+  const tileStart = Date.UTC(2026, 11, 1, 10, 0);
+  addToTiles(tiles, tileStart + 4 * MINUTE, 3, definition);
+  // as of the tile's first minute, the event later in the same tile is in the window
+  assert.equal(windowAt(tiles, tileStart, 60 * MINUTE, definition).count, 1);
+  // an hour and one tile later it has left the 1 h window but not the 24 h one
+  assert.deepEqual(windowAt(tiles, tileStart + 60 * MINUTE, 60 * MINUTE, definition), { count: 0, sum: 0, min: undefined, max: undefined });
+  assert.equal(windowAt(tiles, tileStart + 60 * MINUTE, 24 * 60 * MINUTE, definition).count, 1);
+  assert.equal(windowAt(tiles, tileStart + 55 * MINUTE, 60 * MINUTE, definition).count, 1, 'twelve tiles: the first still in');
+});
+
+test('windows: expiry by event time drops only tiles no window as of the newest event reaches, and changes no window from then on', () => {
+  const all = events(3, 1_000);
+  const tiles: Tiles = new Map();
+  for (const e of all) addToTiles(tiles, e.time, e.value, definition);
+  const newest = Math.max(...all.map((e) => e.time));
+  const before = new Map([...tiles].map(([tile, aggregate]) => [tile, { ...aggregate }]));
+  const dropped = expireTiles(tiles, newest, definition);
+  assert.ok(dropped > 0, 'two days of events hold tiles older than a day');
+  assert.ok([...tiles.keys()].every((tile) => tile > tileOf(newest, definition) - 24 * 12), 'no tile older than the longest window kept');
+  for (const asOf of [newest, newest + 30 * MINUTE, newest + 23 * 60 * MINUTE]) {
+    for (const windowMs of definition.windowsMs) assert.deepEqual(windowAt(tiles, asOf, windowMs, definition), windowAt(before, asOf, windowMs, definition));
+  }
+});
+
+test('windows: lateness is decided by the record alone, its event time against its Kafka timestamp', () => {
+  const kafka = Date.UTC(2026, 11, 1, 12, 0);
+  assert.equal(isLate(kafka - 10 * MINUTE, kafka, definition), false, 'exactly the allowed lateness is on time');
+  assert.equal(isLate(kafka - 10 * MINUTE - 1, kafka, definition), true);
+  assert.equal(isLate(kafka + 5 * MINUTE, kafka, definition), false, 'a clock ahead of the broker is not late');
+});
+
+test('windows: tiles survive a changelog round trip; a definition that cannot be tiled is refused naming the field', () => {
+  const tiles: Tiles = new Map();
+  for (const e of events(5, 300)) addToTiles(tiles, e.time, e.value, definition);
+  assert.deepEqual(decodeTiles(encodeTiles(tiles)), new Map([...tiles].sort(([a], [b]) => a - b)));
+  assert.throws(() => decodeTiles([1, 2, 3]), /tiles: expected groups of 5 numbers/);
+  assert.throws(() => checkDefinition({ ...definition, windowsMs: [7 * MINUTE] }, 'user_transaction_windows'), /user_transaction_windows: windowsMs must be whole multiples of tileMs \(300000\), got 420000/);
+  assert.throws(() => checkDefinition({ ...definition, tileMs: 0 }, 'v'), /v: tileMs must be a positive/);
+  assert.throws(() => checkDefinition({ ...definition, allowedLatenessMs: -1 }, 'v'), /allowedLatenessMs must be 0 or more/);
+  assert.equal(checkDefinition(definition, 'v'), definition);
+});
