@@ -106,3 +106,53 @@ export function decodeTiles(flat: number[]): Tiles {
   for (let i = 0; i < flat.length; i += 5) tiles.set(flat[i]!, { count: flat[i + 1]!, sum: flat[i + 2]!, min: flat[i + 3]!, max: flat[i + 4]! });
   return tiles;
 }
+
+/** A window's name in feature names: `1h`, `24h`, `7d`, `30m`. */
+export function windowLabel(windowMs: number): string {
+  const DAY = 86_400_000;
+  const HOUR = 3_600_000;
+  if (windowMs % DAY === 0 && windowMs >= 7 * DAY) return `${windowMs / DAY}d`;
+  if (windowMs % HOUR === 0) return `${windowMs / HOUR}h`;
+  return `${windowMs / 60_000}m`;
+}
+
+/** The feature columns of a definition over `value`, in a fixed order: count, sum, min, max per window. */
+export function windowColumns(definition: WindowDefinition, value: string): Array<{ name: string; window: number; aggregate: keyof WindowAggregate }> {
+  return definition.windowsMs.flatMap((window) => {
+    const label = windowLabel(window);
+    return [
+      { name: `count_${label}`, window, aggregate: 'count' as const },
+      { name: `${value}_sum_${label}`, window, aggregate: 'sum' as const },
+      { name: `${value}_min_${label}`, window, aggregate: 'min' as const },
+      { name: `${value}_max_${label}`, window, aggregate: 'max' as const },
+    ];
+  });
+}
+
+/**
+ * The same windows in DuckDB SQL, for the backfill and the consistency check: `events` is a query
+ * with columns (entity, event_time, kafka_timestamp, value), `points` one with (entity, as_of),
+ * times in epoch ms. Late records are left out as the stream dead-letters them; each point gets
+ * one row with `windowColumns`' columns (a window without events: count 0, sum 0, min/max NULL).
+ */
+export function windowsSql(definition: WindowDefinition, value: string, events: string, points: string): string {
+  const tile = definition.tileMs;
+  const longest = Math.max(...definition.windowsMs) / tile;
+  const inWindow = (window: number) => `t.tile > p.as_of // ${tile} - ${window / tile}`;
+  const aggregates = windowColumns(definition, value).map(({ name, window, aggregate }) => {
+    const column = { count: 'c', sum: 's', min: 'mn', max: 'mx' }[aggregate];
+    const fn = aggregate === 'count' || aggregate === 'sum' ? 'sum' : aggregate;
+    const expression = `${fn}(t.${column}) FILTER (WHERE ${inWindow(window)})`;
+    return `${aggregate === 'count' || aggregate === 'sum' ? `coalesce(${expression}, 0)` : expression}${aggregate === 'count' ? '::BIGINT' : ''} AS "${name}"`;
+  });
+  return `WITH valid AS (
+      SELECT entity, event_time // ${tile} AS tile, value FROM (${events}) WHERE event_time >= kafka_timestamp - ${definition.allowedLatenessMs}
+    ), tiles AS (
+      SELECT entity, tile, count(*) AS c, sum(value) AS s, min(value) AS mn, max(value) AS mx FROM valid GROUP BY entity, tile
+    )
+    SELECT p.entity, p.as_of, ${aggregates.join(', ')}
+    FROM (${points}) AS p LEFT JOIN tiles AS t
+      ON t.entity = p.entity AND t.tile <= p.as_of // ${tile} AND t.tile > p.as_of // ${tile} - ${longest}
+    GROUP BY p.entity, p.as_of
+    ORDER BY p.entity, p.as_of`;
+}

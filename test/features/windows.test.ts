@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { addToTiles, checkDefinition, decodeTiles, encodeTiles, expireTiles, isLate, tileOf, windowAt, type Tiles, type WindowDefinition } from '../../features/windows.ts';
+import { DuckDBInstance } from '@duckdb/node-api';
+import { addToTiles, checkDefinition, decodeTiles, encodeTiles, expireTiles, isLate, tileOf, windowAt, windowColumns, windowLabel, windowsSql, type Tiles, type WindowDefinition } from '../../features/windows.ts';
 
 const MINUTE = 60_000;
 const definition: WindowDefinition = { tileMs: 5 * MINUTE, windowsMs: [60 * MINUTE, 24 * 60 * MINUTE], allowedLatenessMs: 10 * MINUTE };
@@ -81,4 +82,52 @@ test('windows: tiles survive a changelog round trip; a definition that cannot be
   assert.throws(() => checkDefinition({ ...definition, tileMs: 0 }, 'v'), /v: tileMs must be a positive/);
   assert.throws(() => checkDefinition({ ...definition, allowedLatenessMs: -1 }, 'v'), /allowedLatenessMs must be 0 or more/);
   assert.equal(checkDefinition(definition, 'v'), definition);
+});
+
+test('windows: DuckDB over the same records gives every window the stream state gives, late records left out by both', async () => {
+  // 20 users, two days, a quarter of the records delayed up to 30 min past their event time
+  const raw = events(17, 3_000);
+  const records = raw.map((e, i) => ({ entity: i % 20, time: e.time, value: e.value, kafka: e.time + (i % 4 === 0 ? ((i * 7919) % 30) * MINUTE : (i * 13) % MINUTE) }));
+  const arrival = [...records].sort((a, b) => a.kafka - b.kafka);
+  const byEntity = new Map<number, Tiles>();
+  let late = 0;
+  for (const record of arrival) {
+    if (isLate(record.time, record.kafka, definition)) {
+      late++;
+      continue;
+    }
+    const tiles = byEntity.get(record.entity) ?? new Map();
+    byEntity.set(record.entity, tiles);
+    addToTiles(tiles, record.time, record.value, definition);
+  }
+  assert.ok(late > 100 && late < records.length / 4, `some records are late (${late})`);
+  const points = events(23, 300).map((e, i) => ({ entity: i % 20, asOf: e.time }));
+
+  const instance = await DuckDBInstance.create(':memory:');
+  const connection = await instance.connect();
+  try {
+    await connection.run('CREATE TABLE events (entity INTEGER, event_time BIGINT, kafka_timestamp BIGINT, value DOUBLE)');
+    await connection.run(`INSERT INTO events VALUES ${records.map((r) => `(${r.entity}, ${r.time}, ${r.kafka}, ${r.value})`).join(', ')}`);
+    await connection.run('CREATE TABLE points (entity INTEGER, as_of BIGINT)');
+    await connection.run(`INSERT INTO points VALUES ${points.map((p) => `(${p.entity}, ${p.asOf})`).join(', ')}`);
+    const rows = (await connection.runAndReadAll(windowsSql(definition, 'amount', 'SELECT * FROM events', 'SELECT * FROM points'))).getRowObjectsJS() as Array<Record<string, unknown>>;
+    assert.equal(rows.length, new Set(points.map((p) => `${p.entity}/${p.asOf}`)).size, 'one row per point');
+    let compared = 0;
+    for (const row of rows) {
+      const tiles = byEntity.get(Number(row.entity)) ?? new Map();
+      for (const column of windowColumns(definition, 'amount')) {
+        const expected = windowAt(tiles, Number(row.as_of), column.window, definition)[column.aggregate];
+        const actual = row[column.name] === null ? undefined : Number(row[column.name]);
+        if (column.aggregate === 'sum') assert.ok(Math.abs((actual ?? 0) - (expected ?? 0)) < 1e-6, `${column.name} of ${row.entity} as of ${row.as_of}: ${actual} vs ${expected}`);
+        else assert.equal(actual, expected, `${column.name} of ${row.entity} as of ${row.as_of}`);
+        compared++;
+      }
+    }
+    assert.equal(compared, rows.length * 8);
+    assert.ok(rows.some((row) => Number(row.count_1h) > 0) && rows.some((row) => Number(row.count_1h) === 0), 'both empty and filled 1 h windows were compared');
+  } finally {
+    connection.closeSync();
+    instance.closeSync();
+  }
+  assert.deepEqual([MINUTE * 30, 3_600_000, 86_400_000, 7 * 86_400_000].map(windowLabel), ['30m', '1h', '24h', '7d']);
 });
