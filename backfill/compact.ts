@@ -9,7 +9,7 @@ import { LakestreamError } from '../core/errors.ts';
 import type { DataFile } from '../core/iceberg/manifest.ts';
 import { CommitConflict, CommitStateUnknown } from '../core/iceberg/rest-catalog.ts';
 import { duckdbTypeOf } from '../core/iceberg/schema.ts';
-import { commitSnapshot, dropUnusedRewrites, keyOf, manifestRewrites, liveFiles, loadTableState, tableName, type TableDeps, type TableState } from '../core/iceberg/table.ts';
+import { commitSnapshot, dropUnusedRewrites, keyOf, liveFiles, loadTableState, manifestRewrites, tableName, type TableDeps, type TableState } from '../core/iceberg/table.ts';
 import { sinkFileSql } from '../core/lake-layout.ts';
 import type { ObjectStore } from '../core/object-store.ts';
 

@@ -9,7 +9,7 @@ import { openDuckdb, sqlList } from '../core/duckdb.ts';
 import { LakestreamError } from '../core/errors.ts';
 import type { DataFile, ManifestEntry } from '../core/iceberg/manifest.ts';
 import { CommitConflict } from '../core/iceberg/rest-catalog.ts';
-import { commitSnapshot, dropUnusedRewrites, ensureTable, keyOf, manifestRewrites, liveFiles, loadTableState, type TableState } from '../core/iceberg/table.ts';
+import { commitSnapshot, dropUnusedRewrites, ensureTable, keyOf, liveFiles, loadTableState, manifestRewrites, type TableState } from '../core/iceberg/table.ts';
 import { columnsOf, sinkFileSql } from '../core/lake-layout.ts';
 
 /**

@@ -43,7 +43,8 @@ export const tileOf = (timeMs: number, definition: WindowDefinition): number => 
 
 /**
  * Lateness by the record's own two times, not by arrival order: the stream and a backfill over
- * the lake (whose compacted files keep no arrival order) then dead-letter the same records.
+ * the lake (whose compacted files keep no arrival order) then leave out the same records. Not the
+ * settled rule: the producer's history mode makes most records late under it (0020, "Open").
  */
 export function isLate(eventTimeMs: number, kafkaTimestampMs: number, definition: WindowDefinition): boolean {
   return eventTimeMs < kafkaTimestampMs - definition.allowedLatenessMs;
@@ -132,7 +133,7 @@ export function windowColumns(definition: WindowDefinition, value: string): Arra
 /**
  * The same windows in DuckDB SQL, for the backfill and the consistency check: `events` is a query
  * with columns (entity, event_time, kafka_timestamp, value), `points` one with (entity, as_of),
- * times in epoch ms. Late records are left out as the stream dead-letters them; each point gets
+ * times in epoch ms. Records `isLate` calls late are left out, as the stream will leave them; each point gets
  * one row with `windowColumns`' columns (a window without events: count 0, sum 0, min/max NULL).
  */
 export function windowsSql(definition: WindowDefinition, value: string, events: string, points: string): string {

@@ -232,15 +232,16 @@ export interface SnapshotChange {
 
 /**
  * What the attempts of one commit share: its snapshot id, and the manifests it rewrote to mark its
- * removed files deleted. A manifest is immutable and its rewrite depends only on the snapshot id,
- * so an attempt planned on a newer snapshot (a sink appended meanwhile) writes only the rewrites
- * it has not written yet, as Java's MergingSnapshotProducer keeps one snapshot id per commit.
+ * removed files deleted. A manifest is immutable, so its rewrite depends only on the snapshot id,
+ * the schema and which of its files go: an attempt planned on a newer snapshot (a sink appended
+ * meanwhile) writes only the rewrites it has not written yet, as Java's MergingSnapshotProducer
+ * keeps one snapshot id per commit.
  * Rewrites the landed snapshot does not list (a merge folded them in, or the commit never landed)
  * are the caller's to delete with `dropUnusedRewrites`.
  */
 export interface ManifestRewrites {
   snapshotId: bigint;
-  /** By schema id and the manifest rewritten. */
+  /** By schema id, the manifest rewritten and the files it marks deleted. */
   byManifest: Map<string, { path: string; length: bigint; summary: Awaited<ReturnType<typeof writeManifest>>['summary'] }>;
   /** The manifests the last attempt listed. */
   listed: Set<string>;
