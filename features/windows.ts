@@ -10,7 +10,7 @@ export interface WindowDefinition {
   tileMs: number;
   /** The windows served, each a whole number of tiles. */
   windowsMs: number[];
-  /** A record whose event time is older than its Kafka timestamp by more than this is late. */
+  /** A record whose event time is older than its partition's stream time by more than this is late. */
   allowedLatenessMs: number;
 }
 
@@ -42,12 +42,14 @@ export function checkDefinition(definition: WindowDefinition, name: string): Win
 export const tileOf = (timeMs: number, definition: WindowDefinition): number => Math.floor(timeMs / definition.tileMs);
 
 /**
- * Lateness by the record's own two times, not by arrival order: the stream and a backfill over
- * the lake (whose compacted files keep no arrival order) then leave out the same records. Not the
- * settled rule: the producer's history mode makes most records late under it (0020, "Open").
+ * Lateness by stream time, as Kafka Streams' grace period: a record is late when its event time
+ * is older than the newest event time of its input partition so far (before it) by more than the
+ * allowed lateness. The stream keeps that time per partition with its state; a backfill over the
+ * lake replays it from each row's Kafka partition and offset (`windowsSql`), so both leave out the
+ * same records whatever the restarts and replays (docs/decisions/0020).
  */
-export function isLate(eventTimeMs: number, kafkaTimestampMs: number, definition: WindowDefinition): boolean {
-  return eventTimeMs < kafkaTimestampMs - definition.allowedLatenessMs;
+export function isLate(eventTimeMs: number, streamTimeMs: number | undefined, definition: WindowDefinition): boolean {
+  return streamTimeMs !== undefined && eventTimeMs < streamTimeMs - definition.allowedLatenessMs;
 }
 
 export function addToTiles(tiles: Tiles, eventTimeMs: number, value: number, definition: WindowDefinition): void {
@@ -132,9 +134,12 @@ export function windowColumns(definition: WindowDefinition, value: string): Arra
 
 /**
  * The same windows in DuckDB SQL, for the backfill and the consistency check: `events` is a query
- * with columns (entity, event_time, kafka_timestamp, value), `points` one with (entity, as_of),
- * times in epoch ms. Records `isLate` calls late are left out, as the stream will leave them; each point gets
- * one row with `windowColumns`' columns (a window without events: count 0, sum 0, min/max NULL).
+ * with columns (entity, event_time, value, kafka_partition, kafka_offset), `points` one with
+ * (entity, as_of), times in epoch ms. A record is late as `isLate` says, its partition's stream
+ * time being the newest event time at a lower offset (a late record never raises it, so the
+ * running max over every earlier row is the stream's); late records are left out, as the stream
+ * leaves them. Each point gets one row with `windowColumns`' columns (a window without events:
+ * count 0, sum 0, min/max NULL).
  */
 export function windowsSql(definition: WindowDefinition, value: string, events: string, points: string): string {
   const tile = definition.tileMs;
@@ -147,7 +152,9 @@ export function windowsSql(definition: WindowDefinition, value: string, events: 
     return `${aggregate === 'count' || aggregate === 'sum' ? `coalesce(${expression}, 0)` : expression}${aggregate === 'count' ? '::BIGINT' : ''} AS "${name}"`;
   });
   return `WITH valid AS (
-      SELECT entity, event_time // ${tile} AS tile, value FROM (${events}) WHERE event_time >= kafka_timestamp - ${definition.allowedLatenessMs}
+      SELECT entity, event_time // ${tile} AS tile, value FROM (
+        SELECT *, max(event_time) OVER (PARTITION BY kafka_partition ORDER BY kafka_offset ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS stream_time FROM (${events})
+      ) WHERE stream_time IS NULL OR event_time >= stream_time - ${definition.allowedLatenessMs}
     ), tiles AS (
       SELECT entity, tile, count(*) AS c, sum(value) AS s, min(value) AS mn, max(value) AS mx FROM valid GROUP BY entity, tile
     )

@@ -66,11 +66,12 @@ test('windows: expiry by event time drops only tiles no window as of the newest 
   }
 });
 
-test('windows: lateness is decided by the record alone, its event time against its Kafka timestamp', () => {
-  const kafka = Date.UTC(2026, 11, 1, 12, 0);
-  assert.equal(isLate(kafka - 10 * MINUTE, kafka, definition), false, 'exactly the allowed lateness is on time');
-  assert.equal(isLate(kafka - 10 * MINUTE - 1, kafka, definition), true);
-  assert.equal(isLate(kafka + 5 * MINUTE, kafka, definition), false, 'a clock ahead of the broker is not late');
+test("windows: lateness is decided against the partition's stream time, with the allowed lateness on time", () => {
+  const streamTime = Date.UTC(2026, 11, 1, 12, 0);
+  assert.equal(isLate(streamTime - 10 * MINUTE, streamTime, definition), false, 'exactly the allowed lateness is on time');
+  assert.equal(isLate(streamTime - 10 * MINUTE - 1, streamTime, definition), true);
+  assert.equal(isLate(streamTime + 5 * MINUTE, streamTime, definition), false, 'a record ahead of the stream is not late');
+  assert.equal(isLate(0, undefined, definition), false, "a partition's first record is never late");
 });
 
 test('windows: tiles survive a changelog round trip; a definition that cannot be tiled is refused naming the field', () => {
@@ -85,29 +86,35 @@ test('windows: tiles survive a changelog round trip; a definition that cannot be
 });
 
 test('windows: DuckDB over the same records gives every window the stream state gives, late records left out by both', async () => {
-  // 20 users, two days, a quarter of the records delayed up to 30 min past their event time
+  // 20 users on 3 partitions, two days, a quarter of the records delayed up to 30 min: they
+  // arrive after records up to 30 min newer, so some are past the 10 min allowed
   const raw = events(17, 3_000);
-  const records = raw.map((e, i) => ({ entity: i % 20, time: e.time, value: e.value, kafka: e.time + (i % 4 === 0 ? ((i * 7919) % 30) * MINUTE : (i * 13) % MINUTE) }));
-  const arrival = [...records].sort((a, b) => a.kafka - b.kafka);
+  const delayed = raw.map((e, i) => ({ entity: i % 20, time: e.time, value: e.value, arrival: e.time + (i % 4 === 0 ? ((i * 7919) % 30) * MINUTE : (i * 13) % MINUTE) }));
+  const nextOffset = [0, 0, 0];
+  const records = [...delayed].sort((a, b) => a.arrival - b.arrival).map((r) => ({ ...r, partition: r.entity % 3, offset: nextOffset[r.entity % 3]!++ }));
   const byEntity = new Map<number, Tiles>();
+  const streamTime = new Map<number, number>();
   let late = 0;
-  for (const record of arrival) {
-    if (isLate(record.time, record.kafka, definition)) {
+  for (const record of records) {
+    if (isLate(record.time, streamTime.get(record.partition), definition)) {
       late++;
       continue;
     }
+    streamTime.set(record.partition, Math.max(streamTime.get(record.partition) ?? record.time, record.time));
     const tiles = byEntity.get(record.entity) ?? new Map();
     byEntity.set(record.entity, tiles);
     addToTiles(tiles, record.time, record.value, definition);
   }
   assert.ok(late > 100 && late < records.length / 4, `some records are late (${late})`);
+  // the lake keeps no arrival order: the SQL gets the rows shuffled, with their positions
+  const shuffled = records.map((r, i) => ({ r, k: (i * 7919) % records.length })).sort((a, b) => a.k - b.k).map(({ r }) => r);
   const points = events(23, 300).map((e, i) => ({ entity: i % 20, asOf: e.time }));
 
   const instance = await DuckDBInstance.create(':memory:');
   const connection = await instance.connect();
   try {
-    await connection.run('CREATE TABLE events (entity INTEGER, event_time BIGINT, kafka_timestamp BIGINT, value DOUBLE)');
-    await connection.run(`INSERT INTO events VALUES ${records.map((r) => `(${r.entity}, ${r.time}, ${r.kafka}, ${r.value})`).join(', ')}`);
+    await connection.run('CREATE TABLE events (entity INTEGER, event_time BIGINT, value DOUBLE, kafka_partition INTEGER, kafka_offset BIGINT)');
+    await connection.run(`INSERT INTO events VALUES ${shuffled.map((r) => `(${r.entity}, ${r.time}, ${r.value}, ${r.partition}, ${r.offset})`).join(', ')}`);
     await connection.run('CREATE TABLE points (entity INTEGER, as_of BIGINT)');
     await connection.run(`INSERT INTO points VALUES ${points.map((p) => `(${p.entity}, ${p.asOf})`).join(', ')}`);
     const rows = (await connection.runAndReadAll(windowsSql(definition, 'amount', 'SELECT * FROM events', 'SELECT * FROM points'))).getRowObjectsJS() as Array<Record<string, unknown>>;
