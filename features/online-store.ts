@@ -43,7 +43,8 @@ export async function writeFeatures(redis: Redis, feature: ResolvedFeature, reco
   for (const record of records) {
     // a TTL counts from this write, not from the event time, so replayed history is not expired at once
     const args = [feature.monotonicField, String(record[feature.monotonicField]), String(feature.ttlSeconds ?? 0)];
-    for (const field of fields) args.push(field, String(record[field]));
+    // an empty string stands for null (a window's min with no transaction in it): Redis has no null
+    for (const field of fields) args.push(field, record[field] == null ? '' : String(record[field]));
     args.push('updated_at', String(record[feature.eventTimeField]));
     pipeline.setFeatureIfNewer(`${prefix}${record[feature.entityKey]}`, ...args);
   }
@@ -61,7 +62,7 @@ function toRow(feature: ResolvedFeature, id: string | number, values: Array<stri
   redisFields(feature).forEach((field, i) => {
     const type = feature.fields[field] ?? 'long';
     const value = values[i] ?? null;
-    row[field] = value === null || type === 'string' ? value : Number(value);
+    row[field] = value === null || type === 'string' ? value : value === '' ? null : Number(value);
   });
   return row;
 }

@@ -38,7 +38,10 @@ export interface FeatureServer {
   close(): Promise<void>;
 }
 
-export type FeatureStatus = 'PRESENT' | 'NOT_FOUND' | 'OUTSIDE_MAX_AGE';
+export type FeatureStatus = 'PRESENT' | 'NULL_VALUE' | 'NOT_FOUND' | 'OUTSIDE_MAX_AGE';
+
+/** Feast's status of one value of a row whose own status is PRESENT: a window with no transaction has no min. */
+const valueStatus = (status: FeatureStatus, value: unknown): FeatureStatus => (status === 'PRESENT' && value == null ? 'NULL_VALUE' : status);
 
 interface FeatureView {
   name: string;
@@ -146,8 +149,9 @@ export async function startFeatureServer(context: ClientContext, options: Featur
       const column = { values: [] as unknown[], statuses: [] as FeatureStatus[], event_timestamps: [] as string[] };
       for (const row of rowsByView.get(view)!) {
         const { status, updatedAt } = statusOf(view, row);
-        column.values.push(status === 'PRESENT' ? (row![feature] ?? null) : null);
-        column.statuses.push(status);
+        const value = status === 'PRESENT' ? (row![feature] ?? null) : null;
+        column.values.push(value);
+        column.statuses.push(valueStatus(status, value));
         column.event_timestamps.push(updatedAt === undefined ? EPOCH : timestampOf(updatedAt));
       }
       results.push(column);
@@ -164,7 +168,8 @@ export async function startFeatureServer(context: ClientContext, options: Featur
       const [row] = await rowsOf(view, [id]);
       const { status, updatedAt } = statusOf(view, row ?? null);
       for (const name of view.names) {
-        features[`${view.name}:${name}`] = { value: status === 'PRESENT' ? (row![name] ?? null) : null, status, updated_at: updatedAt === undefined ? null : timestampOf(updatedAt) };
+        const value = status === 'PRESENT' ? (row![name] ?? null) : null;
+        features[`${view.name}:${name}`] = { value, status: valueStatus(status, value), updated_at: updatedAt === undefined ? null : timestampOf(updatedAt) };
       }
     }
     return { entity, id, features };
@@ -211,7 +216,7 @@ export async function startFeatureServer(context: ClientContext, options: Featur
                             type: 'object',
                             properties: {
                               values: { type: 'array', items: {} },
-                              statuses: { type: 'array', items: { type: 'string', enum: ['PRESENT', 'NOT_FOUND', 'OUTSIDE_MAX_AGE'] } },
+                              statuses: { type: 'array', items: { type: 'string', enum: ['PRESENT', 'NULL_VALUE', 'NOT_FOUND', 'OUTSIDE_MAX_AGE'] } },
                               event_timestamps: { type: 'array', items: { type: 'string', format: 'date-time' } },
                             },
                           },

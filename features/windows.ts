@@ -79,6 +79,25 @@ export function windowAt(tiles: Tiles, asOfMs: number, windowMs: number, definit
   return result;
 }
 
+/** Every window of the definition as of `asOfMs`, in its order, in one pass over the tiles. */
+export function windowsAt(tiles: Tiles, asOfMs: number, definition: WindowDefinition): WindowAggregate[] {
+  const last = tileOf(asOfMs, definition);
+  const firsts = definition.windowsMs.map((window) => last - window / definition.tileMs + 1);
+  const results: WindowAggregate[] = firsts.map(() => ({ count: 0, sum: 0, min: undefined, max: undefined }));
+  for (const [tile, aggregate] of tiles) {
+    if (tile > last) continue;
+    for (let i = 0; i < firsts.length; i++) {
+      if (tile < firsts[i]!) continue;
+      const result = results[i]!;
+      result.count += aggregate.count;
+      result.sum += aggregate.sum;
+      if (result.min === undefined || aggregate.min < result.min) result.min = aggregate.min;
+      if (result.max === undefined || aggregate.max > result.max) result.max = aggregate.max;
+    }
+  }
+  return results;
+}
+
 /**
  * Drops the tiles no window as of `newestMs` or later can hold. Returns how many it dropped. A
  * late-but-allowed record older than the entity's newest is still counted: its tile is kept as
@@ -120,14 +139,14 @@ export function windowLabel(windowMs: number): string {
 }
 
 /** The feature columns of a definition over `value`, in a fixed order: count, sum, min, max per window. */
-export function windowColumns(definition: WindowDefinition, value: string): Array<{ name: string; window: number; aggregate: keyof WindowAggregate }> {
-  return definition.windowsMs.flatMap((window) => {
+export function windowColumns(definition: WindowDefinition, value: string): Array<{ name: string; window: number; index: number; aggregate: keyof WindowAggregate }> {
+  return definition.windowsMs.flatMap((window, index) => {
     const label = windowLabel(window);
     return [
-      { name: `count_${label}`, window, aggregate: 'count' as const },
-      { name: `${value}_sum_${label}`, window, aggregate: 'sum' as const },
-      { name: `${value}_min_${label}`, window, aggregate: 'min' as const },
-      { name: `${value}_max_${label}`, window, aggregate: 'max' as const },
+      { name: `count_${label}`, window, index, aggregate: 'count' as const },
+      { name: `${value}_sum_${label}`, window, index, aggregate: 'sum' as const },
+      { name: `${value}_min_${label}`, window, index, aggregate: 'min' as const },
+      { name: `${value}_max_${label}`, window, index, aggregate: 'max' as const },
     ];
   });
 }

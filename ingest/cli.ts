@@ -20,7 +20,7 @@ to Kafka in transactions (acks=all), keyed by user_id; each send resolves when i
     duration: option('S', 'stop after S seconds', arg.nonNegative().optional()),
     users: option('U', 'distinct users, Zipf-skewed', arg.positiveInteger().default(1000)),
     seed: option('S', 'seed of the generator; the same seed gives the same records (default: random, printed)', arg.nonNegative().optional()),
-    days: option('D', 'spread event times over the past D days, so backfill has history (default 0: now)', arg.nonNegative().default(0)),
+    days: option('D', 'send D past days of history, oldest first (event times up to 2 min out of order), so backfill has history (default 0: now)', arg.nonNegative().default(0)),
     topic: option('T', 'topic', arg.text().default('transactions')),
     batch: option('B', 'records per send call', arg.positiveInteger().default(2000)),
   },
@@ -40,7 +40,10 @@ async function main(): Promise<void> {
   const config = asKafkaUser(loadConfig(), kafkaUserOf(producerJob('transactions')));
 
   const producer = await createTransactionsProducer(config, { topic: values.topic });
-  const next = createTransactionGenerator({ users, seed, spreadDays: values.days });
+  // history is sent in event-time order: spread over the records to send, so their number must be known
+  const records = Number.isFinite(count) ? count : rate && durationS !== undefined ? rate * durationS : undefined;
+  if (values.days > 0 && records === undefined) return command.refuse('--days with --duration needs --count or --rate: the history is spread in event-time order over the records to send');
+  const next = createTransactionGenerator({ users, seed, spreadDays: values.days, records });
   console.error(`producer: ${producer.topic} (schema id ${producer.schemaId}), seed ${seed}, ${users} users${rate ? `, ${rate}/s` : ''}`);
 
   const latency = new LatencyRecorder();

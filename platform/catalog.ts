@@ -2,6 +2,7 @@ import { validateOrder } from '../schemas/orders.ts';
 import { validateProduct } from '../schemas/products.ts';
 import { validateShopEvent } from '../schemas/shop-events.ts';
 import { validateTransaction } from '../schemas/transactions.ts';
+import { checkDefinition, windowColumns, type WindowDefinition } from '../features/windows.ts';
 
 /**
  * Everything the platform names, declared once: topics (each with its dead-letter topic),
@@ -15,7 +16,8 @@ import { validateTransaction } from '../schemas/transactions.ts';
  * below (plus its Avro schema in schemas/ and, for a job, its handler).
  */
 
-const DAY = 24 * 60 * 60 * 1000;
+const MINUTE = 60 * 1000;
+const DAY = 24 * 60 * MINUTE;
 
 /**
  * How long a compacted topic that a lake table archives keeps every record uncompacted
@@ -67,8 +69,10 @@ export interface TableDeclaration {
 }
 
 export interface FeatureDeclaration {
-  /** The entity the feature describes; keys in Redis are `feat:<entity>:<id>`. */
+  /** The entity the feature describes; keys in Redis are `feat:<entity>:<id>` (or `feat:<redisKey>:<id>`). */
   entity: string;
+  /** The key's middle part when another feature of the entity already has `feat:<entity>:` (default: the entity). */
+  redisKey?: string;
   /** The record field identifying the entity. */
   entityKey: string;
   /** Feature values, by record field, with their Avro types. */
@@ -113,6 +117,24 @@ export const topicDeclarations = {
     cleanupPolicy: 'compact',
     valueSchema: 'user-transaction-counts-value.avsc',
     description: 'Per-user running transaction count keyed by user_id, co-partitioned with transactions: the features job changelog.',
+  },
+  userTransactionWindows: {
+    name: 'user-transaction-windows',
+    key: 'user_id',
+    ...sixPartitionsReplicated,
+    retentionMs: -1,
+    cleanupPolicy: 'compact',
+    valueSchema: 'user-transaction-windows-value.avsc',
+    description: "Per-user transaction count and amount over 1 h, 24 h and 7 d of event time, keyed by user_id, co-partitioned with transactions: one update per transaction on time.",
+  },
+  transactionWindowsState: {
+    name: 'transaction-windows-state',
+    key: 'user_id',
+    ...sixPartitionsReplicated,
+    retentionMs: -1,
+    cleanupPolicy: 'compact',
+    valueSchema: 'transaction-windows-state-value.avsc',
+    description: "The features job's per-user window tiles, co-partitioned with transactions: its changelog.",
   },
   shopEvents: {
     name: 'shop-events',
@@ -230,6 +252,13 @@ export const tableDeclarations = {
     sink: 'user-transaction-counts-lake-sink',
     sourcePosition: { partition: 'source_partition', offset: 'source_offset' },
   },
+  userTransactionWindows: {
+    view: 'user_transaction_windows',
+    path: 'features/user_transaction_windows',
+    topic: 'userTransactionWindows',
+    eventTimeField: 'windows_as_of',
+    sink: 'user-transaction-windows-lake-sink',
+  },
   shopEvents: {
     view: 'shop_events',
     path: 'shop_events',
@@ -276,6 +305,22 @@ export const tableDeclarations = {
 
 export type TableId = keyof typeof tableDeclarations;
 
+/**
+ * The windowed features of each user's transactions (docs/decisions/0020): count and amount
+ * sum, min and max over sliding windows of event time, summed from 5-minute tiles. The stream
+ * job and the backfill's SQL both compute them from this one definition (features/windows.ts).
+ */
+export const transactionWindows: WindowDefinition = checkDefinition(
+  {
+    tileMs: 5 * MINUTE,
+    windowsMs: [60 * MINUTE, DAY, 7 * DAY],
+    // a transaction this much older than the newest of its partition still counts; older ones
+    // go to the dead-letter topic (they still count in total_transactions_count)
+    allowedLatenessMs: 10 * MINUTE,
+  },
+  'user_transaction_windows',
+);
+
 export const featureDeclarations = {
   userTransactionCounts: {
     entity: 'user',
@@ -286,6 +331,18 @@ export const featureDeclarations = {
     topic: 'userTransactionCounts',
     table: 'userTransactionCounts',
     redisSink: 'user-transaction-counts-redis-sink',
+  },
+  userTransactionWindows: {
+    entity: 'user',
+    entityKey: 'user_id',
+    redisKey: 'user_windows',
+    // the monotonic field is stored with the values: the guard of every later write compares it
+    fields: { events: 'long', ...Object.fromEntries(windowColumns(transactionWindows, 'amount').map(({ name, aggregate }) => [name, aggregate === 'count' ? 'long' : 'double'])) },
+    eventTimeField: 'windows_as_of',
+    monotonicField: 'events',
+    topic: 'userTransactionWindows',
+    table: 'userTransactionWindows',
+    redisSink: 'user-transaction-windows-redis-sink',
   },
   sessionScores: {
     entity: 'session',
@@ -337,7 +394,12 @@ export interface ProcessorDeclaration {
 
 export const processorDeclarations = {
   /** Its store's changelog is its own output: every count it emits. */
-  transactionsFeatures: { name: 'transactions-ml-features-job', input: 'transactions', outputs: ['userTransactionCounts'], stores: { counts: 'userTransactionCounts' } },
+  transactionsFeatures: {
+    name: 'transactions-ml-features-job',
+    input: 'transactions',
+    outputs: ['userTransactionCounts', 'userTransactionWindows'],
+    stores: { counts: 'userTransactionCounts', windows: 'transactionWindowsState' },
+  },
   sessionScorer: { name: 'session-scorer', input: 'shopEvents', outputs: ['sessionPredictions'], stores: { sessions: 'sessionState' } },
   promo: { name: 'promo', input: 'sessionPredictions', outputs: ['promoActions'], stores: { sessions: 'promoState', totals: 'promoEconomics' } },
   /** Stateless: each product passes or is blocked by the denylist as it stands in Redis. */
@@ -479,7 +541,7 @@ export function catalog(namespace = ''): Catalog {
         topic: topic[d.topic],
         table: tables[d.table],
         valueSchema: topicDeclarations[d.topic].valueSchema,
-        redisPrefix: `${namespace ? `${namespace}:` : ''}feat:${d.entity}:`,
+        redisPrefix: `${namespace ? `${namespace}:` : ''}feat:${d.redisKey ?? d.entity}:`,
         ...(d.redisSink ? { redisSinkGroup: group(d.redisSink) } : {}),
       } satisfies ResolvedFeature,
     ]),

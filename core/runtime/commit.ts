@@ -1,5 +1,6 @@
 import type { KafkaConsumer } from '@confluentinc/kafka-javascript';
 import type { Config } from '../config.ts';
+import type { DeadLetters } from '../dead-letter.ts';
 import { LakestreamError, errorMessage, isRetriable } from '../errors.ts';
 import { createBatchProducer, createTransactionalProducer, type BatchProducer } from '../kafka-producer.ts';
 import { notAuthorized } from '../kafka-probe.ts';
@@ -36,6 +37,7 @@ export interface CommitStrategyDeps {
   jobName: string;
   transactionalId?: string;
   deadLetterTopic: string;
+  deadLetters: DeadLetters;
   config: Config;
   lingerMs: number;
   log: Logger;
@@ -72,7 +74,7 @@ function batchStrategy(deps: CommitStrategyDeps): CommitStrategy {
           if (undelivered) throw new LakestreamError('DELIVERY_FAILED', `${undelivered} dead letters not delivered to ${deps.deadLetterTopic}: ${errorMessage(firstError)}`, { retriable: true });
         }, retrying);
       }
-      await retry(() => deps.handler().handle(fetch.batches, { produce: noProduce }), retrying);
+      await retry(() => deps.handler().handle(fetch.batches, { produce: noProduce, deadLetter: noProduce }), retrying);
       if (deps.mode === 'after-batch') await deps.commitOffsets(nextOffsets(fetch));
       return 'done';
     },
@@ -113,6 +115,7 @@ function transactionStrategy(deps: CommitStrategyDeps): CommitStrategy {
                     produced.set(topic, (produced.get(topic) ?? 0) + 1);
                     return producer.produce(topic, message);
                   },
+                  deadLetter: (record, error) => producer.produce(deps.deadLetterTopic, deps.deadLetters.letter(record.message, error)),
                 });
                 deps.onPhase('sending offsets to the transaction');
                 await producer.sendOffsets(nextOffsets(fetch), deps.consumer());

@@ -49,6 +49,7 @@ export function createFetchDecoder(deps: FetchDecoderDeps): (messages: Message[]
           schemaId: decoded.schemaId,
           type: decoded.type,
           bytes: message.size,
+          message,
         };
         // most checks answer from a cache: a promise per record is measurable at 1M records
         const checking = accept?.(record);

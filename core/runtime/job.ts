@@ -277,6 +277,7 @@ class StreamJobRuntime implements StreamJob {
       jobName: options.name,
       transactionalId: options.commit === 'transaction' ? `${options.name}-${options.instance ?? '0'}` : undefined,
       deadLetterTopic: catalog.deadLetterTopic(options.topic),
+      deadLetters: this.deadLetters,
       config,
       lingerMs: this.profile.lingerMs,
       log,

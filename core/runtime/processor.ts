@@ -34,6 +34,11 @@ export interface StoreSpec<V> {
    * forwards (the features job's counts): the runtime restores from it and writes nothing.
    */
   changelogIsOutput?: boolean;
+  /**
+   * The newest event time a value holds (a user's newest transaction): the store then keeps each
+   * partition's stream time, the newest of these over the partition's values, restored with them.
+   */
+  eventTimeOf?(value: V): number;
 }
 
 /** A store as a handler sees it: the keys of the partition of the record being processed. */
@@ -44,6 +49,8 @@ export interface KeyValueStore<V> {
   /** Keeps a key from eviction without changing it. */
   touch(key: string): void;
   readonly size: number;
+  /** With `eventTimeOf`: the newest event time of any value put in this partition (undefined before the first). */
+  readonly streamTime: number | undefined;
 }
 
 type StoreSpecs = Record<string, StoreSpec<any>>;
@@ -54,6 +61,8 @@ export interface ProcessorContext<Stores extends StoreSpecs> {
   readonly stores: { [K in keyof Stores]: KeyValueStore<ValueOf<Stores[K]>> };
   /** Adds a record to the batch's transaction, in the input record's partition (a promise only while a codec loads or the queue is full). */
   forward(topic: string, key: string, value: object): Promise<void> | void;
+  /** Dead-letters the record in the batch's transaction (a LakestreamError's `reason` names why). */
+  deadLetter(record: StreamRecord, error: unknown): Promise<void> | void;
 }
 
 export interface ProcessorHandler<In, Stores extends StoreSpecs> {
@@ -90,6 +99,8 @@ interface StoreStats {
 /** One store's partitions, what a batch changed in them, and their restore and eviction. */
 class PartitionedStore<V> {
   readonly partitions = new Map<number, Map<string, Entry<V>>>();
+  /** Per partition, with `eventTimeOf`: the newest event time put (Kafka Streams' stream time). */
+  private readonly streamTimes = new Map<number, number>();
   /** Keys changed in the batch under way, per partition, with the latest event time of the change; null: evicted. */
   private readonly dirty = new Map<number, Map<string, number | null>>();
   private sweptAt = Date.now();
@@ -102,12 +113,16 @@ class PartitionedStore<V> {
   ) {
     // an eviction's tombstone is the runtime's to write: a handler-written changelog would keep the key
     if (spec.idleMs !== undefined && spec.changelogIsOutput) throw new LakestreamError('USAGE', `store ${name}: idleMs needs a changelog the runtime writes (not changelogIsOutput)`);
+    // a stream time restored from the values must see every value the partition ever kept
+    if (spec.idleMs !== undefined && spec.eventTimeOf) throw new LakestreamError('USAGE', `store ${name}: eventTimeOf needs every key kept (no idleMs)`);
   }
 
   view(partition: number): KeyValueStore<V> {
     const map = this.partitions.get(partition)!;
     const evicts = this.spec.idleMs !== undefined;
     const logged = !this.spec.changelogIsOutput;
+    const eventTimeOf = this.spec.eventTimeOf;
+    const streamTimes = this.streamTimes;
     const changed = () => {
       let keys = this.dirty.get(partition);
       if (!keys) this.dirty.set(partition, (keys = new Map()));
@@ -126,6 +141,11 @@ class PartitionedStore<V> {
         } else {
           map.set(key, { value, touchedAt });
         }
+        if (eventTimeOf) {
+          const time = eventTimeOf(value);
+          const current = streamTimes.get(partition);
+          if (current === undefined || time > current) streamTimes.set(partition, time);
+        }
         if (logged) {
           const keys = changed();
           const previous = keys.get(key);
@@ -139,6 +159,9 @@ class PartitionedStore<V> {
       get size() {
         return map.size;
       },
+      get streamTime() {
+        return streamTimes.get(partition);
+      },
     };
   }
 
@@ -149,10 +172,21 @@ class PartitionedStore<V> {
       value: (record) => record,
     });
     const now = Date.now();
+    const eventTimeOf = this.spec.eventTimeOf;
+    for (const partition of partitions) this.streamTimes.delete(partition);
     for (const [partition, state] of states) {
       const map = new Map<string, Entry<V>>();
-      for (const [key, record] of state) map.set(key, { value: this.spec.decode(record, key), touchedAt: now });
+      let streamTime: number | undefined;
+      for (const [key, record] of state) {
+        const value = this.spec.decode(record, key);
+        map.set(key, { value, touchedAt: now });
+        if (eventTimeOf) {
+          const time = eventTimeOf(value);
+          if (streamTime === undefined || time > streamTime) streamTime = time;
+        }
+      }
       this.partitions.set(partition, map);
+      if (streamTime !== undefined) this.streamTimes.set(partition, streamTime);
     }
     this.restored += records;
     return records;
@@ -193,12 +227,16 @@ class PartitionedStore<V> {
   }
 
   drop(partitions: Iterable<number>): void {
-    for (const partition of partitions) this.partitions.delete(partition);
+    for (const partition of partitions) {
+      this.partitions.delete(partition);
+      this.streamTimes.delete(partition);
+    }
     this.dirty.clear();
   }
 
   clear(): void {
     this.partitions.clear();
+    this.streamTimes.clear();
     this.dirty.clear();
   }
 
@@ -254,6 +292,7 @@ export function createProcessorJob<In, Stores extends StoreSpecs>(
             partition: batch.partition,
             stores: views,
             forward: (topic, key, value) => produceEncoded(batchContext, topic, batch.partition, key, value),
+            deadLetter: (record, error) => batchContext.deadLetter(record, error),
           };
           for (const record of batch.records) {
             const pending = handler.process(record.value as In, processorContext, record);

@@ -1,3 +1,4 @@
+import type { Message } from '@confluentinc/kafka-javascript';
 import type { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import type { Type } from 'avsc';
 import type { AvroDecoder } from '../avro.ts';
@@ -49,6 +50,8 @@ export interface StreamRecord {
   type: Type;
   /** Size of the Avro message, for memory accounting. */
   bytes: number;
+  /** The record as fetched: its dead letter keeps key, value and headers untouched. */
+  message: Message;
 }
 
 export interface PartitionBatch {
@@ -63,6 +66,11 @@ export interface PartitionBatch {
 export interface BatchContext {
   /** `transaction` mode: adds a record to the batch's transaction. */
   produce(topic: string, message: OutgoingMessage): Promise<void> | void;
+  /**
+   * `transaction` mode: dead-letters a record the handler refuses (a record too late for its
+   * window) in the batch's transaction, with the error's reason, counted as the runtime's own.
+   */
+  deadLetter(record: StreamRecord, error: unknown): Promise<void> | void;
 }
 
 export interface StreamHandler {

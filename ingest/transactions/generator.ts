@@ -7,6 +7,14 @@ export interface GeneratorOptions {
   seed: number;
   /** Event times are spread uniformly over this many past days (0 = close to now). */
   spreadDays: number;
+  /**
+   * With `spreadDays`: the records the history spans. Event times then run from the start of the
+   * history to now in sending order, each up to `disorderMs` behind (what a replay of history
+   * looks like, and what windowed features accept). Without it they are in random order.
+   */
+  records?: number;
+  /** Most a record's event time lags the history's front (default 2 min, within the windows' allowed lateness). */
+  disorderMs?: number;
   /** "Now" for event times; fixed by tests to make output fully reproducible. */
   now?: number;
 }
@@ -48,6 +56,15 @@ export function createTransactionGenerator(options: GeneratorOptions): () => Tra
   const merchants = Math.max(10, Math.floor(options.users / 5));
   const now = options.now ?? Date.now();
   const spreadMs = options.spreadDays * 24 * 3600 * 1000;
+  const inOrder = spreadMs > 0 && options.records !== undefined && options.records > 0;
+  const disorderMs = options.disorderMs ?? 2 * 60 * 1000;
+  let index = 0;
+  const eventTime = () => {
+    if (!spreadMs) return Math.floor(now - random() * 1000);
+    if (!inOrder) return Math.floor(now - random() * spreadMs);
+    const front = now - spreadMs + (Math.min(index++, options.records! - 1) / Math.max(1, options.records! - 1)) * spreadMs;
+    return Math.floor(Math.max(now - spreadMs, front - random() * disorderMs));
+  };
 
   return () => {
     const debit = random() < 0.8;
@@ -62,7 +79,7 @@ export function createTransactionGenerator(options: GeneratorOptions): () => Tra
     }
     return {
       user_id: userRank(),
-      transaction_timestamp_millis: Math.floor(now - (spreadMs ? random() * spreadMs : random() * 1000)),
+      transaction_timestamp_millis: eventTime(),
       amount: Math.round((debit ? -magnitude : magnitude) * 100) / 100,
       currency,
       counterpart_id: 1_000_000 + Math.floor(random() * merchants),

@@ -32,6 +32,10 @@ async function served(t: TestContext, options: Partial<FeatureServerOptions> = {
     { user_id: 1, total_transactions_count: 5, event_timestamp_millis: T1 },
     { user_id: 2, total_transactions_count: 7, event_timestamp_millis: T2 },
   ]);
+  // user 1 spent 4.5 in two transactions a day ago, none in the last hour
+  await writeFeatures(redis, features.userTransactionWindows, [
+    { user_id: 1, windows_as_of: T1, events: 2, count_1h: 0, amount_sum_1h: 0, amount_min_1h: null, amount_max_1h: null, count_24h: 2, amount_sum_24h: -4.5, amount_min_24h: -3, amount_max_24h: -1.5, count_7d: 2, amount_sum_7d: -4.5, amount_min_7d: -3, amount_max_7d: -1.5 },
+  ]);
   await writeFeatures(redis, features.sessionScores, [
     { user_session: 's-1', purchase_probability: 0.55, model_version: 3, events: 4, views: 3, carts: 1, cart_value: 12.5, event_time: T2 },
   ]);
@@ -77,13 +81,23 @@ test('feature server: Feast get-online-features request and response shape, NOT_
 });
 
 test('feature server: GET /v1/features/{entity}/{id} gives each feature with its status and updated_at', { timeout: 60_000 }, async (t) => {
-  const { get } = await served(t);
-  assert.deepEqual((await get('v1/features/user/1')).body, {
-    entity: 'user',
-    id: '1',
-    features: { 'user_transaction_counts:total_transactions_count': { value: 5, status: 'PRESENT', updated_at: iso(T1) } },
-  });
-  assert.deepEqual((await get('v1/features/user/999')).body.features, { 'user_transaction_counts:total_transactions_count': { value: null, status: 'NOT_FOUND', updated_at: null } });
+  const { get, post } = await served(t);
+  const user = (await get('v1/features/user/1')).body;
+  assert.deepEqual({ ...user, features: undefined }, { entity: 'user', id: '1', features: undefined });
+  assert.deepEqual(user.features['user_transaction_counts:total_transactions_count'], { value: 5, status: 'PRESENT', updated_at: iso(T1) });
+  // every view of the entity, each value with its own status: a window with no transaction has no min
+  assert.deepEqual(user.features['user_transaction_windows:amount_sum_24h'], { value: -4.5, status: 'PRESENT', updated_at: iso(T1) });
+  assert.deepEqual(user.features['user_transaction_windows:count_1h'], { value: 0, status: 'PRESENT', updated_at: iso(T1) });
+  assert.deepEqual(user.features['user_transaction_windows:amount_min_1h'], { value: null, status: 'NULL_VALUE', updated_at: iso(T1) });
+  assert.equal(Object.keys(user.features).length, 1 + 13, 'the count, and the windows with their events');
+  const nobody = (await get('v1/features/user/999')).body.features;
+  assert.deepEqual(nobody['user_transaction_counts:total_transactions_count'], { value: null, status: 'NOT_FOUND', updated_at: null });
+  assert.deepEqual(nobody['user_transaction_windows:count_7d'], { value: null, status: 'NOT_FOUND', updated_at: null });
+  const windows = await post({ features: ['user_transaction_windows:count_1h', 'user_transaction_windows:amount_max_1h'], entities: { user_id: [1, 999] } });
+  assert.deepEqual(windows.body.results.slice(1), [
+    { values: [0, null], statuses: ['PRESENT', 'NOT_FOUND'], event_timestamps: [iso(T1), '1970-01-01T00:00:00Z'] },
+    { values: [null, null], statuses: ['NULL_VALUE', 'NOT_FOUND'], event_timestamps: [iso(T1), '1970-01-01T00:00:00Z'] },
+  ]);
   const session = await get('v1/features/session/s-1');
   assert.equal(session.body.features['session_predictions:purchase_probability'].value, 0.55);
   assert.equal(session.body.features['session_predictions:cart_value'].value, 12.5);

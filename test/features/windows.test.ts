@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { addToTiles, checkDefinition, decodeTiles, encodeTiles, expireTiles, isLate, tileOf, windowAt, windowColumns, windowLabel, windowsSql, type Tiles, type WindowDefinition } from '../../features/windows.ts';
+import { addToTiles, checkDefinition, decodeTiles, encodeTiles, expireTiles, isLate, tileOf, windowAt, windowColumns, windowLabel, windowsAt, windowsSql, type Tiles, type WindowDefinition } from '../../features/windows.ts';
 
 const MINUTE = 60_000;
 const definition: WindowDefinition = { tileMs: 5 * MINUTE, windowsMs: [60 * MINUTE, 24 * 60 * MINUTE], allowedLatenessMs: 10 * MINUTE };
@@ -29,8 +29,10 @@ test('windows: a window summed from tiles equals the same window computed from t
   const shuffled = all.map((e, i) => ({ e, k: (i * 7919) % all.length })).sort((a, b) => a.k - b.k).map(({ e }) => e);
   for (const e of shuffled) addToTiles(tiles, e.time, e.value, definition);
   for (const asOf of events(11, 200).map((e) => e.time)) {
-    for (const windowMs of definition.windowsMs) {
+    const everyWindow = windowsAt(tiles, asOf, definition);
+    for (const [index, windowMs] of definition.windowsMs.entries()) {
       const fromTiles = windowAt(tiles, asOf, windowMs, definition);
+      assert.deepEqual(everyWindow[index], fromTiles, 'windowsAt gives each window windowAt gives');
       const expected = bruteForce(all, asOf, windowMs);
       assert.equal(fromTiles.count, expected.count, `count of ${windowMs / MINUTE} min as of ${new Date(asOf).toISOString()}`);
       assert.ok(Math.abs(fromTiles.sum - expected.sum) < 1e-6, `sum ${fromTiles.sum} vs ${expected.sum}`);

@@ -6,6 +6,8 @@ import { LakestreamError } from '../../core/errors.ts';
 import { createTransactionGenerator } from '../../ingest/transactions/generator.ts';
 import { createTransactionsProducer } from '../../ingest/transactions/producer.ts';
 import { validateTransaction } from '../../schemas/transactions.ts';
+import { isLate } from '../../features/windows.ts';
+import { transactionWindows } from '../../platform/catalog.ts';
 import { config, onCleanup } from '../helpers.ts';
 import { setupPipeline } from '../pipeline/fixture.ts';
 
@@ -30,6 +32,22 @@ test('the generator is reproducible, skewed across users and realistic in amount
   const days = new Set(a.map((r) => new Date(r.transaction_timestamp_millis).toISOString().slice(0, 10)));
   assert.ok(days.size >= 7, 'event times spread over past days');
   assert.ok(a.every((r) => r.transaction_timestamp_millis <= options.now));
+});
+
+test('history of a known length is sent oldest first, out of order by at most the disorder, so no record is late for the windows', () => {
+  const now = Date.UTC(2026, 10, 21);
+  const records = Array.from({ length: 5_000 }, createTransactionGenerator({ users: 100, seed: 8, spreadDays: 3, records: 5_000, now }));
+  const times = records.map((r) => r.transaction_timestamp_millis);
+  let front = -Infinity;
+  let lagging = 0;
+  for (const time of times) {
+    assert.ok(time >= front - 2 * 60_000, `${new Date(time).toISOString()} lags the newest before it by more than 2 min`);
+    assert.equal(isLate(time, Number.isFinite(front) ? front : undefined, transactionWindows), false);
+    if (time < front) lagging++;
+    front = Math.max(front, time);
+  }
+  assert.ok(lagging > 500, `records do arrive out of order (${lagging})`);
+  assert.ok(Math.min(...times) <= now - 3 * 86_400_000 + 60_000 && Math.max(...times) >= now - 2 * 60_000 && Math.max(...times) <= now, 'the history spans the three days up to now');
 });
 
 test('an invalid transaction is refused with the field and the record named', () => {

@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createTransactionGenerator } from '../../ingest/transactions/generator.ts';
 import { createTransactionsProducer } from '../../ingest/transactions/producer.ts';
-import { getUserFeatures } from '../../features/online-store.ts';
+import { getUserFeatures, readFeatures } from '../../features/online-store.ts';
+import { windowColumns } from '../../features/windows.ts';
+import { transactionWindows } from '../../platform/catalog.ts';
 import { config, onCleanup, spawnJobs, waitFor } from '../helpers.ts';
 import { setupPipeline } from './fixture.ts';
 
@@ -13,13 +15,14 @@ test('exactly-once through kill -9: lake, features table and Redis agree on ever
   const jobArgs = ['--namespace', namespace, '--flush-interval-ms', '1000', '--flush-rows', '5000'];
   const startBackup = () => spawnJobs(t, ['transactions-job-backup'], jobArgs);
   const startFeatures = () => spawnJobs(t, ['transactions-ml-features-job'], jobArgs);
-  spawnJobs(t, ['user-transaction-counts-lake-sink', 'user-transaction-counts-redis-sink'], jobArgs);
+  spawnJobs(t, ['user-transaction-counts-lake-sink', 'user-transaction-counts-redis-sink', 'user-transaction-windows-redis-sink'], jobArgs);
   let backup = startBackup();
   let features = startFeatures();
 
   const producer = await createTransactionsProducer(config, { topic: names.topic.transactions });
   onCleanup(t, () => producer.close());
-  const next = createTransactionGenerator({ users: 2_000, seed: 20261121, spreadDays: 3 });
+  // three days of history, oldest first: none late for the windows
+  const next = createTransactionGenerator({ users: 2_000, seed: 20261121, spreadDays: 3, records: TOTAL });
   const produceSome = async (count: number) => {
     for (let sent = 0; sent < count; sent += 2_500) {
       const outcome = await producer.send(Array.from({ length: Math.min(2_500, count - sent) }, next));
@@ -69,5 +72,34 @@ test('exactly-once through kill -9: lake, features table and Redis agree on ever
   for (const [i, row] of lakeCounts.entries()) {
     assert.equal(Number(row.latest), Number(row.n), `user ${row.user_id}: features table = lake`);
     assert.equal(online[i]!.total_transactions_count, Number(row.n), `user ${row.user_id}: Redis = lake`);
+  }
+
+  // The windows in Redis are each user's settled state: the definition over every archived
+  // transaction as of the user's newest. A batch applied twice after a kill would inflate them.
+  const windowsFeature = names.features.userTransactionWindows;
+  const sent = await query<{ user_id: number; t: string; amount: number }>('SELECT user_id, transaction_timestamp_millis AS t, amount FROM transactions');
+  const byUser = new Map<number, Array<{ t: number; amount: number }>>();
+  for (const row of sent) {
+    const list = byUser.get(Number(row.user_id)) ?? [];
+    list.push({ t: Number(row.t), amount: Number(row.amount) });
+    byUser.set(Number(row.user_id), list);
+  }
+  const windowsOnline = await waitFor('the windows in Redis to catch up', async () => {
+    const rows = await readFeatures(redis, windowsFeature, userIds);
+    return rows.every((row, i) => Number(row?.events) === Number(lakeCounts[i]!.n)) ? rows : undefined;
+  });
+  const tile = transactionWindows.tileMs;
+  for (const [i, id] of userIds.entries()) {
+    const mine = byUser.get(id)!;
+    const newest = Math.max(...mine.map((e) => e.t));
+    const row = windowsOnline[i]!;
+    assert.equal(row.updated_at, newest, `user ${id}: as of the newest transaction`);
+    for (const column of windowColumns(transactionWindows, 'amount')) {
+      const first = Math.floor(newest / tile) - column.window / tile + 1;
+      const inside = mine.filter((e) => Math.floor(e.t / tile) >= first).map((e) => e.amount);
+      const expected = { count: inside.length, sum: inside.reduce((a, b) => a + b, 0), min: inside.length ? Math.min(...inside) : null, max: inside.length ? Math.max(...inside) : null }[column.aggregate];
+      if (column.aggregate === 'sum') assert.ok(Math.abs(Number(row[column.name]) - expected!) < 1e-6, `user ${id} ${column.name}: ${row[column.name]} vs ${expected}`);
+      else assert.equal(row[column.name], expected, `user ${id} ${column.name}`);
+    }
   }
 });
