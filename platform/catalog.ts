@@ -2,7 +2,7 @@ import { validateOrder } from '../schemas/orders.ts';
 import { validateProduct } from '../schemas/products.ts';
 import { validateShopEvent } from '../schemas/shop-events.ts';
 import { validateTransaction } from '../schemas/transactions.ts';
-import { checkDefinition, windowColumns, type WindowDefinition } from '../features/windows.ts';
+import { checkDefinition, windowColumns, type WindowDefinition } from '../core/windows.ts';
 
 /**
  * Everything the platform names, declared once: topics (each with its dead-letter topic),
@@ -308,7 +308,7 @@ export type TableId = keyof typeof tableDeclarations;
 /**
  * The windowed features of each user's transactions (docs/decisions/0020): count and amount
  * sum, min and max over sliding windows of event time, summed from 5-minute tiles. The stream
- * job and the backfill's SQL both compute them from this one definition (features/windows.ts).
+ * job and the backfill's SQL both compute them from this one definition (core/windows.ts).
  */
 export const transactionWindows: WindowDefinition = checkDefinition(
   {

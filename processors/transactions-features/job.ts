@@ -3,7 +3,7 @@ import { processorDeclarations, transactionWindows } from '../../platform/catalo
 import { LakestreamError } from '../../core/errors.ts';
 import { createProcessorJob, type StoreSpec } from '../../core/runtime/processor.ts';
 import type { StreamJob } from '../../core/runtime/index.ts';
-import { addToTiles, decodeTiles, encodeTiles, expireTiles, isLate, windowColumns, windowsAt, type Tiles } from '../../features/windows.ts';
+import { addToTiles, decodeTiles, encodeTiles, expireTiles, isLate, windowColumns, windowsAt, type Tiles } from '../../core/windows.ts';
 import type { Transaction } from '../../schemas/transactions.ts';
 
 export interface FeaturesJobOptions {

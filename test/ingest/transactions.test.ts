@@ -6,7 +6,7 @@ import { LakestreamError } from '../../core/errors.ts';
 import { createTransactionGenerator } from '../../ingest/transactions/generator.ts';
 import { createTransactionsProducer } from '../../ingest/transactions/producer.ts';
 import { validateTransaction } from '../../schemas/transactions.ts';
-import { isLate } from '../../features/windows.ts';
+import { isLate } from '../../core/windows.ts';
 import { transactionWindows } from '../../platform/catalog.ts';
 import { config, onCleanup } from '../helpers.ts';
 import { setupPipeline } from '../pipeline/fixture.ts';

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { createTransactionGenerator } from '../../ingest/transactions/generator.ts';
 import { createTransactionsProducer } from '../../ingest/transactions/producer.ts';
 import { getUserFeatures, readFeatures } from '../../features/online-store.ts';
-import { windowColumns } from '../../features/windows.ts';
+import { windowColumns } from '../../core/windows.ts';
 import { transactionWindows } from '../../platform/catalog.ts';
 import { config, onCleanup, spawnJobs, waitFor } from '../helpers.ts';
 import { setupPipeline } from './fixture.ts';

@@ -1,4 +1,4 @@
-import { LakestreamError } from '../core/errors.ts';
+import { LakestreamError } from './errors.ts';
 
 /**
  * The arithmetic of windowed features (docs/decisions/0020), shared by the stream job and the

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { addToTiles, checkDefinition, decodeTiles, encodeTiles, expireTiles, isLate, tileOf, windowAt, windowColumns, windowLabel, windowsAt, windowsSql, type Tiles, type WindowDefinition } from '../../features/windows.ts';
+import { addToTiles, checkDefinition, decodeTiles, encodeTiles, expireTiles, isLate, tileOf, windowAt, windowColumns, windowLabel, windowsAt, windowsSql, type Tiles, type WindowDefinition } from '../../core/windows.ts';
 
 const MINUTE = 60_000;
 const definition: WindowDefinition = { tileMs: 5 * MINUTE, windowsMs: [60 * MINUTE, 24 * 60 * MINUTE], allowedLatenessMs: 10 * MINUTE };
