@@ -87,6 +87,15 @@ export interface Column {
   nullable: boolean;
 }
 
+/**
+ * The columns a table that keeps Kafka positions adds after its record's fields; nullable, as
+ * rows archived before a table kept them have none.
+ */
+export const KAFKA_POSITION_COLUMNS: readonly Column[] = [
+  { name: '_kafka_partition', sqlType: 'INTEGER', nullable: true },
+  { name: '_kafka_offset', sqlType: 'BIGINT', nullable: true },
+];
+
 type AvroType = string | { type: string; logicalType?: string } | AvroType[];
 
 const primitive: Record<string, Column['sqlType']> = {

@@ -183,3 +183,41 @@ export function windowsSql(definition: WindowDefinition, value: string, events: 
     GROUP BY p.entity, p.as_of
     ORDER BY p.entity, p.as_of`;
 }
+
+/**
+ * The rows the stream emits, one per record on time, recomputed in DuckDB SQL: `events` is a
+ * query with (entity, event_time, value, kafka_partition, kafka_offset) over the whole archive
+ * (lateness depends on every earlier record of a partition, whoever's), `entities` an optional
+ * SQL condition on `entity` that narrows the rows computed (a sample). A row's windows are those
+ * of the entity's records on time up to its offset, as of the newest of them: what the stream's
+ * state held right after the record, whatever the arrival order. Columns: entity,
+ * kafka_partition, kafka_offset, as_of, events, then `windowColumns`.
+ *
+ * The cost is a join of each record with its entity's earlier records of the longest window:
+ * quadratic in an entity's records per window (fine for a sample; a user with 100k transactions
+ * in a week is 5·10⁹ pairs).
+ */
+export function emittedWindowsSql(definition: WindowDefinition, value: string, events: string, entities?: string): string {
+  const tile = definition.tileMs;
+  const longest = Math.max(...definition.windowsMs) / tile;
+  const aggregates = windowColumns(definition, value).map(({ name, window, aggregate }) => {
+    const inWindow = `e.tile > p.as_of // ${tile} - ${window / tile}`;
+    const expression = aggregate === 'count' ? `count(*) FILTER (WHERE ${inWindow})` : `${aggregate}(e.value) FILTER (WHERE ${inWindow})`;
+    return `${aggregate === 'sum' ? `coalesce(${expression}, 0)` : expression} AS "${name}"`;
+  });
+  return `WITH ordered AS (
+      SELECT *, max(event_time) OVER (PARTITION BY kafka_partition ORDER BY kafka_offset ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS stream_time FROM (${events})
+    ), on_time AS (
+      SELECT entity, kafka_partition, kafka_offset, event_time, event_time // ${tile} AS tile, value FROM ordered
+      WHERE (stream_time IS NULL OR event_time >= stream_time - ${definition.allowedLatenessMs})${entities ? ` AND (${entities})` : ''}
+    ), points AS (
+      SELECT entity, kafka_partition, kafka_offset, max(event_time) OVER prefix AS as_of, count(*) OVER prefix AS events
+      FROM on_time WINDOW prefix AS (PARTITION BY entity, kafka_partition ORDER BY kafka_offset ROWS UNBOUNDED PRECEDING)
+    )
+    SELECT p.entity, p.kafka_partition, p.kafka_offset, p.as_of, p.events, ${aggregates.join(', ')}
+    FROM points AS p JOIN on_time AS e
+      ON e.entity = p.entity AND e.kafka_partition = p.kafka_partition AND e.kafka_offset <= p.kafka_offset
+      AND e.tile <= p.as_of // ${tile} AND e.tile > p.as_of // ${tile} - ${longest}
+    GROUP BY p.entity, p.kafka_partition, p.kafka_offset, p.as_of, p.events
+    ORDER BY p.kafka_partition, p.kafka_offset`;
+}

@@ -73,7 +73,7 @@ export async function checkWindows(config: Config, namespace: string, options: W
   try {
     const db = lake.connection;
     const rows = async <T>(sql: string) => (await db.runAndReadAll(sql)).getRowObjectsJS() as T[];
-    const [{ unpositioned }] = await rows<{ unpositioned: bigint }>(`SELECT count(*) AS unpositioned FROM ${transactions} WHERE _kafka_offset IS NULL`);
+    const [{ unpositioned }] = (await rows<{ unpositioned: bigint }>(`SELECT count(*) AS unpositioned FROM ${transactions} WHERE _kafka_offset IS NULL`)) as [{ unpositioned: bigint }];
     const seed = Math.trunc(options.seed);
     const users = (
       await rows<{ user_id: number }>(
@@ -94,7 +94,7 @@ export async function checkWindows(config: Config, namespace: string, options: W
     const covered = (partition: number, offset: number) => offset <= (through.get(partition) ?? -1);
 
     const expected = await rows<Record<string, unknown>>(emittedWindowsSql(definition, 'amount', events, `entity IN (${inSample})`));
-    const [{ n: sampleRows }] = await rows<{ n: bigint }>(`SELECT count(*) AS n FROM ${transactions} WHERE user_id IN (${inSample}) AND _kafka_offset IS NOT NULL`);
+    const [{ n: sampleRows }] = (await rows<{ n: bigint }>(`SELECT count(*) AS n FROM ${transactions} WHERE user_id IN (${inSample}) AND _kafka_offset IS NOT NULL`)) as [{ n: bigint }];
     result.late = Number(sampleRows) - expected.length;
     const fromStream = new Map<string, Record<string, unknown>>();
     for (const row of await rows<Record<string, unknown>>(`SELECT * FROM ${emitted} WHERE user_id IN (${inSample})`)) {

@@ -6,6 +6,7 @@ import { createClientContext } from '../platform/context.ts';
 import { readPromoSummary } from './promo-summary.ts';
 import { readFeatures } from './online-store.ts';
 import { buildTrainingSet } from './training-set.ts';
+import { checkWindows } from './check.ts';
 
 const command = defineCommand({
   name: 'features',
@@ -14,6 +15,7 @@ const command = defineCommand({
     'pnpm run features -- session <user_session> [<user_session> …] [--namespace NS]',
     'pnpm run features -- promo [--namespace NS]',
     'pnpm run features -- training-set --entities rows.csv --out training.parquet [--feature <view>:<feature> …]',
+    'pnpm run features -- check [--sample N] [--seed S] [--namespace NS]',
   ],
   description: `Prints online features as JSON, read from Redis in one round trip: a user's transaction count,
 a shop session's latest purchase probability and features (null for an id with none), or the
@@ -22,13 +24,20 @@ cost and margin, money in cents).
 
 training-set writes point-in-time training data from the lake: each row of --entities (a join key
 such as user_id, event_timestamp, and any label) with the feature values as they were at that
-time, never later ones (null where the entity had none yet).`,
+time, never later ones (null where the entity had none yet).
+
+check compares the windowed features (user_transaction_windows) the stream emitted with the same
+declaration computed by DuckDB over the archived transactions, for a sample of users, and their
+values in Redis with the last of those rows; it prints the match rate and exits non-zero below
+100%. Run it on a settled pipeline: rows one archive does not hold yet are left out.`,
   positionals: true,
   options: {
     namespace: option('NS', "a namespaced pipeline's features", arg.text().default('')),
     entities: option('FILE', 'training-set: entity rows, .csv or .parquet, with event_timestamp (a timestamp, UTC if without zone, or epoch ms)', arg.nonEmpty().optional()),
     out: option('FILE', 'training-set: where to write it, .parquet or .csv', arg.nonEmpty().optional()),
     feature: repeated('REF', 'training-set: a feature <view>:<feature> (default user_transaction_counts:total_transactions_count)', arg.nonEmpty()),
+    sample: option('N', 'check: users to compare', arg.positiveInteger().default(200)),
+    seed: option('S', 'check: picks the sample (the same seed, the same users)', arg.nonNegative().default(1)),
   },
 });
 
@@ -47,8 +56,27 @@ async function main(): Promise<void> {
     console.error(`training-set: ${rows} rows written to ${values.out} (features found: ${found}) in ${((performance.now() - started) / 1000).toFixed(1)} s`);
     return;
   }
+  if (entity === 'check') {
+    if (ids.length) return command.refuse('check takes no ids');
+    const context = createClientContext(loadConfig(), { namespace: values.namespace, component: 'features', redis: { maxRetriesPerRequest: 1, connectTimeout: 3_000 } });
+    try {
+      const started = performance.now();
+      const result = await checkWindows(context.config, values.namespace, { sample: values.sample, seed: values.seed, redis: context.redis() });
+      console.log(JSON.stringify(result, null, 2));
+      const percent = (result.matchRate * 100).toFixed(2);
+      console.error(
+        `check: ${result.users} users, ${result.compared} rows compared (${result.matched} equal, ${result.missingFromStream} missing from the stream, ${result.extraInStream} only in the stream, ${result.late} late), ` +
+          `Redis ${result.online.matched}/${result.online.compared} equal${result.online.ahead ? ` (${result.online.ahead} ahead of the lake, not compared)` : ''}${result.unpositioned ? `; ${result.unpositioned} archived transactions without a Kafka position left out` : ''}: match rate ${percent}% in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+      );
+      if (!result.compared) throw new LakestreamError('USAGE', 'check: nothing to compare (no archived transactions with a Kafka position, or no windowed features in the lake yet)');
+      if (result.matchRate < 1) process.exitCode = 1;
+    } finally {
+      await context.close();
+    }
+    return;
+  }
   const known = ((entity === 'user' || entity === 'session') && ids.length > 0) || (entity === 'promo' && !ids.length);
-  if (!known) return command.refuse(entity === 'user' || entity === 'session' ? `name at least one ${entity} id` : entity === 'promo' ? 'promo takes no ids' : 'expected user, session, promo or training-set');
+  if (!known) return command.refuse(entity === 'user' || entity === 'session' ? `name at least one ${entity} id` : entity === 'promo' ? 'promo takes no ids' : 'expected user, session, promo, training-set or check');
   if (entity === 'user') {
     for (const id of ids) {
       const n = Number(id);

@@ -66,6 +66,12 @@ export interface TableDeclaration {
    * the table how far the archive went; stream rows of inputs below that are superseded.
    */
   sourcePosition?: { partition: string; offset: string };
+  /**
+   * Rows carry the Kafka partition and offset they were read at (`_kafka_partition`,
+   * `_kafka_offset`): a backfill then replays the topic's arrival order, which the windowed
+   * features' lateness depends on (docs/decisions/0020).
+   */
+  kafkaPosition?: boolean;
 }
 
 export interface FeatureDeclaration {
@@ -243,6 +249,7 @@ export const tableDeclarations = {
     topic: 'transactions',
     eventTimeField: 'transaction_timestamp_millis',
     sink: 'transactions-job-backup',
+    kafkaPosition: true,
   },
   userTransactionCounts: {
     view: 'user_transaction_counts',

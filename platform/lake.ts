@@ -8,7 +8,7 @@ import { loadExtension, openDuckdb, sqlString } from '../core/duckdb.ts';
 import { LakestreamError, errorMessage } from '../core/errors.ts';
 import { duckdbTypeOf, tableColumns } from '../core/iceberg/schema.ts';
 import { ensureTable, type TableDeps, type TableState } from '../core/iceberg/table.ts';
-import { columnsOf } from '../core/lake-layout.ts';
+import { KAFKA_POSITION_COLUMNS, columnsOf } from '../core/lake-layout.ts';
 import { createObjectStore } from '../core/object-store.ts';
 import { createS3 } from '../core/s3.ts';
 
@@ -95,8 +95,9 @@ async function tableAsOf(config: Config, namespace: string, name: string, asOf: 
 }
 
 /** The columns of a lake table's Avro value schema as the repository declares it. */
-export function declaredColumns(table: Pick<ResolvedTable, 'valueSchema'>) {
-  return columnsOf(JSON.parse(readFileSync(join(repoRoot, 'schemas', table.valueSchema), 'utf8')));
+export function declaredColumns(table: Pick<ResolvedTable, 'valueSchema' | 'kafkaPosition'>) {
+  const columns = columnsOf(JSON.parse(readFileSync(join(repoRoot, 'schemas', table.valueSchema), 'utf8')));
+  return table.kafkaPosition ? [...columns, ...KAFKA_POSITION_COLUMNS] : columns;
 }
 
 /** Where the catalog puts a namespace's tables: `s3://<bucket>/<warehouse root>/`. */

@@ -8,7 +8,7 @@ import type { DataFile } from '../../core/iceberg/manifest.ts';
 import { CommitConflict, CommitStateUnknown } from '../../core/iceberg/rest-catalog.ts';
 import { evolveSchema } from '../../core/iceberg/schema.ts';
 import { commitSnapshot, keyOf, liveFiles, SUMMARY, type TableDeps, type TableState } from '../../core/iceberg/table.ts';
-import { columnsOf, eventTimePartition } from '../../core/lake-layout.ts';
+import { KAFKA_POSITION_COLUMNS, columnsOf, eventTimePartition } from '../../core/lake-layout.ts';
 import { metrics, secondsSince } from '../../core/metrics.ts';
 import { LatencyRecorder } from '../../core/stats.ts';
 import { retry, sleep } from '../../core/retry.ts';
@@ -228,6 +228,7 @@ function lakeSinkHandler(
       if (!columns.some((column) => column.name === table.eventTimeField)) {
         throw new LakestreamError('USAGE', `schema ${record.schemaId} of ${table.topic} has no event time field ${table.eventTimeField}`);
       }
+      if (table.kafkaPosition) columns = [...columns, ...KAFKA_POSITION_COLUMNS];
       columnsBySchema.set(record.schemaId, columns);
     }
     return columns;
@@ -485,7 +486,12 @@ function lakeSinkHandler(
       buffer.groups.set(groupKey, group);
     }
     const { columns, values } = group;
-    for (let i = 0; i < columns.length; i++) values[i]!.push(record.value[columns[i]!.name] ?? null);
+    const fields = table.kafkaPosition ? columns.length - KAFKA_POSITION_COLUMNS.length : columns.length;
+    for (let i = 0; i < fields; i++) values[i]!.push(record.value[columns[i]!.name] ?? null);
+    if (fields < columns.length) {
+      values[fields]!.push(record.partition);
+      values[fields + 1]!.push(record.offset);
+    }
     group.rows++;
     group.last = record.offset;
     buffer.rows++;
