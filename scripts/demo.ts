@@ -140,6 +140,7 @@ const ids = top
   .slice(1)
   .map((line) => line.split(',')[0]!);
 step('8/9 (cont.)', ['run', 'features', '--', 'user', ...ids]);
+step('8/9 (cont.) their windowed features (1 h, 24 h, 7 d) as the stream computed them, checked against DuckDB over the lake', ['run', 'features', '--', 'check', '--sample', '50']);
 step('9/9 the shop: conversion by predicted probability, and does the promo pay off?', ['run', 'sql', '--', '-f', 'sql/conversion-by-band.sql']);
 step('9/9 (cont.)', ['run', 'sql', '--', '-f', 'sql/promo-roi.sql']);
 step('9/9 (cont.) the running economics ML serving and dashboards read from Redis', ['run', 'features', '--', 'promo']);
