@@ -168,12 +168,13 @@ test('feature server: the README\'s Python requests call works as written', { ti
   const snippet = /## Features for ML serving[\s\S]*?```python\n([\s\S]*?)```/.exec(readme)?.[1];
   assert.ok(snippet, 'the README has the Python example');
   // the same call, pointed at this test's server; PyIceberg's environment brings requests
-  const script = `${snippet.replace('http://127.0.0.1:6566/', server.url)}\nimport json\nprint(json.dumps({"names": names, "counts": counts}))\n`;
+  const script = `${snippet.replace('http://127.0.0.1:6566/', server.url)}\nimport json\nprint(json.dumps({"names": names, "counts": counts, "spent": spent}))\n`;
   const python = join(config.LAKESTREAM_CACHE_DIR, 'python', 'bin', 'python');
   // not spawnSync: the server answering the script runs on this process's event loop
   const { stdout } = await promisify(execFile)(python, ['-c', script], { encoding: 'utf8', timeout: 30_000 });
   assert.deepEqual(JSON.parse(stdout), {
-    names: ['user_id', 'total_transactions_count'],
+    names: ['user_id', 'total_transactions_count', 'amount_sum_24h'],
     counts: { values: [5, 7, null], statuses: ['PRESENT', 'PRESENT', 'NOT_FOUND'], event_timestamps: [iso(T1), iso(T2), '1970-01-01T00:00:00Z'] },
+    spent: { values: [-4.5, null, null], statuses: ['PRESENT', 'NOT_FOUND', 'NOT_FOUND'], event_timestamps: [iso(T1), '1970-01-01T00:00:00Z', '1970-01-01T00:00:00Z'] },
   });
 });
