@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { Catalog, ResolvedTable } from '../../platform/catalog.ts';
 import type { Config } from '../../core/config.ts';
 import { openDuckdb } from '../../core/duckdb.ts';
+import { duckdbTypeOf } from '../../core/iceberg/schema.ts';
 import type { DataFile } from '../../core/iceberg/manifest.ts';
 import { commitSnapshot, keyOf, type TableDeps } from '../../core/iceberg/table.ts';
 import { LakestreamError } from '../../core/errors.ts';
@@ -69,9 +70,19 @@ export async function migrateTable(config: Config, deps: TableDeps, names: Catal
     for (const [group, keys] of [...byHour].sort(([a], [b]) => a.localeCompare(b))) {
       const [dt, hour] = group.split('|') as [string, string];
       const urls = keys.map((key) => `'s3://${store.bucket}/${key}'`).join(', ');
-      // the table's columns in its order; a column an old file lacks reads as NULL
+      // the table's columns in its order; a column an old file lacks reads as NULL, also one no
+      // file of the hour has (the Kafka positions the Hive-style lake never kept)
+      const present = new Set(
+        ((await duck.connection.runAndReadAll(`DESCRIBE SELECT * FROM read_parquet([${urls}], union_by_name = true, hive_partitioning = false)`)).getRowObjectsJS() as Array<{ column_name: string }>).map((c) => c.column_name),
+      );
       const columns = state.schema.fields.map((field) =>
-        field.name === 'dt' ? `DATE '${dt}' AS dt` : field.name === 'hour' ? `${Number(hour)}::INTEGER AS hour` : `"${field.name}"`,
+        field.name === 'dt'
+          ? `DATE '${dt}' AS dt`
+          : field.name === 'hour'
+            ? `${Number(hour)}::INTEGER AS hour`
+            : present.has(field.name)
+              ? `"${field.name}"`
+              : `NULL::${duckdbTypeOf[field.type]} AS "${field.name}"`,
       );
       const local = join(work, `${dt}-${hour}.parquet`);
       // rows in the order the sink wrote them (file, then row), which the backfill's tie-break reads

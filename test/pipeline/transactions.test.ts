@@ -50,6 +50,8 @@ test('exactly-once through kill -9: lake, features table and Redis agree on ever
   assert.equal(archived, TOTAL, 'exactly N rows archived');
   const duplicates = await query('SELECT user_id, transaction_timestamp_millis, amount, currency, counterpart_id FROM transactions GROUP BY ALL HAVING count(*) > 1');
   assert.equal(duplicates.length, 0, 'no duplicate rows');
+  const [positions] = await query<{ n: string; unpositioned: string }>('SELECT count(DISTINCT (_kafka_partition, _kafka_offset)) AS n, count(*) FILTER (WHERE _kafka_offset IS NULL) AS unpositioned FROM transactions');
+  assert.deepEqual([Number(positions!.n), Number(positions!.unpositioned)], [TOTAL, 0], 'every row keeps the Kafka position it was read at, each position once');
 
   const featureRows = await waitForCount('user_transaction_counts', TOTAL, 240_000, 2_000);
   assert.equal(featureRows, TOTAL, 'one feature row per transaction event');

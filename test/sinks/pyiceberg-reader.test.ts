@@ -47,6 +47,8 @@ test('PyIceberg reads the lake tables through the REST catalog with the same cou
     amount: 'double',
     currency: 'string',
     counterpart_id: 'int',
+    _kafka_partition: 'int',
+    _kafka_offset: 'long',
     dt: 'date',
     hour: 'int',
   });
