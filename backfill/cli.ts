@@ -5,7 +5,7 @@ import { arg, defineCommand, expect, flag, option, runCli } from '../core/cli.ts
 import { loadConfig, repoRoot } from '../core/config.ts';
 import { LakestreamError } from '../core/errors.ts';
 import { formatCount } from '../core/stats.ts';
-import { backfillLayout, openDayBackfiller, planDays, type DayPlan } from './user-transaction-counts.ts';
+import { BACKFILLED_FEATURES, backfillLayout, openDayBackfiller, planDays, type BackfilledFeature, type DayPlan } from './features.ts';
 
 const shardOption = expect('I/N with 0 <= I < N', (raw) => {
   const match = /^(\d+)\/(\d+)$/.exec(raw);
@@ -15,12 +15,14 @@ const shardOption = expect('I/N with 0 <= I < N', (raw) => {
 const command = defineCommand({
   name: 'backfill',
   usage: ['pnpm run backfill [-- options]'],
-  description: `Rebuilds the user_transaction_counts feature history from the archived transactions (the Iceberg
-table lake.transactions) into the Iceberg table lake.user_transaction_counts, one overwrite
-snapshot per event day it covers (readers see a day before or after, never half of it). Storage
-only: it never writes to Redis or Kafka. Idempotent: running it again, or after a crash, commits
-nothing new for a day whose archive did not change.`,
+  description: `Rebuilds the feature history of the transactions from the archived transactions (the Iceberg
+table lake.transactions) into the Iceberg tables lake.user_transaction_counts (running counts) and
+lake.user_transaction_windows (1 h, 24 h and 7 d windows, the declaration the stream job runs),
+one overwrite snapshot per table and event day it covers (readers see a day before or after,
+never half of it). Storage only: it never writes to Redis or Kafka. Idempotent: running it again,
+or after a crash, commits nothing new for a day whose rows did not change.`,
   options: {
+    feature: option('NAME', `which feature table: ${BACKFILLED_FEATURES.join(', ')} or all`, arg.oneOf([...BACKFILLED_FEATURES, 'all'] as const).default('all')),
     from: option('YYYY-MM-DD', 'first event day (default: the first archived day)', arg.day().optional()),
     to: option('YYYY-MM-DD', 'last event day (default: the last archived day)', arg.day().optional()),
     'dry-run': flag('print what would be read and written, write nothing'),
@@ -33,6 +35,7 @@ nothing new for a day whose archive did not change.`,
 });
 
 interface Totals {
+  feature: BackfilledFeature;
   days: number;
   filesRead: number;
   rowsRead: number;
@@ -50,7 +53,7 @@ function progressLine(done: Totals, plannedDays: number, plannedFiles: number, s
   const width = 24;
   const bar = '#'.repeat(Math.round(fraction * width)).padEnd(width, '-');
   const eta = fraction > 0 && fraction < 1 ? `ETA ${Math.round((seconds / fraction) * (1 - fraction))}s` : '';
-  return `backfill [${bar}] ${done.days}/${plannedDays} days  files ${formatCount(done.filesRead)}/${formatCount(plannedFiles)}  rows read ${formatCount(done.rowsRead)}  written ${formatCount(done.rowsWritten)}  ${formatCount(rate)} rows/s  ${eta}`;
+  return `backfill ${done.feature} [${bar}] ${done.days}/${plannedDays} days  files ${formatCount(done.filesRead)}/${formatCount(plannedFiles)}  rows read ${formatCount(done.rowsRead)}  written ${formatCount(done.rowsWritten)}  ${formatCount(rate)} rows/s  ${eta}`;
 }
 
 async function main(): Promise<void> {
@@ -72,63 +75,70 @@ async function main(): Promise<void> {
     console.error(`backfill: ${mine.length} event days (${mine[0]?.dt ?? '-'} … ${mine.at(-1)?.dt ?? '-'}), ${plannedFiles} archive files, ${workers} worker${workers > 1 ? 's' : ''}${values['dry-run'] ? ', dry run' : ''}`);
   }
 
-  const totals: Totals = { days: 0, filesRead: 0, rowsRead: 0, rowsWritten: 0, rowsKept: 0, filesWritten: 0, filesRemoved: 0, rebases: 0 };
-  const startedAt = Date.now();
-  const account = (result: Omit<Totals, 'days'>) => {
-    totals.days++;
-    totals.filesRead += result.filesRead;
-    totals.rowsRead += result.rowsRead;
-    totals.rowsWritten += result.rowsWritten;
-    totals.rowsKept += result.rowsKept;
-    totals.filesWritten += result.filesWritten;
-    totals.filesRemoved += result.filesRemoved;
-    totals.rebases += result.rebases ?? 0;
-    if (!report) process.stderr.write(`\r${progressLine(totals, mine.length, plannedFiles, startedAt)}`);
-  };
-
-  if (workers > 1 && !values.shard) {
-    const children = Array.from({ length: workers }, (_, index) => {
-      const args = ['--import', 'tsx', `${repoRoot}/backfill/cli.ts`, '--shard', `${index}/${workers}`, '--report', 'json', '--memory-limit', values['memory-limit']];
-      for (const name of ['from', 'to', 'namespace'] as const) if (values[name]) args.push(`--${name}`, values[name]!);
-      if (values['dry-run']) args.push('--dry-run');
-      const child = spawn(process.execPath, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] });
-      createInterface({ input: child.stdout! }).on('line', (line) => account(JSON.parse(line)));
-      return new Promise<number | null>((resolve) => child.once('exit', resolve));
-    });
-    const codes = await Promise.all(children);
-    if (codes.some((code) => code !== 0)) throw new LakestreamError('USAGE', `a backfill worker failed (exit codes ${codes.join(', ')}); re-run: the result is the same as one clean run`);
-  } else {
-    const backfiller = await openDayBackfiller(context, layout, values['memory-limit']);
-    try {
-      for (const plan of mine as DayPlan[]) {
-        const result = await backfiller.run(plan, { dryRun: values['dry-run'], afterFirstUpload: testPause });
-        const counts = { filesRead: result.filesRead, rowsRead: result.rowsRead, rowsWritten: result.rowsWritten, rowsKept: result.rowsKept, filesWritten: result.filesWritten.length, filesRemoved: result.filesRemoved.length, rebases: result.rebases };
-        if (report) console.log(JSON.stringify({ dt: plan.dt, ...counts }));
-        else account(counts);
-        if (values['dry-run'] && !report) {
-          process.stderr.write('\n');
-          console.log(
-            `${plan.dt}: would read ${result.filesRead} files (${formatCount(result.rowsRead)} rows), write ${result.filesWritten.length} files ` +
-              `${layout.counts.view} dt=${plan.dt} (${formatCount(result.rowsWritten)} rows) and remove ${result.filesRemoved.length} stale objects`,
-          );
-        }
-      }
-    } finally {
-      backfiller.close();
-    }
-  }
+  const features: BackfilledFeature[] = values.feature === 'all' ? [...BACKFILLED_FEATURES] : [values.feature];
+  for (const feature of features) await backfillFeature(feature);
   await context.close();
-  if (report) return;
-  const seconds = (Date.now() - startedAt) / 1000;
-  process.stderr.write('\n');
-  console.log(
-    `backfill: ${values['dry-run'] ? 'dry run: ' : ''}${totals.days} days, ${formatCount(totals.filesRead)} files and ${formatCount(totals.rowsRead)} rows read, ` +
-      `${formatCount(totals.rowsWritten)} rows in ${totals.filesWritten} files ${values['dry-run'] ? 'would be ' : ''}written` +
-      (totals.rowsKept ? ` (${formatCount(totals.rowsKept)} of them stream rows kept: their transactions are not archived yet)` : '') +
-      `, ${totals.filesRemoved} stale objects ${values['dry-run'] ? 'would be ' : ''}removed, ` +
-      (totals.rebases ? `${totals.rebases} commits made again on a table the sinks moved meanwhile, ` : '') +
-      `${seconds.toFixed(1)} s, ${formatCount(totals.rowsRead / Math.max(seconds, 0.001))} rows/s`,
-  );
+
+  /** One feature table over the planned days, in this process or in `workers` child processes. */
+  async function backfillFeature(feature: BackfilledFeature): Promise<void> {
+    const view = layout[feature].view;
+    const totals: Totals = { feature, days: 0, filesRead: 0, rowsRead: 0, rowsWritten: 0, rowsKept: 0, filesWritten: 0, filesRemoved: 0, rebases: 0 };
+    const startedAt = Date.now();
+    const account = (result: Omit<Totals, 'days' | 'feature'>) => {
+      totals.days++;
+      totals.filesRead += result.filesRead;
+      totals.rowsRead += result.rowsRead;
+      totals.rowsWritten += result.rowsWritten;
+      totals.rowsKept += result.rowsKept;
+      totals.filesWritten += result.filesWritten;
+      totals.filesRemoved += result.filesRemoved;
+      totals.rebases += result.rebases ?? 0;
+      if (!report) process.stderr.write(`\r${progressLine(totals, mine.length, plannedFiles, startedAt)}`);
+    };
+
+    if (workers > 1 && !values.shard) {
+      const children = Array.from({ length: workers }, (_, index) => {
+        const args = ['--import', 'tsx', `${repoRoot}/backfill/cli.ts`, '--feature', feature, '--shard', `${index}/${workers}`, '--report', 'json', '--memory-limit', values['memory-limit']];
+        for (const name of ['from', 'to', 'namespace'] as const) if (values[name]) args.push(`--${name}`, values[name]!);
+        if (values['dry-run']) args.push('--dry-run');
+        const child = spawn(process.execPath, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] });
+        createInterface({ input: child.stdout! }).on('line', (line) => account(JSON.parse(line)));
+        return new Promise<number | null>((resolve) => child.once('exit', resolve));
+      });
+      const codes = await Promise.all(children);
+      if (codes.some((code) => code !== 0)) throw new LakestreamError('USAGE', `a backfill worker of ${view} failed (exit codes ${codes.join(', ')}); re-run: the result is the same as one clean run`);
+    } else {
+      const backfiller = await openDayBackfiller(context, layout, values['memory-limit'], feature);
+      try {
+        for (const plan of mine as DayPlan[]) {
+          const result = await backfiller.run(plan, { dryRun: values['dry-run'], afterFirstUpload: testPause });
+          const counts = { filesRead: result.filesRead, rowsRead: result.rowsRead, rowsWritten: result.rowsWritten, rowsKept: result.rowsKept, filesWritten: result.filesWritten.length, filesRemoved: result.filesRemoved.length, rebases: result.rebases };
+          if (report) console.log(JSON.stringify({ feature, dt: plan.dt, ...counts }));
+          else account(counts);
+          if (values['dry-run'] && !report) {
+            process.stderr.write('\n');
+            console.log(
+              `${plan.dt}: would read ${result.filesRead} files (${formatCount(result.rowsRead)} rows), write ${result.filesWritten.length} files ` +
+                `${view} dt=${plan.dt} (${formatCount(result.rowsWritten)} rows) and remove ${result.filesRemoved.length} stale objects`,
+            );
+          }
+        }
+      } finally {
+        backfiller.close();
+      }
+    }
+    if (report) return;
+    const seconds = (Date.now() - startedAt) / 1000;
+    process.stderr.write('\n');
+    console.log(
+      `backfill ${view}: ${values['dry-run'] ? 'dry run: ' : ''}${totals.days} days, ${formatCount(totals.filesRead)} files and ${formatCount(totals.rowsRead)} rows read, ` +
+        `${formatCount(totals.rowsWritten)} rows in ${totals.filesWritten} files ${values['dry-run'] ? 'would be ' : ''}written` +
+        (totals.rowsKept ? ` (${formatCount(totals.rowsKept)} of them stream rows kept: their transactions are not archived yet)` : '') +
+        `, ${totals.filesRemoved} stale objects ${values['dry-run'] ? 'would be ' : ''}removed, ` +
+        (totals.rebases ? `${totals.rebases} commits made again on a table the sinks moved meanwhile, ` : '') +
+        `${seconds.toFixed(1)} s, ${formatCount(totals.rowsRead / Math.max(seconds, 0.001))} rows/s`,
+    );
+  }
 }
 
 /**

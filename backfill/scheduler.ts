@@ -5,7 +5,7 @@ import { acquireLease } from '../core/lease.ts';
 import type { Logger } from '../core/log.ts';
 import { retry } from '../core/retry.ts';
 import { compactDay, compactionTarget } from './compact.ts';
-import { backfillLayout, openDayBackfiller, planDays } from './user-transaction-counts.ts';
+import { BACKFILLED_FEATURES, backfillLayout, openDayBackfiller, planDays, type BackfilledFeature } from './features.ts';
 import type { ObjectStore } from '../core/object-store.ts';
 
 export interface ScheduledTask {
@@ -105,14 +105,17 @@ export function lakeTasks(context: ClientContext, namespace: string, schedule: {
       async run() {
         const yesterday = utcDay(-1);
         const days = await planDays(context, layout, { from: yesterday, to: yesterday });
-        const backfiller = await openDayBackfiller(context, layout);
-        try {
-          let rows = 0;
-          for (const day of days) rows += (await backfiller.run(day)).rowsWritten;
-          return { day: yesterday, rows };
-        } finally {
-          backfiller.close();
+        const rows: Partial<Record<BackfilledFeature, number>> = {};
+        for (const feature of BACKFILLED_FEATURES) {
+          const backfiller = await openDayBackfiller(context, layout, undefined, feature);
+          try {
+            rows[feature] = 0;
+            for (const day of days) rows[feature] += (await backfiller.run(day)).rowsWritten;
+          } finally {
+            backfiller.close();
+          }
         }
+        return { day: yesterday, rows };
       },
     },
     {

@@ -81,7 +81,7 @@ console.error(`bench: archive written and committed in ${((performance.now() - w
  * start-up (pnpm, tsx) is not the backfill's speed.
  */
 function backfill(workers: number): number {
-  const result = spawnSync('pnpm', ['--silent', 'run', 'backfill', '--', '--namespace', namespace, '--workers', String(workers)], { cwd: repoRoot, encoding: 'utf8' });
+  const result = spawnSync('pnpm', ['--silent', 'run', 'backfill', '--', '--feature', 'counts', '--namespace', namespace, '--workers', String(workers)], { cwd: repoRoot, encoding: 'utf8' });
   if (result.status !== 0) throw new Error(result.stderr);
   const rate = /([\d,]+) rows\/s/.exec(result.stdout)?.[1];
   if (!rate) throw new Error(`backfill printed no rate: ${result.stdout}`);

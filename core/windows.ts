@@ -193,17 +193,39 @@ export function windowsSql(definition: WindowDefinition, value: string, events: 
  * state held right after the record, whatever the arrival order. Columns: entity,
  * kafka_partition, kafka_offset, as_of, events, then `windowColumns`.
  *
- * The cost is a join of each record with its entity's earlier records of the longest window:
- * quadratic in an entity's records per window (fine for a sample; a user with 100k transactions
- * in a week is 5·10⁹ pairs).
+ * Linear in the archive, so the backfill runs it over everything: a window as of tile T splits
+ * into its old tiles, up to T - R, and its R recent ones. A record on time after the row has an
+ * event time at least the row's as-of minus the lateness (stream time only grows), so it lands
+ * in the recent tiles: the old tiles hold only records up to the row's offset, and come from
+ * one per-tile window function over the entity's tiles (a RANGE frame). The recent tiles are
+ * joined record by record with the offset condition, a join bounded by an entity's records in R
+ * tiles (`R` = the lateness in tiles, rounded up, plus the row's own).
  */
 export function emittedWindowsSql(definition: WindowDefinition, value: string, events: string, entities?: string): string {
   const tile = definition.tileMs;
-  const longest = Math.max(...definition.windowsMs) / tile;
-  const aggregates = windowColumns(definition, value).map(({ name, window, aggregate }) => {
-    const inWindow = `e.tile > p.as_of // ${tile} - ${window / tile}`;
+  const recent = Math.ceil(definition.allowedLatenessMs / tile) + 1;
+  const columns = windowColumns(definition, value);
+  const id = (index: number, aggregate: string) => `${aggregate}_${index}`;
+  const combine = { count: 'sum', sum: 'sum', min: 'min', max: 'max' } as const;
+  const perTile = { count: 'c', sum: 's', min: 'mn', max: 'mx' } as const;
+  // the old part of each window over the entity's tiles, as of each of them
+  const old = columns.flatMap(({ window, index, aggregate }) => {
+    const tiles = window / tile;
+    if (tiles <= recent) return [];
+    return [`${combine[aggregate]}(${perTile[aggregate]}) OVER (PARTITION BY entity, kafka_partition ORDER BY tile RANGE BETWEEN ${tiles - 1} PRECEDING AND ${recent} PRECEDING) AS ${id(index, aggregate)}`];
+  });
+  const recentPart = columns.map(({ window, index, aggregate }) => {
+    const inWindow = `e.tile > r.as_of // ${tile} - ${window / tile}`;
     const expression = aggregate === 'count' ? `count(*) FILTER (WHERE ${inWindow})` : `${aggregate}(e.value) FILTER (WHERE ${inWindow})`;
-    return `${aggregate === 'sum' ? `coalesce(${expression}, 0)` : expression} AS "${name}"`;
+    return `${expression} AS ${id(index, aggregate)}`;
+  });
+  const result = columns.map(({ name, window, index, aggregate }) => {
+    const parts = window / tile > recent ? [`o.${id(index, aggregate)}`, `r.${id(index, aggregate)}`] : [`r.${id(index, aggregate)}`];
+    if (aggregate === 'count' || aggregate === 'sum') {
+      return `(${parts.map((part) => `coalesce(${part}, 0)`).join(' + ')})${aggregate === 'count' ? '::BIGINT' : '::DOUBLE'} AS "${name}"`;
+    }
+    // least/greatest skip NULLs: an empty part leaves the other's value
+    return `${parts.length > 1 ? `${aggregate === 'min' ? 'least' : 'greatest'}(${parts.join(', ')})` : parts[0]} AS "${name}"`;
   });
   return `WITH ordered AS (
       SELECT *, max(event_time) OVER (PARTITION BY kafka_partition ORDER BY kafka_offset ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS stream_time FROM (${events})
@@ -213,11 +235,18 @@ export function emittedWindowsSql(definition: WindowDefinition, value: string, e
     ), points AS (
       SELECT entity, kafka_partition, kafka_offset, max(event_time) OVER prefix AS as_of, count(*) OVER prefix AS events
       FROM on_time WINDOW prefix AS (PARTITION BY entity, kafka_partition ORDER BY kafka_offset ROWS UNBOUNDED PRECEDING)
-    )
-    SELECT p.entity, p.kafka_partition, p.kafka_offset, p.as_of, p.events, ${aggregates.join(', ')}
-    FROM points AS p JOIN on_time AS e
-      ON e.entity = p.entity AND e.kafka_partition = p.kafka_partition AND e.kafka_offset <= p.kafka_offset
-      AND e.tile <= p.as_of // ${tile} AND e.tile > p.as_of // ${tile} - ${longest}
-    GROUP BY p.entity, p.kafka_partition, p.kafka_offset, p.as_of, p.events
+    ), recent AS (
+      SELECT r.entity, r.kafka_partition, r.kafka_offset, ${recentPart.join(', ')}
+      FROM (SELECT *, as_of // ${tile} - k AS tile FROM points, range(${recent}) AS steps(k)) AS r
+      JOIN on_time AS e ON e.entity = r.entity AND e.kafka_partition = r.kafka_partition AND e.tile = r.tile AND e.kafka_offset <= r.kafka_offset
+      GROUP BY r.entity, r.kafka_partition, r.kafka_offset
+    )${old.length ? `, old AS (
+      SELECT entity, kafka_partition, tile, ${old.join(', ')}
+      FROM (SELECT entity, kafka_partition, tile, count(*) AS c, sum(value) AS s, min(value) AS mn, max(value) AS mx FROM on_time GROUP BY ALL)
+    )` : ''}
+    SELECT p.entity, p.kafka_partition, p.kafka_offset, p.as_of, p.events, ${result.join(', ')}
+    FROM points AS p
+      LEFT JOIN recent AS r ON r.entity = p.entity AND r.kafka_partition = p.kafka_partition AND r.kafka_offset = p.kafka_offset
+      ${old.length ? `LEFT JOIN old AS o ON o.entity = p.entity AND o.kafka_partition = p.kafka_partition AND o.tile = p.as_of // ${tile}` : ''}
     ORDER BY p.kafka_partition, p.kafka_offset`;
 }

@@ -27,9 +27,10 @@ such as user_id, event_timestamp, and any label) with the feature values as they
 time, never later ones (null where the entity had none yet).
 
 check compares the windowed features (user_transaction_windows) the stream emitted with the same
-declaration computed by DuckDB over the archived transactions, for a sample of users, and their
-values in Redis with the last of those rows; it prints the match rate and exits non-zero below
-100%. Run it on a settled pipeline: rows one archive does not hold yet are left out.`,
+declaration computed by DuckDB over the archived transactions (the backfill's engine), for a
+sample of users, and their values in Redis with the last of those rows; it prints the match rate
+and exits non-zero below 100%. Run it on a settled pipeline: rows one archive does not hold yet
+are left out, and so are rows a backfill rewrote.`,
   positionals: true,
   options: {
     namespace: option('NS', "a namespaced pipeline's features", arg.text().default('')),
@@ -65,10 +66,10 @@ async function main(): Promise<void> {
       console.log(JSON.stringify(result, null, 2));
       const percent = (result.matchRate * 100).toFixed(2);
       console.error(
-        `check: ${result.users} users, ${result.compared} rows compared (${result.matched} equal, ${result.missingFromStream} missing from the stream, ${result.extraInStream} only in the stream, ${result.late} late), ` +
+        `check: ${result.users} users, ${result.compared} rows compared (${result.matched} equal, ${result.missingFromStream} missing from the stream, ${result.extraInStream} only in the stream, ${result.late} late${result.backfilled ? `, ${result.backfilled} written by a backfill, not compared` : ''}), ` +
           `Redis ${result.online.matched}/${result.online.compared} equal${result.online.ahead ? ` (${result.online.ahead} ahead of the lake, not compared)` : ''}${result.unpositioned ? `; ${result.unpositioned} archived transactions without a Kafka position left out` : ''}: match rate ${percent}% in ${((performance.now() - started) / 1000).toFixed(1)} s`,
       );
-      if (!result.compared) throw new LakestreamError('USAGE', 'check: nothing to compare (no archived transactions with a Kafka position, or no windowed features in the lake yet)');
+      if (!result.compared && !result.online.compared) throw new LakestreamError('USAGE', 'check: nothing to compare (no archived transactions with a Kafka position, or no windowed features in the lake yet)');
       if (result.matchRate < 1) process.exitCode = 1;
     } finally {
       await context.close();

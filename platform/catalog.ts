@@ -265,6 +265,7 @@ export const tableDeclarations = {
     topic: 'userTransactionWindows',
     eventTimeField: 'windows_as_of',
     sink: 'user-transaction-windows-lake-sink',
+    sourcePosition: { partition: 'source_partition', offset: 'source_offset' },
   },
   shopEvents: {
     view: 'shop_events',

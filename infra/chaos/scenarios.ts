@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { featureBalance } from '../../backfill/user-transaction-counts.ts';
+import { featureBalance } from '../../backfill/features.ts';
 import { repoRoot } from '../../core/config.ts';
 import { sleep } from '../../core/retry.ts';
 import type { JobProcess, Scenario, ScenarioContext } from './harness.ts';
@@ -214,7 +214,7 @@ export const scenarios: Scenario[] = [
       const backfills = (async () => {
         while (Date.now() < until) {
           const startedAt = performance.now();
-          const { code, tail } = await runCommand('backfill/cli.ts', [...namespace, '--from', today, '--report', 'json']);
+          const { code, tail } = await runCommand('backfill/cli.ts', [...namespace, '--feature', 'counts', '--from', today, '--report', 'json']);
           runs.backfill++;
           runs.longestBackfill = Math.max(runs.longestBackfill, (performance.now() - startedAt) / 1000);
           if (code !== 0) runs.backfillFailed.push(tail);

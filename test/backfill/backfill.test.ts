@@ -7,7 +7,7 @@ import { createTransactionsProducer } from '../../ingest/transactions/producer.t
 import { config, onCleanup, waitFor } from '../helpers.ts';
 import { liveFiles, loadTableState } from '../../core/iceberg/table.ts';
 import { setupPipeline } from '../pipeline/fixture.ts';
-import { featureBalance } from '../../backfill/user-transaction-counts.ts';
+import { featureBalance } from '../../backfill/features.ts';
 
 const NOW = Date.UTC(2026, 10, 20, 18);
 const TOTAL = 3_000;
@@ -72,7 +72,7 @@ test('backfill equals the streaming output, adds nothing when re-run, continues 
   const redisBefore = await lake.redisSnapshot();
 
   const first = lake.backfill();
-  assert.match(first.stdout, /backfill: 4 days, [\d,]+ files and 3,000 rows read, 3,000 rows in \d+ files written/);
+  assert.match(first.stdout, /backfill user_transaction_counts: 4 days, [\d,]+ files and 3,000 rows read, 3,000 rows in \d+ files written/);
   assert.deepEqual(await lake.features(), lake.streamed, 'backfill output = streaming output, row for row');
   const objects = await lake.objects();
   assert.ok(objects.every((line) => /\/backfill-[0-9a-f]{16}\.parquet /.test(line)), 'the live files of the covered days were replaced');

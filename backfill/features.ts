@@ -11,13 +11,21 @@ import type { DataFile, ManifestEntry } from '../core/iceberg/manifest.ts';
 import { CommitConflict } from '../core/iceberg/rest-catalog.ts';
 import { commitSnapshot, dropUnusedRewrites, ensureTable, keyOf, liveFiles, loadTableState, manifestRewrites, type TableState } from '../core/iceberg/table.ts';
 import { columnsOf, sinkFileSql } from '../core/lake-layout.ts';
+import { emittedWindowsSql, windowColumns } from '../core/windows.ts';
+import { transactionWindows } from '../platform/catalog.ts';
 
 /**
- * Rebuilds the `user_transaction_counts` feature history from the archived `transactions`, one
- * event day (dt partition) at a time, into the lake only. This module has no Kafka producer and
- * no Redis client: storage-only is a property of what it can reach, not a flag.
+ * Rebuilds the feature history of the transactions features job from the archived
+ * `transactions`, one event day (dt partition) at a time, into the lake only: the running counts
+ * (`user_transaction_counts`) and the windows (`user_transaction_windows`). This module has no
+ * Kafka producer and no Redis client: storage-only is a property of what it can reach, not a flag.
  *
- * Semantics, matching the streaming features job: one output row per transaction event with
+ * The windows are the declaration the stream job runs (`transactionWindows`), computed by
+ * `emittedWindowsSql` over the whole archive once per run: one row per transaction on time, with
+ * its real Kafka position, the same rows the stream emits (docs/decisions/0020); a row's day is
+ * the day of its `windows_as_of`.
+ *
+ * Counts semantics, matching the streaming features job: one output row per transaction event with
  * the user's running total. Events are ordered per user by event time, ties by archive position
  * (Kafka partition, first offset of the file, row in the file), which is the job's processing
  * order whenever a user's events are produced in time order. The total before a day is seeded
@@ -28,7 +36,8 @@ import { columnsOf, sinkFileSql } from '../core/lake-layout.ts';
  * old day or the new one, never both, never neither; a crash before the commit leaves the old
  * day (its uploads are orphans that orphan removal deletes). New files are named from a hash of
  * the archive files they were computed from, so a re-run over an unchanged archive finds the
- * day already in place and commits nothing. A commit refused because the table moved (the live
+ * day already in place and commits nothing. (The hash is of the day's computed rows, so it
+ * holds whatever an earlier day's archive can change in them.) A commit refused because the table moved (the live
  * sink appended late rows of the day) recomputes the day from the archive as it then is.
  *
  * Late transactions: the stream's counts row of a transaction carries the transaction's Kafka
@@ -41,6 +50,7 @@ import { columnsOf, sinkFileSql } from '../core/lake-layout.ts';
 export interface BackfillLayout {
   transactions: ResolvedTable;
   counts: ResolvedTable;
+  windows: ResolvedTable;
   /** Where the catalog puts the namespace's tables (`s3://<bucket>/<warehouse root>/`). */
   warehouse: string;
   /** Where each day's run record goes (`<root>/<table>/dt=<day>.json`). */
@@ -63,6 +73,10 @@ export async function featureBalance(query: (sql: string) => Promise<Array<Recor
   return { archived: Number(row!.archived), features: Number(row!.features), unmatched: Number(row!.unmatched) };
 }
 
+/** The feature tables the backfill rebuilds, by the name `--feature` takes. */
+export const BACKFILLED_FEATURES = ['counts', 'windows'] as const;
+export type BackfilledFeature = (typeof BACKFILLED_FEATURES)[number];
+
 export interface DayResult {
   dt: string;
   filesRead: number;
@@ -83,7 +97,7 @@ export interface DayPlan {
 
 /** Where a (namespaced) catalog's backfill reads and writes. */
 export function backfillLayout(catalog: Catalog, bucket: string): BackfillLayout {
-  return { transactions: catalog.tables.transactions, counts: catalog.tables.userTransactionCounts, warehouse: `s3://${bucket}/${catalog.roots.warehouse}/`, runRecords: catalog.roots.backfillManifests };
+  return { transactions: catalog.tables.transactions, counts: catalog.tables.userTransactionCounts, windows: catalog.tables.userTransactionWindows, warehouse: `s3://${bucket}/${catalog.roots.warehouse}/`, runRecords: catalog.roots.backfillManifests };
 }
 
 const DAY_MS = 86_400_000;
@@ -121,15 +135,21 @@ interface PendingDay {
 }
 
 
-/** Opens DuckDB (bounded memory, spilling to disk) and the lake's tables for a run of days. */
-export async function openDayBackfiller(context: ClientContext, layout: BackfillLayout, memoryLimit = '1GB'): Promise<DayBackfiller> {
+/** Opens DuckDB (bounded memory, spilling to disk) and the lake's tables for a run of days of one feature table. */
+export async function openDayBackfiller(context: ClientContext, layout: BackfillLayout, memoryLimit = '1GB', feature: BackfilledFeature = 'counts'): Promise<DayBackfiller> {
   const work = mkdtempSync(join(tmpdir(), 'lakestream-backfill-'));
   const duck = await openDuckdb(context.config, { memory_limit: memoryLimit, temp_directory: join(work, 'spill'), preserve_insertion_order: 'false' });
   const deps = context.lakeTables();
   const { store } = deps;
   const db = duck.connection;
   const sinkFile = sinkFileSql('filename');
-  const countColumns = columnsOf(JSON.parse(readFileSync(join(repoRoot, 'schemas', layout.counts.valueSchema), 'utf8')));
+  const target = layout[feature];
+  const valueFields = (JSON.parse(readFileSync(join(repoRoot, 'schemas', target.valueSchema), 'utf8')) as { fields: Array<{ name: string }> }).fields.map((field) => field.name);
+  const targetColumns = columnsOf(JSON.parse(readFileSync(join(repoRoot, 'schemas', target.valueSchema), 'utf8')));
+  const quoted = (names: string[]) => names.map((name) => `"${name}"`).join(', ');
+  // rows of one user next to each other, in the order the stream wrote them
+  const orderBy = feature === 'counts' ? 'user_id, total_transactions_count' : 'user_id, events';
+  const hourOf = (eventTime: string) => `((${eventTime} // 3600000) % 24)::INTEGER`;
   /**
    * The archive as of the run's start: its live files by day, how far it holds each partition of
    * its topic (the cover a recomputed day records), and the per-user daily counts.
@@ -142,17 +162,40 @@ export async function openDayBackfiller(context: ClientContext, layout: Backfill
       const byDay = new Map<string, string[]>();
       for (const entry of state ? await liveFiles(deps, state) : []) byDay.set(dayOf(entry), [...(byDay.get(dayOf(entry)) ?? []), entry.file.path]);
       const all = [...byDay.values()].flat();
-      // Per-user, per-day counts of the whole archive, once per run: the seeds of every day.
-      await db.run(`CREATE OR REPLACE TEMP TABLE daily_counts AS
-        SELECT user_id, dt::VARCHAR AS dt, count(*)::BIGINT AS n
-        FROM ${all.length ? `read_parquet(${sqlList(all)}, union_by_name = true)` : '(SELECT NULL::INTEGER AS user_id, NULL::DATE AS dt WHERE false)'}
-        GROUP BY ALL`);
+      if (feature === 'counts') {
+        // Per-user, per-day counts of the whole archive, once per run: the seeds of every day.
+        await db.run(`CREATE OR REPLACE TEMP TABLE daily_counts AS
+          SELECT user_id, dt::VARCHAR AS dt, count(*)::BIGINT AS n
+          FROM ${all.length ? `read_parquet(${sqlList(all)}, union_by_name = true)` : '(SELECT NULL::INTEGER AS user_id, NULL::DATE AS dt WHERE false)'}
+          GROUP BY ALL`);
+      } else {
+        await db.run(`CREATE OR REPLACE TEMP TABLE window_rows AS ${await windowRowsSql(all)}`);
+      }
       return { byDay, cover: state?.offsets?.next ?? {} };
     })();
     return archive;
   }
 
-  const position = layout.counts.sourcePosition;
+  /**
+   * Every window row of the archive, once per run (lateness depends on every earlier record of a
+   * partition, so no day can be computed alone). Transactions archived before Kafka positions
+   * were kept have none to replay lateness from; the stream had no windows then either.
+   */
+  async function windowRowsSql(all: string[]): Promise<string> {
+    const columns = windowColumns(transactionWindows, 'amount');
+    const empty = `SELECT NULL::INTEGER AS user_id, NULL::BIGINT AS windows_as_of, NULL::BIGINT AS events, ${columns.map(({ name, aggregate }) => `NULL::${aggregate === 'count' ? 'BIGINT' : 'DOUBLE'} AS "${name}"`).join(', ')},
+      NULL::INTEGER AS source_partition, NULL::BIGINT AS source_offset, NULL::VARCHAR AS as_of_day WHERE false`;
+    if (!all.length) return empty;
+    const [positioned] = (await db.runAndReadAll(`SELECT count(*)::INTEGER AS n FROM parquet_schema(${sqlList(all)}) WHERE name = '_kafka_offset'`)).getRowObjectsJS() as Array<{ n: number }>;
+    if (!positioned!.n) return empty;
+    const events = `SELECT user_id AS entity, transaction_timestamp_millis AS event_time, amount AS value, _kafka_partition AS kafka_partition, _kafka_offset AS kafka_offset
+      FROM read_parquet(${sqlList(all)}, union_by_name = true) WHERE _kafka_offset IS NOT NULL`;
+    return `SELECT entity::INTEGER AS user_id, as_of::BIGINT AS windows_as_of, events::BIGINT AS events, ${columns.map(({ name }) => `"${name}"`).join(', ')},
+        kafka_partition::INTEGER AS source_partition, kafka_offset::BIGINT AS source_offset, epoch_ms(as_of)::DATE::VARCHAR AS as_of_day
+      FROM (${emittedWindowsSql(transactionWindows, 'amount', events)})`;
+  }
+
+  const position = target.sourcePosition;
 
   /**
    * The day's stream rows whose transaction the archive did not hold when the run read it (the
@@ -164,8 +207,7 @@ export async function openDayBackfiller(context: ClientContext, layout: Backfill
     const withPositions = (await db.runAndReadAll(`SELECT count(*)::INTEGER AS n FROM parquet_schema(${sqlList(paths)}) WHERE name = '${position.offset}'`)).getRowObjectsJS()[0] as { n: number };
     if (!withPositions.n) return undefined;
     const covered = Object.entries(cover).map(([partition, next]) => `(${Number(partition)}, ${Number(next)})`);
-    return `SELECT user_id, total_transactions_count, event_timestamp_millis, ${position.partition} AS source_partition, ${position.offset} AS source_offset,
-        ((event_timestamp_millis // 3600000) % 24)::INTEGER AS hour
+    return `SELECT ${quoted(valueFields)}, ${hourOf(target.eventTimeField)} AS hour
       FROM read_parquet(${sqlList(paths)}, union_by_name = true)
       ${covered.length ? `LEFT JOIN (VALUES ${covered.join(', ')}) AS cover(p, next) ON ${position.partition} = cover.p` : ''}
       WHERE ${position.offset} IS NOT NULL AND ${position.offset} >= ${covered.length ? 'coalesce(cover.next, 0)' : '0'}`;
@@ -183,7 +225,7 @@ export async function openDayBackfiller(context: ClientContext, layout: Backfill
    * backfill of the day committed another cover.
    */
   async function rebaseDay(dt: string, pending: PendingDay, cover: Record<number, number>, ownFiles: string[], digest: string): Promise<PendingDay | undefined> {
-    const fresh = await loadTableState(deps, layout.counts.iceberg);
+    const fresh = await loadTableState(deps, target.iceberg);
     if (!fresh || !position || JSON.stringify(fresh.covers[dt] ?? null) !== JSON.stringify(pending.base.covers[dt] ?? null)) return undefined;
     const freshDay = (await liveFiles(deps, fresh)).filter((entry) => dayOf(entry) === dt);
     const newcomers = freshDay.filter((entry) => !pending.dayFiles.has(entry.file.path));
@@ -219,7 +261,7 @@ export async function openDayBackfiller(context: ClientContext, layout: Backfill
     const local = join(work, `kept-${name}.parquet`);
     const ids = state.schema.fields.map((field) => `'${field.name}': ${field.id}`).join(', ');
     const columns = state.schema.fields.map((field) => `"${field.name}"`).join(', ');
-    await db.run(`COPY (SELECT ${columns} FROM (SELECT *, DATE '${dt}' AS dt FROM (${keep})) ORDER BY user_id, total_transactions_count)
+    await db.run(`COPY (SELECT ${columns} FROM (SELECT *, DATE '${dt}' AS dt FROM (${keep})) ORDER BY ${orderBy})
       TO '${local}' (FORMAT parquet, COMPRESSION zstd, FIELD_IDS {${ids}})`);
     const body = readFileSync(local);
     const count = (await db.runAndReadAll(`SELECT count(*)::BIGINT AS n FROM read_parquet('${local}')`)).getRowObjectsJS()[0] as { n: bigint };
@@ -232,9 +274,7 @@ export async function openDayBackfiller(context: ClientContext, layout: Backfill
     const { dt } = day;
     const { byDay, cover } = await readArchive();
     const inputs = byDay.get(dt) ?? [];
-    // what the day's rows are computed from: its files, and every earlier day's (the seeds)
-    const lineage = [...byDay].filter(([d]) => d <= dt).flatMap(([, paths]) => paths).sort();
-    const dayCounts = `
+    const dayCounts = () => `
       WITH day AS (
         SELECT user_id, transaction_timestamp_millis, hour, file_row_number,
                ${sinkFile.partition} AS kafka_partition,
@@ -251,21 +291,26 @@ export async function openDayBackfiller(context: ClientContext, layout: Backfill
              DATE '${dt}' AS dt,
              day.hour::INTEGER AS hour
       FROM day LEFT JOIN seed USING (user_id)`;
-    let counts: TableState = await ensureTable(deps, layout.counts.iceberg, countColumns, layout.warehouse, 'user_id');
-    const location = counts.loaded.metadata.location.replace(/\/+$/, '');
-    const replaced = (await liveFiles(deps, counts)).filter((entry) => dayOf(entry) === dt);
+    // the day's rows this run computes, in the table's columns, source positions included
+    const computed =
+      feature === 'counts'
+        ? `SELECT user_id, total_transactions_count, event_timestamp_millis, NULL::INTEGER AS source_partition, NULL::BIGINT AS source_offset, dt, hour FROM (${dayCounts()})`
+        : `SELECT ${quoted(valueFields)}, DATE '${dt}' AS dt, ${hourOf('windows_as_of')} AS hour FROM window_rows WHERE as_of_day = '${dt}'`;
+    let table: TableState = await ensureTable(deps, target.iceberg, targetColumns, layout.warehouse, 'user_id');
+    const location = table.loaded.metadata.location.replace(/\/+$/, '');
+    const replaced = (await liveFiles(deps, table)).filter((entry) => dayOf(entry) === dt);
     const kept = await keptRows(replaced.map((entry) => entry.file.path), cover);
     const dayRows = `
-      SELECT user_id, total_transactions_count, event_timestamp_millis, NULL::INTEGER AS source_partition, NULL::BIGINT AS source_offset, dt, hour FROM (${dayCounts})
-      ${kept ? `UNION ALL SELECT user_id, total_transactions_count, event_timestamp_millis, source_partition, source_offset, DATE '${dt}', hour FROM (${kept})` : ''}`;
+      SELECT ${quoted(valueFields)}, dt, hour, false AS kept FROM (${computed})
+      ${kept ? `UNION ALL SELECT ${quoted(valueFields)}, DATE '${dt}', hour, true FROM (${kept})` : ''}`;
 
     const [plan] = (
       await db.runAndReadAll(`SELECT count(*)::BIGINT AS n, list(DISTINCT hour ORDER BY hour) AS hours,
-        count(source_offset)::BIGINT AS kept, coalesce(sum(hash(user_id, total_transactions_count, event_timestamp_millis, source_partition, source_offset)), 0)::VARCHAR AS fingerprint
+        count(*) FILTER (WHERE kept)::BIGINT AS kept, coalesce(sum(hash(${quoted(valueFields)})), 0)::VARCHAR AS fingerprint
         FROM (${dayRows})`)
     ).getRowObjectsJS() as Array<{ n: bigint; hours: number[]; kept: bigint; fingerprint: string }>;
-    // named from what they are computed from: the archive up to the day, and the stream rows kept
-    const digest = createHash('sha256').update(`${dt}\n${lineage.join('\n')}\n${plan!.kept}:${plan!.fingerprint}`).digest('hex').slice(0, 16);
+    // named from what they hold: the same rows, the same names, whatever the archive's files
+    const digest = createHash('sha256').update(`${dt}\n${plan!.n}:${plan!.fingerprint}`).digest('hex').slice(0, 16);
     const fileOf = (hour: number) => `${location}/data/dt=${dt}/hour=${String(hour).padStart(2, '0')}/backfill-${digest}.parquet`;
     const files = plan!.hours.map(fileOf);
     const rows = Number(plan!.n);
@@ -290,14 +335,12 @@ export async function openDayBackfiller(context: ClientContext, layout: Backfill
     // user_id, with the table's field ids; nothing is visible before the commit.
     const local = join(work, `dt=${dt}`);
     rmSync(local, { recursive: true, force: true });
-    const fieldIds = Object.fromEntries(counts.schema.fields.map((field) => [field.name, field.id]));
-    const ids = counts.schema.fields.map((field) => `'${field.name}': ${field.id}`).join(', ');
-    const columns = counts.schema.fields.map((field) => `"${field.name}"`).join(', ');
-    if (Object.keys(fieldIds).some((name) => !['user_id', 'total_transactions_count', 'event_timestamp_millis', 'source_partition', 'source_offset', 'dt', 'hour'].includes(name))) {
-      throw new LakestreamError('USAGE', `${layout.counts.view} has columns the backfill does not compute: ${Object.keys(fieldIds).join(', ')}`);
-    }
+    const ids = table.schema.fields.map((field) => `'${field.name}': ${field.id}`).join(', ');
+    const columns = table.schema.fields.map((field) => `"${field.name}"`).join(', ');
+    const unknown = table.schema.fields.map((field) => field.name).filter((name) => ![...valueFields, 'dt', 'hour'].includes(name));
+    if (unknown.length) throw new LakestreamError('USAGE', `${target.view} has columns the backfill does not compute: ${unknown.join(', ')}`);
     await db.run('SET preserve_insertion_order = true');
-    await db.run(`COPY (SELECT ${columns}, hour AS __hour FROM (${dayRows}) ORDER BY hour, user_id, total_transactions_count)
+    await db.run(`COPY (SELECT ${columns}, hour AS __hour FROM (${dayRows}) ORDER BY hour, ${orderBy})
       TO '${local}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880, PARTITION_BY (__hour), FILENAME_PATTERN 'backfill', FIELD_IDS {${ids}})`);
     await db.run('SET preserve_insertion_order = false');
     const added: DataFile[] = [];
@@ -319,7 +362,7 @@ export async function openDayBackfiller(context: ClientContext, layout: Backfill
     }
     rmSync(local, { recursive: true, force: true });
     let pending: PendingDay = {
-      base: counts,
+      base: table,
       dayFiles: live,
       added: added.filter((file) => !live.has(file.path)),
       removed: new Set([...live].filter((path) => !files.includes(path))),
@@ -327,7 +370,7 @@ export async function openDayBackfiller(context: ClientContext, layout: Backfill
     const rewrites = manifestRewrites();
     for (let rebases = 0; ; rebases++) {
       try {
-        counts = await commitSnapshot(deps, pending.base, {
+        table = await commitSnapshot(deps, pending.base, {
           operation: 'overwrite',
           added: pending.added,
           removed: pending.removed,
@@ -357,10 +400,10 @@ export async function openDayBackfiller(context: ClientContext, layout: Backfill
       }
     }
     // the run's record for operators (the dashboard lists them); the table itself needs none
-    await store.putJson(`${layout.runRecords}/${layout.counts.view}/dt=${dt}.json`, {
+    await store.putJson(`${layout.runRecords}/${target.view}/dt=${dt}.json`, {
       dt,
       status: 'done',
-      snapshot: String(counts.snapshot?.['snapshot-id'] ?? ''),
+      snapshot: String(table.snapshot?.['snapshot-id'] ?? ''),
       rows,
       files: files.length,
       at: new Date().toISOString(),
