@@ -5,14 +5,21 @@
 # by `pnpm run stack:up` into ~/.cache/lakestream. Chromium is for the dashboard's browser tests,
 # Prometheus for the test of the shipped scrape config and Grafana queries, wrk for bench:gateway,
 # PostgreSQL for the product denylist when DENYLIST_STORE=postgres and the Iceberg catalog's state,
-# PyIceberg (in a venv in the cache) for reading the lake from Python.
+# PyIceberg and PySpark (in a venv in the cache) with the Iceberg Spark runtime jars for reading the
+# lake from Python and Spark.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PNPM_VERSION=10.34.9
 PYICEBERG_VERSION=0.12.0
 PYARROW_VERSION=26.0.1
-DEBIAN_PACKAGES=(zlib1g-dev libssl-dev libsasl2-dev libzstd-dev liblz4-dev redis-server redis-tools postgresql build-essential python3-pip python3-venv openssl chromium prometheus wrk)
+# Spark 3.5 runs on the default Java 17; Iceberg's runtime for it and its AWS bundle (S3FileIO) are
+# of one Iceberg version, downloaded once into the cache and checked against Maven Central's .sha1.
+PYSPARK_VERSION=3.5.9
+ICEBERG_VERSION=1.10.1
+SPARK_JARS=("org.apache.iceberg:iceberg-spark-runtime-3.5_2.12:$ICEBERG_VERSION" "org.apache.iceberg:iceberg-aws-bundle:$ICEBERG_VERSION")
+MAVEN_CENTRAL=https://repo1.maven.org/maven2
+DEBIAN_PACKAGES=(zlib1g-dev libssl-dev libsasl2-dev libzstd-dev liblz4-dev redis-server redis-tools postgresql build-essential python3-pip python3-venv openssl curl chromium prometheus wrk)
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -45,9 +52,48 @@ pnpm install --frozen-lockfile --reporter=append-only
 
 # PyIceberg, an outside reader of the lake's Iceberg tables (tests and users' Python), in a venv of
 # its own in the cache so the system's Python stays as it is.
-PYTHON_ENV="${LAKESTREAM_CACHE_DIR:-$HOME/.cache/lakestream}/python"
+CACHE_DIR="${LAKESTREAM_CACHE_DIR:-$HOME/.cache/lakestream}"
+PYTHON_ENV="$CACHE_DIR/python"
 if ! "$PYTHON_ENV/bin/python" -c "import pyiceberg, pyarrow, sys; sys.exit(0 if (pyiceberg.__version__, pyarrow.__version__) == ('$PYICEBERG_VERSION', '$PYARROW_VERSION') else 1)" 2>/dev/null; then
   step "installing PyIceberg $PYICEBERG_VERSION into $PYTHON_ENV"
   python3 -m venv "$PYTHON_ENV"
   "$PYTHON_ENV/bin/pip" install -q --disable-pip-version-check "pyiceberg[pyarrow]==$PYICEBERG_VERSION" "pyarrow==$PYARROW_VERSION"
 fi
+
+# PySpark, a second outside reader (scripts/spark-read.py), in the same venv (~320 MB: Spark's jars
+# come inside the package).
+if ! "$PYTHON_ENV/bin/python" -c "import pyspark, sys; sys.exit(0 if pyspark.__version__ == '$PYSPARK_VERSION' else 1)" 2>/dev/null; then
+  step "installing PySpark $PYSPARK_VERSION into $PYTHON_ENV"
+  "$PYTHON_ENV/bin/pip" install -q --disable-pip-version-check "pyspark==$PYSPARK_VERSION"
+fi
+
+# The Iceberg jars Spark loads with spark.jars (no Ivy resolution when a session starts). A jar whose
+# .sha1 matches is kept; other versions are removed so the reader finds exactly these two.
+SPARK_JAR_DIR="$CACHE_DIR/spark-jars"
+mkdir -p "$SPARK_JAR_DIR"
+wanted=()
+for coordinate in "${SPARK_JARS[@]}"; do
+  IFS=: read -r group artifact version <<<"$coordinate"
+  jar="$artifact-$version.jar"
+  wanted+=("$jar")
+  if [ -f "$SPARK_JAR_DIR/$jar" ] && [ -f "$SPARK_JAR_DIR/$jar.sha1" ] && \
+     [ "$(sha1sum "$SPARK_JAR_DIR/$jar" | cut -d' ' -f1)" = "$(cut -c1-40 "$SPARK_JAR_DIR/$jar.sha1")" ]; then
+    continue
+  fi
+  step "downloading $coordinate from Maven Central into $SPARK_JAR_DIR"
+  url="$MAVEN_CENTRAL/${group//.//}/$artifact/$version/$jar"
+  curl -fsSL --retry 3 -o "$SPARK_JAR_DIR/$jar.part" "$url"
+  expected="$(curl -fsSL --retry 3 "$url.sha1" | cut -c1-40)"
+  actual="$(sha1sum "$SPARK_JAR_DIR/$jar.part" | cut -d' ' -f1)"
+  if [ "$expected" != "$actual" ]; then
+    rm -f "$SPARK_JAR_DIR/$jar.part"
+    echo "bootstrap: $jar has SHA-1 $actual, Maven Central says $expected" >&2
+    exit 1
+  fi
+  printf '%s\n' "$expected" >"$SPARK_JAR_DIR/$jar.sha1"
+  mv "$SPARK_JAR_DIR/$jar.part" "$SPARK_JAR_DIR/$jar"
+done
+for file in "$SPARK_JAR_DIR"/*.jar; do
+  [ -e "$file" ] || continue
+  case " ${wanted[*]} " in *" $(basename "$file") "*) ;; *) rm -f "$file" "$file.sha1" ;; esac
+done

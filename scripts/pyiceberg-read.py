@@ -1,6 +1,6 @@
 """Reads one lake table with PyIceberg through the REST catalog and prints figures as JSON.
 
-Used by test/sinks/pyiceberg-reader.test.ts as an outside reader of the tables lakestream writes.
+Used by test/sinks/outside-readers.test.ts as an outside reader of the tables lakestream writes.
 Usage: pyiceberg-read.py <namespace> <table>; settings from the same environment variables as lakestream.
 """
 import json
