@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { avroCodec } from '../core/avro.ts';
 import { catalog } from '../platform/catalog.ts';
@@ -23,7 +23,7 @@ import { createTransactionGenerator } from '../ingest/transactions/generator.ts'
 import { createTransactionsProducer } from '../ingest/transactions/producer.ts';
 import { startJobProcess } from '../scripts/pipeline-process.ts';
 import { createLakeSink } from '../sinks/lake/lake-sink.ts';
-import { getUserFeatures, writeUserFeatures } from '../features/online-store.ts';
+import { getUserFeatures, readFeatures, writeUserFeatures } from '../features/online-store.ts';
 import { startFeatureServer } from '../features/server.ts';
 import { createLogger } from '../core/log.ts';
 import { runWrk, wrkPostScript, type WrkFigures } from './wrk.ts';
@@ -90,7 +90,47 @@ interface Row {
   target: string;
   met: string;
 }
-const rows: Row[] = [];
+const rows: Array<Row & { machine: string }> = [];
+
+/** The machine's CPU time so far, all cores: busy and total. */
+const cpuTimes = () => cpus().reduce((sum, cpu) => {
+  const { user, nice, sys, irq, idle } = cpu.times;
+  return { busy: sum.busy + user + nice + sys + irq, total: sum.total + user + nice + sys + irq + idle };
+}, { busy: 0, total: 0 });
+let rowWindow = cpuTimes();
+
+/**
+ * A row with how loaded the machine was while it was measured (everything since the previous row:
+ * its warm-up, samples and reference): the share of all cores busy, and the 1-minute load average
+ * at its end, so a noisy run can be told from a slow one.
+ */
+/**
+ * Waits (up to `limitMs`) until the machine's cores are mostly idle over a 2 s window: what the
+ * previous row left running (the brokers replicating and cleaning its topics, a job's exit)
+ * would otherwise be measured as this row's latency. Returns the busy share it started at.
+ */
+async function quietMachine(limitMs = 60_000): Promise<number> {
+  const started = performance.now();
+  for (;;) {
+    const before = cpuTimes();
+    await sleep(2_000);
+    const after = cpuTimes();
+    const busy = (after.busy - before.busy) / Math.max(1, after.total - before.total);
+    if (busy < 0.35 || performance.now() - started > limitMs) return busy;
+  }
+}
+
+let lastMachine = '';
+function addRow(row: Row): void {
+  const now = cpuTimes();
+  // rows of one measurement (pushed together) share its window
+  if (now.total - rowWindow.total >= 100) {
+    const busy = (now.busy - rowWindow.busy) / (now.total - rowWindow.total);
+    lastMachine = `CPU ${(busy * 100).toFixed(0)}% of ${cpus().length} cores, load ${loadavg()[0]!.toFixed(1)}`;
+    rowWindow = now;
+  }
+  rows.push({ ...row, machine: lastMachine });
+}
 const results: Record<string, unknown> = { quick, samples, brokers: config.KAFKA_BROKERS.length, profile: config.LAKESTREAM_PROFILE };
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const spread = (xs: number[]) => (xs.length > 1 ? `${formatCount(Math.min(...xs))}–${formatCount(Math.max(...xs))}` : '');
@@ -136,7 +176,7 @@ if (want('producer')) {
       if (size === avroSize && acks === -1) ourMax = o;
       const target = acks === -1 ? (size === 1024 ? 0.8 : 0.5) : undefined;
       const rate = (r: LoadtestResult) => r.recordsPerSecond;
-      rows.push({
+      addRow({
         name: `producer, our client flat out (pre-encoded), ${label}`,
         value: `${formatCount(o)} rec/s, ${pickMedian(ours, rate).mbPerSecond.toFixed(1)} MB/s; ${lat(pickMedian(ours, rate))}`,
         spread: spread(ours.map(rate)),
@@ -161,7 +201,7 @@ if (want('producer')) {
   );
   const ourP99 = median(oursSteady.map(p99));
   const theirP99 = median(theirsSteady.map(p99));
-  rows.push({
+  addRow({
     name: `producer latency at a fixed ${formatCount(steadyRate)} rec/s (half our max), ${avroSize} B, acks=all`,
     value: lat(pickMedian(oursSteady, p99)),
     spread: oursSteady.length > 1 ? `p99 ${Math.min(...oursSteady.map(p99)).toFixed(0)}–${Math.max(...oursSteady.map(p99)).toFixed(0)} ms` : '',
@@ -185,7 +225,7 @@ if (want('producer')) {
   });
   const reference = median((results[`producer ${avroSize} B, acks=all`] as { theirs: LoadtestResult[] }).theirs.map((r) => r.recordsPerSecond));
   const pathRate = median(pathSamples);
-  rows.push({
+  addRow({
     name: `producer, transactions path (rules + Avro + send), ${avroSize} B, acks=all`,
     value: `${formatCount(pathRate)} rec/s`,
     spread: spread(pathSamples),
@@ -210,7 +250,7 @@ if (want('pipeline')) {
     const picked = pipelineSamples.find((p) => ratioOf(p, job) === median(ratios))!;
     const peak = Math.max(...pipelineSamples.map((p) => p[job].peakRssMb));
     const ratio = median(ratios);
-    rows.push({
+    addRow({
       name:
         job === 'backup'
           ? `transactions-job-backup → Parquet on MinIO, ${formatCount(picked.records)} records (peak RSS ${peak} MB)`
@@ -230,7 +270,7 @@ if (want('backfill')) {
   const backfill = await benchBackfill(config, quick ? 2_000_000 : 10_000_000, quick ? 4 : 10);
   results.backfill = backfill;
   const best = Math.max(backfill.one, backfill.two);
-  rows.push({
+  addRow({
     name: `backfill of ${formatCount(backfill.rows)} archived rows (best of 1 and 2 workers)`,
     value: `${formatCount(best)} rows/s`,
     spread: `${formatCount(backfill.one)} (1 worker), ${formatCount(backfill.two)} (2)`,
@@ -266,14 +306,14 @@ if (want('redis')) {
     const refP99 = Number(csv[6]);
     const p50 = median(timings.map((s) => s.p50));
     const p99 = median(timings.map((s) => s.p99));
-    rows.push({
+    addRow({
       name: `getUserFeatures, ${batch} user${batch > 1 ? 's' : ''} per call (10k users, 17% missing)`,
       value: `p50 ${p50.toFixed(3)} ms, p99 ${p99.toFixed(3)} ms`,
       spread: timings.length > 1 ? `p99 ${Math.min(...timings.map((s) => s.p99)).toFixed(3)}–${Math.max(...timings.map((s) => s.p99)).toFixed(3)}` : '',
       reference: `redis-benchmark GET p50 ${refP50} ms, p99 ${refP99} ms`,
       ratio: (p99 / refP99).toFixed(2),
-      target: batch === 1 ? '≤ 2× (p99)' : '',
-      met: batch === 1 ? verdict(p99 / refP99 <= 2) : '',
+      target: batch === 1 ? '≤ 1.5× (p99)' : 'p99 ≤ 2 ms',
+      met: verdict(batch === 1 ? p99 / refP99 <= 1.5 : p99 <= 2),
     });
     results[`redis ${batch}`] = { timings, redisBenchmark: { p50: refP50, p99: refP99 } };
   }
@@ -293,7 +333,7 @@ if (want('redis')) {
       const p50 = median(runs.map((run) => run.p50Ms));
       const p99 = median(runs.map((run) => run.p99Ms));
       const failed = runs.reduce((sum, run) => sum + run.non2xx + run.errors, 0);
-      rows.push({
+      addRow({
         name: `feature server, POST /get-online-features, ${users} user${users > 1 ? 's' : ''} (wrk, 1 connection)`,
         value: `p50 ${p50.toFixed(3)} ms, p99 ${p99.toFixed(3)} ms, ${Math.round(median(runs.map((run) => run.requestsPerSecond))).toLocaleString('en-US')} req/s${failed ? `, ${failed} failed` : ''}`,
         spread: runs.length > 1 ? `p99 ${Math.min(...runs.map((run) => run.p99Ms)).toFixed(3)}–${Math.max(...runs.map((run) => run.p99Ms)).toFixed(3)}` : '',
@@ -311,30 +351,50 @@ if (want('redis')) {
   }
 }
 
+type Freshness = { p50: number; p99: number; max: number; count: number };
+
 /**
  * Produce → count visible in Redis, at a steady 5,000 transactions/s, with the features job and
- * the Redis sink running under `profile`, on topics of their own so no earlier backlog is in the
+ * the Redis sinks running under `profile`, on topics of their own so no earlier backlog is in the
  * way. Every 20 ms tick carries one probe transaction of a new user; its latency is from send to
- * its count being readable in Redis (polled every 2 ms), after a 5 s warm-up.
+ * its count, and to its 1 h window, being readable in Redis (polled every 2 ms), after a 5 s warm-up.
  */
-async function freshness(profile: Profile): Promise<{ p50: number; p99: number; max: number; count: number }> {
-  const freshNamespace = `${namespace}-fresh-${profile}`;
+async function freshness(profile: Profile, rate: number): Promise<{ counts: Freshness; window: Freshness; settledMs: number; busyAtStart: number }> {
+  const idleAtStart = await quietMachine();
+  const freshNamespace = `${namespace}-fresh-${profile}-${rate}`;
   createdNamespaces.push(freshNamespace);
   const freshNames = catalog(freshNamespace);
   await applyInfra(topicsFor(freshNamespace), { admin, registry, registryUrl: config.SCHEMA_REGISTRY_URL });
   log(`freshness (${profile} profile): starting the features job and the Redis sink`);
-  const jobs = startJobProcess(['transactions-ml-features-job', 'user-transaction-counts-redis-sink'], ['--namespace', freshNamespace], { LAKESTREAM_PROFILE: profile });
+  const jobs = startJobProcess(['transactions-ml-features-job', 'user-transaction-counts-redis-sink', 'user-transaction-windows-redis-sink'], ['--namespace', freshNamespace], { LAKESTREAM_PROFILE: profile });
   const producer = await createTransactionsProducer(config, { topic: freshNames.topic.transactions, lingerMs: profile === 'latency' ? 0 : 5 });
   const fresh = new LatencyRecorder();
+  const freshWindow = new LatencyRecorder();
   const pending = new Map<number, number>();
-  const rate = 5_000;
+  const pendingWindow = new Map<number, number>();
+  const windows = freshNames.features.userTransactionWindows;
   const seconds = quick ? 15 : 30;
   let probeUser = 50_000_000;
+  // Settled first: the jobs started, assigned and restored, as a lone probe through the whole
+  // path shows (its count and its window readable in Redis), so the figures are not a catch-up
+  // of the jobs' start-up (a tsx start of three jobs took seconds on a loaded machine).
+  const settleStarted = performance.now();
+  const settleProbe = { ...gen(), user_id: probeUser++ };
+  await producer.send([settleProbe]);
+  for (;;) {
+    const [count] = await getUserFeatures(redis, [settleProbe.user_id], freshNames.features.userTransactionCounts.redisPrefix);
+    const [window] = await readFeatures(redis, windows, [settleProbe.user_id]);
+    if (count && window) break;
+    if (performance.now() - settleStarted > 180_000) throw new Error(`freshness (${profile}): the jobs did not settle within 180 s: ${jobs.output().slice(-2_000)}`);
+    await sleep(20);
+  }
+  const settledMs = performance.now() - settleStarted;
+  log(`freshness (${profile}, ${rate} tx/s): settled (a lone probe visible in Redis) after ${(settledMs / 1000).toFixed(1)} s`);
   const warmUntil = performance.now() + 5_000;
   let streaming = true;
   const watcher = (async () => {
     let deadline = Number.POSITIVE_INFINITY;
-    while (streaming || (pending.size && performance.now() < deadline)) {
+    while (streaming || ((pending.size || pendingWindow.size) && performance.now() < deadline)) {
       if (!streaming && deadline === Number.POSITIVE_INFINITY) deadline = performance.now() + 20_000;
       const users = [...pending.keys()];
       if (users.length) {
@@ -348,6 +408,18 @@ async function freshness(profile: Profile): Promise<{ p50: number; p99: number; 
           if (sentAt >= warmUntil) fresh.record(now - sentAt);
         });
       }
+      const windowUsers = [...pendingWindow.keys()];
+      if (windowUsers.length) {
+        const found = await readFeatures(redis, windows, windowUsers);
+        const now = performance.now();
+        found.forEach((feature, i) => {
+          // a new user's first transaction: its 1 h window holds it
+          if (!feature || Number(feature.count_1h) < 1) return;
+          const sentAt = pendingWindow.get(windowUsers[i]!)!;
+          pendingWindow.delete(windowUsers[i]!);
+          if (sentAt >= warmUntil) freshWindow.record(now - sentAt);
+        });
+      }
       await sleep(2);
     }
   })();
@@ -359,29 +431,39 @@ async function freshness(profile: Profile): Promise<{ p50: number; p99: number; 
     const probe = { ...gen(), user_id: probeUser++ };
     const sentAt = performance.now();
     pending.set(probe.user_id, sentAt);
+    pendingWindow.set(probe.user_id, sentAt);
     void producer.send([...batch, probe]);
   }
   streaming = false;
   await watcher;
   await producer.close();
   await jobs.terminate();
-  return { ...fresh.summary(), count: fresh.count };
+  // where a batch's time went: each job's last stats line (batches, mean batch and commit ms)
+  const stats = jobs.output().split('\n').filter((line) => line.includes('stats') && line.includes('"job"'));
+  const lastStats = new Map<string, string>();
+  for (const line of stats) lastStats.set(/"job":"([^"]+)"/.exec(line)?.[1] ?? '', line);
+  for (const line of lastStats.values()) log(`freshness (${profile}) ${line.slice(0, 600)}`);
+  return { counts: { ...fresh.summary(), count: fresh.count }, window: { ...freshWindow.summary(), count: freshWindow.count }, settledMs, busyAtStart: idleAtStart };
 }
 
 // 6. Freshness, under each profile.
 if (want('freshness')) {
-  for (const profile of ['latency', 'throughput'] as const) {
-    const f = await freshness(profile);
-    results[`freshness ${profile}`] = f;
-    rows.push({
-      name: `produce → count visible in Redis at 5,000 tx/s, LAKESTREAM_PROFILE=${profile} (${f.count} probes)`,
-      value: `p50 ${f.p50.toFixed(0)} ms, p99 ${f.p99.toFixed(0)} ms`,
-      spread: `max ${f.max.toFixed(0)} ms`,
-      reference: '',
-      ratio: '',
-      target: profile === 'latency' ? 'p50 < 100 ms, p99 < 500 ms' : '',
-      met: profile === 'latency' ? verdict(f.p50 < 100 && f.p99 < 500) : '',
-    });
+  // the target rate under both profiles, then lower rates: what the machine sustains
+  const runs = [['latency', 5_000], ['throughput', 5_000], ['latency', 2_000], ['latency', 1_000]] as const;
+  for (const [profile, rate] of runs) {
+    const measured = await freshness(profile, rate);
+    results[`freshness ${profile} ${rate}`] = measured;
+    for (const [what, f] of [['count', measured.counts], ['1 h window', measured.window]] as const) {
+      addRow({
+        name: `produce → ${what} visible in Redis at ${formatCount(rate)} tx/s, LAKESTREAM_PROFILE=${profile} (${f.count} probes)`,
+        value: `p50 ${f.p50.toFixed(0)} ms, p99 ${f.p99.toFixed(0)} ms`,
+        spread: `max ${f.max.toFixed(0)} ms; from a settled start (CPU ${(measured.busyAtStart * 100).toFixed(0)}% before, a lone probe through in ${(measured.settledMs / 1000).toFixed(1)} s)`,
+        reference: '',
+        ratio: '',
+        target: profile !== 'latency' || rate !== 5_000 ? '' : what === 'count' ? 'p50 < 100 ms, p99 < 500 ms' : 'p99 < 500 ms',
+        met: profile !== 'latency' || rate !== 5_000 ? '' : verdict(what === 'count' ? f.p50 < 100 && f.p99 < 500 : f.p99 < 500),
+      });
+    }
   }
 }
 
@@ -498,7 +580,7 @@ async function openLakeWhenCreated(lakeNamespace: string) {
 if (want('lake')) {
   const f = await lakeFreshness();
   results.lake = f;
-  rows.push({
+  addRow({
     name: `produce → row visible in the Iceberg table at 5,000 tx/s, default sink settings (${f.count} probes, ${f.commits} commits, ${f.files} files)`,
     value: `p50 ${(f.p50 / 1000).toFixed(1)} s, p99 ${(f.p99 / 1000).toFixed(1)} s`,
     spread: `max ${(f.max / 1000).toFixed(1)} s`,
@@ -508,7 +590,7 @@ if (want('lake')) {
     met: verdict(f.p50 <= 5_000 && f.p99 <= 15_000),
   });
   const c = f.compaction;
-  rows.push({
+  addRow({
     name: `compaction of those hours (${c.hours} hour partitions, ${c.filesBefore} sink files, open hour included, ${c.seconds.toFixed(1)} s)`,
     value: `${c.filesAfter} files, at most ${c.maxFilesPerHour} per hour, ${c.smallestMiB.toFixed(1)}–${c.largestMiB.toFixed(1)} MiB; ${c.snapshotsInMetadata} snapshot${c.snapshotsInMetadata === 1 ? '' : 's'} in the table metadata`,
     spread: '',
@@ -517,7 +599,7 @@ if (want('lake')) {
     target: '≥ 64 MiB or one file per hour; snapshots bounded',
     met: verdict(c.maxFilesPerHour <= 1 && c.snapshotsInMetadata <= 10),
   });
-  rows.push({
+  addRow({
     name: 'Iceberg catalog commit (Nessie), one round of sink flushes',
     value: `p50 ${f.commitP50} ms, p99 ${f.commitP99} ms`,
     spread: '',
@@ -532,7 +614,7 @@ if (want('lake')) {
 if (want('scorer')) {
   const s = await benchScorer(config, { namespace, quick, log });
   results.scorer = s;
-  rows.push({
+  addRow({
     name: `session scorer, ${s.instances} instances: shop events through (${formatCount(s.events)} events, ${formatCount(s.predictions)} predictions, exactly once)`,
     value: `${formatCount(s.eventsPerSecond)} events/s`,
     spread: '',
@@ -541,7 +623,7 @@ if (want('scorer')) {
     target: '',
     met: '',
   });
-  rows.push({
+  addRow({
     name: `session scorer, ${s.instances} instances: event → prediction readable at ${formatCount(s.latency.rate)} events/s, LAKESTREAM_PROFILE=latency (${s.latency.count} predictions)`,
     value: `p50 ${s.latency.p50.toFixed(0)} ms, p99 ${s.latency.p99.toFixed(0)} ms`,
     spread: `max ${s.latency.max.toFixed(0)} ms`,
@@ -571,7 +653,7 @@ if (want('dashboard')) {
     const warmMs = performance.now() - warmAt;
     const files = filled.lake.tables.reduce((sum, table) => sum + table.files, 0);
     results.dashboard = { firstMs, lakeMs, warmMs, tables: filled.lake.tables.length, files };
-    rows.push({
+    addRow({
       name: `dashboard: first snapshot on a fresh start (main lake: ${filled.lake.tables.length} tables, ${formatCount(files)} data files)`,
       value: `${firstMs.toFixed(0)} ms`,
       spread: `lake cards filled after ${(lakeMs / 1000).toFixed(1)} s; warm snapshot ${warmMs.toFixed(0)} ms`,
@@ -586,9 +668,9 @@ if (want('dashboard')) {
 }
 
 console.log(`\n## lakestream benchmarks (${quick ? 'quick, 1 sample' : `${samples} samples, median`}; ${config.KAFKA_BROKERS.length} brokers)\n`);
-console.log('| path | ours | spread | reference, same stack, same run | ours / ref | target | |');
-console.log('|---|---|---|---|---:|---|---|');
-for (const row of rows) console.log(`| ${row.name} | ${row.value} | ${row.spread} | ${row.reference} | ${row.ratio} | ${row.target} | ${row.met} |`);
+console.log('| path | ours | spread | reference, same stack, same run | ours / ref | target | | machine while measured |');
+console.log('|---|---|---|---|---:|---|---|---|');
+for (const row of rows) console.log(`| ${row.name} | ${row.value} | ${row.spread} | ${row.reference} | ${row.ratio} | ${row.target} | ${row.met} | ${row.machine} |`);
 const dir = join(repoRoot, 'benchmarks', 'results');
 mkdirSync(dir, { recursive: true });
 const file = join(dir, `bench-${new Date().toISOString().replaceAll(':', '-')}.json`);

@@ -9,8 +9,10 @@
 export type Profile = 'throughput' | 'latency';
 
 export interface ProfileSettings {
-  /** Most records one batch hands to a handler (and one transaction holds). */
+  /** Most records one batch hands to a handler (and one transaction holds) while the job keeps up. */
   maxBatchSize: number;
+  /** How far batches grow behind a backlog (`core/runtime/batch-size.ts`). */
+  backlogBatchSize: number;
   /** How long a poll waits for its first record. */
   pollTimeoutMs: number;
   /** How long a broker may hold a fetch to fill it (librdkafka fetch.wait.max.ms). */
@@ -24,8 +26,8 @@ export interface ProfileSettings {
 }
 
 const profiles: Record<Profile, ProfileSettings> = {
-  throughput: { maxBatchSize: 20_000, pollTimeoutMs: 200, fetchWaitMaxMs: 100, fetchMinBytes: 256 * 1024, prefetchKbytes: 4 * 1024, lingerMs: 5 },
-  latency: { maxBatchSize: 2_000, pollTimeoutMs: 50, fetchWaitMaxMs: 5, fetchMinBytes: 1, prefetchKbytes: 4 * 1024, lingerMs: 0 },
+  throughput: { maxBatchSize: 20_000, backlogBatchSize: 20_000, pollTimeoutMs: 200, fetchWaitMaxMs: 100, fetchMinBytes: 256 * 1024, prefetchKbytes: 4 * 1024, lingerMs: 5 },
+  latency: { maxBatchSize: 2_000, backlogBatchSize: 20_000, pollTimeoutMs: 50, fetchWaitMaxMs: 5, fetchMinBytes: 1, prefetchKbytes: 4 * 1024, lingerMs: 0 },
 };
 
 export function profileSettings(profile: Profile): ProfileSettings {

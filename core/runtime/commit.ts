@@ -74,7 +74,9 @@ function batchStrategy(deps: CommitStrategyDeps): CommitStrategy {
           if (undelivered) throw new LakestreamError('DELIVERY_FAILED', `${undelivered} dead letters not delivered to ${deps.deadLetterTopic}: ${errorMessage(firstError)}`, { retriable: true });
         }, retrying);
       }
+      deps.onPhase('handling the batch');
       await retry(() => deps.handler().handle(fetch.batches, { produce: noProduce, deadLetter: noProduce }), retrying);
+      deps.onPhase('committing offsets');
       if (deps.mode === 'after-batch') await deps.commitOffsets(nextOffsets(fetch));
       return 'done';
     },
@@ -85,6 +87,8 @@ function batchStrategy(deps: CommitStrategyDeps): CommitStrategy {
   };
 }
 
+const TRANSACTION_LINGER_MS = 20;
+
 /** `transaction`: the handler's output, the dead letters and the offsets in one Kafka transaction. */
 function transactionStrategy(deps: CommitStrategyDeps): CommitStrategy {
   const { config, jobName, log } = deps;
@@ -94,7 +98,12 @@ function transactionStrategy(deps: CommitStrategyDeps): CommitStrategy {
   let commitMs = 0;
   const manager: TransactionManager = createTransactionManager({
     transactionalId,
-    newProducer: () => createTransactionalProducer(config, transactionalId, { lingerMs: deps.lingerMs }),
+    // A transaction's records are invisible until its commit, and the commit flushes whatever
+    // lingers (librdkafka ignores linger.ms while flushing), so a linger costs no latency here;
+    // linger 0 made librdkafka wake its broker threads and send a request per few records, which
+    // on a 2-core machine with three brokers cost the latency profile more per record than the
+    // throughput profile (docs/decisions/0006).
+    newProducer: () => createTransactionalProducer(config, transactionalId, { lingerMs: Math.max(deps.lingerMs, TRANSACTION_LINGER_MS) }),
     log,
     onPhase: deps.onPhase,
   });

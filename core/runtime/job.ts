@@ -1,5 +1,6 @@
 import kafkaJavascript, { type KafkaConsumer, type Message } from '@confluentinc/kafka-javascript';
 import type { Admin } from '@platformatic/kafka';
+import { createBatchSizer, type BatchSizer } from './batch-size.ts';
 import { fromCallback, withTimeout } from '../async.ts';
 import { createDeadLetters, type DeadLetters } from '../dead-letter.ts';
 import { LakestreamError, errorMessage, isRetriable } from '../errors.ts';
@@ -221,7 +222,7 @@ class StreamJobRuntime implements StreamJob {
   private readonly profile: ReturnType<typeof profileSettings>;
   private readonly log: Logger;
   private readonly deadLetters: DeadLetters;
-  private readonly maxBatchSize: number;
+  private readonly batchSize: BatchSizer;
   private readonly tickMs: number;
   private readonly counters = { recordsIn: 0, batches: 0, batchMs: 0 };
   private readonly assigned = new Set<number>();
@@ -242,6 +243,16 @@ class StreamJobRuntime implements StreamJob {
   private stopped: Promise<void> | undefined;
   /** Where the batch under way stands, for the log of one that takes unusually long. */
   private phase = 'idle';
+  private phaseSince = performance.now();
+  /** Time spent in each phase of a batch since the start (the stats show it per batch). */
+  private readonly phaseMs = new Map<string, number>();
+
+  private enterPhase(next: string): void {
+    const now = performance.now();
+    if (this.phase !== 'idle') this.phaseMs.set(this.phase, (this.phaseMs.get(this.phase) ?? 0) + now - this.phaseSince);
+    this.phase = next;
+    this.phaseSince = now;
+  }
 
   constructor(
     private readonly options: StreamJobOptions,
@@ -254,7 +265,8 @@ class StreamJobRuntime implements StreamJob {
     this.profile = profileSettings(config.LAKESTREAM_PROFILE);
     this.log = context.log.child({ job: options.name, topic: options.topic });
     this.deadLetters = createDeadLetters(options.name, this.log);
-    this.maxBatchSize = options.maxBatchSize ?? this.profile.maxBatchSize;
+    // a job given its batch size keeps it; the profile's grows behind a backlog
+    this.batchSize = options.maxBatchSize ? createBatchSizer(options.maxBatchSize) : createBatchSizer(this.profile.maxBatchSize, this.profile.backlogBatchSize);
     this.tickMs = options.tickMs ?? 1_000;
     this.positions = new PositionTracker(options.topic);
     this.admin = jobAdmin(options, config);
@@ -284,7 +296,7 @@ class StreamJobRuntime implements StreamJob {
       handler: () => this.handler!,
       consumer: () => this.consumer!,
       commitOffsets: (offsets) => this.commitOffsets(offsets),
-      onPhase: (now) => (this.phase = now),
+      onPhase: (now) => this.enterPhase(now),
     });
     this.rebalances = createRebalanceQueue({
       jobName: options.name,
@@ -322,7 +334,7 @@ class StreamJobRuntime implements StreamJob {
       outageRetry: (what) => this.outageRetry(what),
       rewind: (messages) => rewind(messages, options.topic, (partition, offset) => this.seek(partition, offset), this.assigned),
       rewindToCommitted: (messages) => this.seekToCommitted([...new Set(messages.map((message) => message.partition))]),
-      setPhase: (now) => (this.phase = now),
+      setPhase: (now) => this.enterPhase(now),
       phase: () => this.phase,
     };
   }
@@ -408,7 +420,8 @@ class StreamJobRuntime implements StreamJob {
     let lastTick = Date.now();
     let firstSeen = false;
     while (this.running) {
-      const messages = await poll(consumer, this.maxBatchSize, this.options, this.config, this.log);
+      const messages = await poll(consumer, this.batchSize.size, this.options, this.config, this.log);
+      this.batchSize.observe(messages.length);
       if (messages.length) {
         if (!firstSeen) {
           firstSeen = true;
@@ -450,7 +463,7 @@ class StreamJobRuntime implements StreamJob {
       log.error('job failed', { error: errorMessage(error) });
       this.fail(error);
     });
-    log.info('started', { commit: options.commit, maxBatchSize: this.maxBatchSize });
+    log.info('started', { commit: options.commit, maxBatchSize: this.batchSize.size });
   }
 
   stop(): Promise<void> {
@@ -490,6 +503,9 @@ class StreamJobRuntime implements StreamJob {
       batches: stats.batches,
       // means since the start: where a batch's time goes (commit = Kafka transaction commit)
       meanBatchMs: stats.batches ? Math.round((stats.batchMs / stats.batches) * 10) / 10 : 0,
+      batchSize: this.batchSize.size,
+      // where a batch's time goes, per batch: decoding, handling, sending offsets, committing, …
+      meanPhaseMs: Object.fromEntries([...this.phaseMs].map(([phase, ms]) => [phase, stats.batches ? Math.round((ms / stats.batches) * 10) / 10 : 0])),
       ...this.strategy.stats(stats.batches),
       deadLetters: this.deadLetters.counts(),
       assigned: [...this.assigned].sort((a, b) => a - b),
