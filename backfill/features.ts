@@ -147,6 +147,10 @@ export async function openDayBackfiller(context: ClientContext, layout: Backfill
   const valueFields = (JSON.parse(readFileSync(join(repoRoot, 'schemas', target.valueSchema), 'utf8')) as { fields: Array<{ name: string }> }).fields.map((field) => field.name);
   const targetColumns = columnsOf(JSON.parse(readFileSync(join(repoRoot, 'schemas', target.valueSchema), 'utf8')));
   const quoted = (names: string[]) => names.map((name) => `"${name}"`).join(', ');
+  // DuckDB adds a window's doubles in whatever order its threads meet them, so the same rows can
+  // differ in their last bits from one run to the next: the name of a day's files hashes them
+  // rounded, or a re-run over the same archive would replace every day with itself
+  const fingerprinted = targetColumns.map(({ name, sqlType }) => (sqlType === 'DOUBLE' || sqlType === 'FLOAT' ? `round("${name}", 6)` : `"${name}"`)).join(', ');
   // rows of one user next to each other, in the order the stream wrote them
   const orderBy = feature === 'counts' ? 'user_id, total_transactions_count' : 'user_id, events';
   const hourOf = (eventTime: string) => `((${eventTime} // 3600000) % 24)::INTEGER`;
@@ -306,7 +310,7 @@ export async function openDayBackfiller(context: ClientContext, layout: Backfill
 
     const [plan] = (
       await db.runAndReadAll(`SELECT count(*)::BIGINT AS n, list(DISTINCT hour ORDER BY hour) AS hours,
-        count(*) FILTER (WHERE kept)::BIGINT AS kept, coalesce(sum(hash(${quoted(valueFields)})), 0)::VARCHAR AS fingerprint
+        count(*) FILTER (WHERE kept)::BIGINT AS kept, coalesce(sum(hash(${fingerprinted})), 0)::VARCHAR AS fingerprint
         FROM (${dayRows})`)
     ).getRowObjectsJS() as Array<{ n: bigint; hours: number[]; kept: bigint; fingerprint: string }>;
     // named from what they hold: the same rows, the same names, whatever the archive's files

@@ -97,7 +97,7 @@ test('features check and backfill: the windows the stream emitted and served equ
   assert.ok(objects.length > 0 && objects.every((path) => /\/backfill-[0-9a-f]{16}\.parquet$/.test(path)), 'the stream files of the covered days were replaced');
   const again = await runCliFile('backfill/cli.ts', ['--namespace', namespace, '--feature', 'windows'], {}, 240_000);
   assert.equal(again.status, 0, again.stderr);
-  assert.deepEqual(await liveObjects(), objects, 'a re-run commits nothing new');
+  assert.deepEqual(await liveObjects(), objects, `a re-run commits nothing new (first: ${backfill.stdout.trim()}; again: ${again.stdout.trim()})`);
   assert.deepEqual(await redisSnapshot(), redisBefore, 'Redis byte for byte untouched');
 
   // the check leaves the backfilled rows to the backfill and still compares Redis
