@@ -144,8 +144,8 @@ export async function openDayBackfiller(context: ClientContext, layout: Backfill
   const db = duck.connection;
   const sinkFile = sinkFileSql('filename');
   const target = layout[feature];
-  const valueFields = (JSON.parse(readFileSync(join(repoRoot, 'schemas', target.valueSchema), 'utf8')) as { fields: Array<{ name: string }> }).fields.map((field) => field.name);
   const targetColumns = columnsOf(JSON.parse(readFileSync(join(repoRoot, 'schemas', target.valueSchema), 'utf8')));
+  const valueFields = targetColumns.map((column) => column.name);
   const quoted = (names: string[]) => names.map((name) => `"${name}"`).join(', ');
   // DuckDB adds a window's doubles in whatever order its threads meet them, so the same rows can
   // differ in their last bits from one run to the next: the name of a day's files hashes them
