@@ -257,7 +257,7 @@ if (want('pipeline')) {
           : `transactions-ml-features-job, exactly-once, ${formatCount(picked.records)} records (peak RSS ${peak} MB)`,
       value: `${formatCount(picked[job].recordsPerSecond)} rec/s`,
       spread: ratios.length > 1 ? `ratio ${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}` : '',
-      reference: `raw consume ${formatCount(picked.raw.recordsPerSecond)} rec/s; ConsumerPerformance ${formatCount(picked.consumerPerformance.recordsPerSecond)} rec/s`,
+      reference: `raw consume ${formatCount(picked.raw.recordsPerSecond)} rec/s (batches of ${formatCount(picked.raw.batchSize)}); ConsumerPerformance ${formatCount(picked.consumerPerformance.recordsPerSecond)} rec/s`,
       ratio: ratio.toFixed(2),
       target: job === 'backup' ? '≥ 0.8×, RSS ≤ 512 MB' : '≥ 0.6×',
       met: job === 'backup' ? verdict(ratio >= 0.8 && peak <= 512) : verdict(ratio >= 0.6),

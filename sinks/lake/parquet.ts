@@ -12,6 +12,7 @@ import {
   FLOAT,
   INTEGER,
   VARCHAR,
+  type DuckDBAppender,
   type DuckDBConnection,
   type DuckDBType,
 } from '@duckdb/node-api';
@@ -35,16 +36,94 @@ function vectorValue(column: Column, value: unknown): unknown {
 
 const quote = (name: string) => `"${name.replaceAll('"', '""')}"`;
 
-/** The rows of one output file, one value array per column, and its partition (`dt` YYYY-MM-DD, `hour` HH). */
+/** The rows of one output file, staged in DuckDB (see `StagedRows`), and its partition (`dt` YYYY-MM-DD, `hour` HH). */
 export interface FilePart {
-  values: unknown[][];
-  rows: number;
+  stage: StagedRows;
   dt: string;
   hour: string;
 }
 
 /**
- * Writes column buffers to Parquet through DuckDB: rows go in as data chunks of 2,048 (numbers are
+ * The rows of one future file. A caller pushes values into `values` (one array per column) and
+ * calls `added()`; every full chunk of 2,048 rows then moves into a DuckDB table at once, so a
+ * partition's buffer lives in DuckDB's memory, not in the JS heap until its flush. Held in JS,
+ * every buffered string and array survived young-generation collections and was copied twice
+ * on its way to the old generation, and full collections marked it again and again: GC was 23%
+ * of a lake sink's CPU at 1M records (docs/decisions/0015).
+ */
+export class StagedRows {
+  /** Values not yet in DuckDB, one array per column: at most one chunk once the table exists. */
+  values: unknown[][];
+  /** Rows of the file: in DuckDB and in `values`. */
+  rows = 0;
+  private appender: DuckDBAppender | undefined;
+  private closed = false;
+  /** Set once the table and its appender exist (created in the background). */
+  readonly ready: Promise<void>;
+
+  constructor(
+    private readonly writer: ParquetWriter,
+    readonly table: string,
+    readonly columns: Column[],
+    private readonly types: DuckDBType[],
+    create: (table: string) => Promise<DuckDBAppender>,
+  ) {
+    this.values = columns.map(() => []);
+    this.ready = create(table).then((appender) => {
+      if (this.closed) appender.closeSync();
+      else this.appender = appender;
+    });
+    // a failure is reported by the flush that awaits `ready`; until then rows stay in `values`
+    this.ready.catch(() => {});
+  }
+
+  /** Call after pushing one row's values. */
+  added(): void {
+    this.rows++;
+    if (this.appender && this.values[0]!.length >= CHUNK_ROWS) this.drain(false);
+  }
+
+  /** Moves the pending values into DuckDB: full chunks only, or everything (`all`). */
+  private drain(all: boolean): void {
+    const appender = this.appender!;
+    const pending = this.values[0]!.length;
+    let start = 0;
+    for (; start + (all ? 1 : CHUNK_ROWS) <= pending; start += CHUNK_ROWS) {
+      const rows = Math.min(CHUNK_ROWS, pending - start);
+      const chunk = DuckDBDataChunk.create(this.types, rows);
+      for (const [index, column] of this.columns.entries()) {
+        const vector = chunk.getColumnVector(index);
+        const source = this.values[index]!;
+        for (let row = 0; row < rows; row++) vector.setItem(row, vectorValue(column, source[start + row]) as never);
+        vector.flush();
+      }
+      appender.appendDataChunk(chunk);
+    }
+    this.values = start >= pending ? this.columns.map(() => []) : this.values.map((values) => values.slice(start));
+  }
+
+  /** Every row in DuckDB, the appender closed: the table is ready to be read. */
+  async seal(): Promise<void> {
+    await this.ready;
+    if (this.closed) throw new Error(`staged rows ${this.table} were discarded`);
+    this.drain(true);
+    this.appender!.closeSync();
+    this.appender = undefined;
+    this.closed = true;
+  }
+
+  /** Frees the rows (written, or dropped with their buffer). */
+  discard(): Promise<void> {
+    this.values = [];
+    this.closed = true;
+    this.appender?.closeSync();
+    this.appender = undefined;
+    return this.writer.drop(this.ready, this.table);
+  }
+}
+
+/**
+ * Writes staged rows to Parquet through DuckDB: rows go in as data chunks of 2,048 (numbers are
  * copied into the vectors' memory in JS, without a native call per value), then COPY encodes them
  * with zstd in row groups of 122,880 rows that carry min/max statistics, so readers prune by
  * column ranges. Measured here at ~945k rows/s with one native call per value and ~17x smaller
@@ -53,58 +132,67 @@ export interface FilePart {
 export class ParquetWriter {
   private constructor(
     private readonly instance: DuckDBInstance,
+    /** Runs the COPY statements (one at a time, each on a DuckDB thread). */
     private readonly connection: DuckDBConnection,
+    /** Creates the staging tables and holds their appenders, called on the JS thread while a COPY runs. */
+    private readonly staging: DuckDBConnection,
     private readonly dir: string,
   ) {}
 
   private sequence = 0;
-  /** One DuckDB connection runs one statement at a time: writes of concurrent flushes queue here. */
+  /** One DuckDB connection runs one statement at a time: statements on each connection queue here. */
   private queue: Promise<unknown> = Promise.resolve();
+  private stagingQueue: Promise<unknown> = Promise.resolve();
 
   static async open(): Promise<ParquetWriter> {
-    const instance = await DuckDBInstance.create(':memory:', { threads: '1', memory_limit: '64MB', allocator_background_threads: 'false' });
-    return new ParquetWriter(instance, await instance.connect(), mkdtempSync(join(tmpdir(), 'lakestream-parquet-')));
+    const dir = mkdtempSync(join(tmpdir(), 'lakestream-parquet-'));
+    // Staged rows count against the memory limit; past it DuckDB spills them to the temp directory
+    // rather than failing. The sink bounds what it buffers (maxBufferedBytes) well below this.
+    const instance = await DuckDBInstance.create(':memory:', { threads: '1', memory_limit: '160MB', temp_directory: join(dir, 'spill'), allocator_background_threads: 'false' });
+    return new ParquetWriter(instance, await instance.connect(), await instance.connect(), dir);
+  }
+
+  /** Staging for the rows of one file with `columns`. */
+  stage(columns: Column[]): StagedRows {
+    const types = columns.map((c) => duckdbTypes[c.sqlType]);
+    const declared = columns.map((c) => `${quote(c.name)} ${c.sqlType}${c.nullable ? '' : ' NOT NULL'}`);
+    return new StagedRows(this, `stage_${++this.sequence}`, columns, types, (table) => {
+      const created = this.stagingQueue.then(async () => {
+        await this.staging.run(`CREATE TABLE ${table} (${declared.join(', ')})`);
+        return this.staging.createAppender(table);
+      });
+      this.stagingQueue = created.catch(() => {});
+      return created;
+    });
+  }
+
+  /** Drops a staging table once it exists (after the statements queued before). */
+  drop(created: Promise<void>, table: string): Promise<void> {
+    const dropped = this.queue.then(() => created.catch(() => {})).then(() => this.connection.run(`DROP TABLE IF EXISTS ${table}`));
+    this.queue = dropped.catch(() => {});
+    return dropped.then(() => {});
   }
 
   /**
-   * Encodes each part (rows given as one value array per column, all with `columns`) as one
-   * Parquet file and returns their bytes in order. Several parts are written by one partitioned
-   * COPY: a flush that spans many event hours costs one statement, not one per hour.
+   * Encodes each part (staged rows, all with `columns`) as one Parquet file and returns their bytes
+   * in order. Several parts are written by one partitioned COPY: a flush that spans many event
+   * hours costs one statement, not one per hour. The parts' staged rows are freed afterwards.
    */
-  writeFiles(columns: Column[], parts: FilePart[], fieldIds: Record<string, number>): Promise<Buffer[]> {
-    const result = this.queue.then(() => this.writeNow(columns, parts, fieldIds));
-    this.queue = result.catch(() => {});
-    return result;
+  async writeFiles(columns: Column[], parts: FilePart[], fieldIds: Record<string, number>): Promise<Buffer[]> {
+    try {
+      for (const part of parts) await part.stage.seal();
+      const result = this.queue.then(() => this.writeNow(columns, parts, fieldIds));
+      this.queue = result.catch(() => {});
+      return await result;
+    } finally {
+      await Promise.all(parts.map((part) => part.stage.discard()));
+    }
   }
 
   private async writeNow(columns: Column[], parts: FilePart[], fieldIds: Record<string, number>): Promise<Buffer[]> {
-    const table = `buffer_${++this.sequence}`;
-    const target = join(this.dir, table);
+    const target = join(this.dir, `file_${++this.sequence}`);
     const several = parts.length > 1;
-    const declared = columns.map((c) => `${quote(c.name)} ${c.sqlType}${c.nullable ? '' : ' NOT NULL'}`);
-    await this.connection.run(`CREATE TABLE ${table} (${[...declared, ...(several ? ['"__part" INTEGER NOT NULL'] : [])].join(', ')})`);
     try {
-      const appender = await this.connection.createAppender(table);
-      const types = [...columns.map((c) => duckdbTypes[c.sqlType]), ...(several ? [INTEGER] : [])];
-      for (const [part, { values, rows: rowCount }] of parts.entries()) {
-        for (let start = 0; start < rowCount; start += CHUNK_ROWS) {
-          const rows = Math.min(CHUNK_ROWS, rowCount - start);
-          const chunk = DuckDBDataChunk.create(types, rows);
-          for (const [index, column] of columns.entries()) {
-            const vector = chunk.getColumnVector(index);
-            const source = values[index]!;
-            for (let row = 0; row < rows; row++) vector.setItem(row, vectorValue(column, source[start + row]) as never);
-            vector.flush();
-          }
-          if (several) {
-            const vector = chunk.getColumnVector(columns.length);
-            for (let row = 0; row < rows; row++) vector.setItem(row, part as never);
-            vector.flush();
-          }
-          appender.appendDataChunk(chunk);
-        }
-      }
-      appender.closeSync();
       // Iceberg readers match Parquet columns by field id, so each column carries the table's.
       const ids = [...columns.map((c) => c.name), 'dt', 'hour'].map((name) => {
         const id = fieldIds[name];
@@ -113,9 +201,9 @@ export class ParquetWriter {
       });
       const options = `FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880, FIELD_IDS {${ids.join(', ')}}`;
       // dt and hour, the table's partition columns, are one value per part
-      const perPart = (value: (part: FilePart) => string) =>
-        several ? `CASE "__part" ${parts.map((part, i) => `WHEN ${i} THEN ${value(part)}`).join(' ')} END` : value(parts[0]!);
-      const select = `SELECT ${columns.map((c) => quote(c.name)).join(', ')}, ${perPart((part) => `DATE '${part.dt}'`)} AS dt, ${perPart((part) => `${Number(part.hour)}::INTEGER`)} AS hour${several ? ', "__part"' : ''} FROM ${table}`;
+      const selectPart = (part: FilePart, index: number) =>
+        `SELECT ${columns.map((c) => quote(c.name)).join(', ')}, DATE '${part.dt}' AS dt, ${Number(part.hour)}::INTEGER AS hour${several ? `, ${index} AS "__part"` : ''} FROM ${part.stage.table}`;
+      const select = parts.map(selectPart).join(' UNION ALL ');
       if (!several) {
         await this.connection.run(`COPY (${select}) TO '${target}.parquet' (${options})`);
         return [readFileSync(`${target}.parquet`)];
@@ -129,13 +217,13 @@ export class ParquetWriter {
         return readFileSync(join(dir, names[0]!));
       });
     } finally {
-      await this.connection.run(`DROP TABLE IF EXISTS ${table}`);
       rmSync(target, { recursive: true, force: true });
       rmSync(`${target}.parquet`, { force: true });
     }
   }
 
   close(): void {
+    this.staging.closeSync();
     this.connection.closeSync();
     this.instance.closeSync();
     rmSync(this.dir, { recursive: true, force: true });
