@@ -84,6 +84,8 @@ async function main(): Promise<void> {
     const view = layout[feature].view;
     const totals: Totals = { feature, days: 0, filesRead: 0, rowsRead: 0, rowsWritten: 0, rowsKept: 0, filesWritten: 0, filesRemoved: 0, rebases: 0 };
     const startedAt = Date.now();
+    /** The processes that backfilled days: the workers that reported, else this one. */
+    const processes = new Set<number>();
     const account = (result: Omit<Totals, 'days' | 'feature'>) => {
       totals.days++;
       totals.filesRead += result.filesRead;
@@ -96,13 +98,18 @@ async function main(): Promise<void> {
       if (!report) process.stderr.write(`\r${progressLine(totals, mine.length, plannedFiles, startedAt)}`);
     };
 
-    if (workers > 1 && !values.shard) {
+    // a process given --shard is one of the workers (or one of several machines): it does its days itself
+    if (workers > 1 && shard.of === 1) {
       const children = Array.from({ length: workers }, (_, index) => {
         const args = ['--import', 'tsx', `${repoRoot}/backfill/cli.ts`, '--feature', feature, '--shard', `${index}/${workers}`, '--report', 'json', '--memory-limit', values['memory-limit']];
         for (const name of ['from', 'to', 'namespace'] as const) if (values[name]) args.push(`--${name}`, values[name]!);
         if (values['dry-run']) args.push('--dry-run');
         const child = spawn(process.execPath, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] });
-        createInterface({ input: child.stdout! }).on('line', (line) => account(JSON.parse(line)));
+        createInterface({ input: child.stdout! }).on('line', (line) => {
+          const day = JSON.parse(line) as Omit<Totals, 'days' | 'feature'> & { pid: number };
+          processes.add(day.pid);
+          account(day);
+        });
         return new Promise<number | null>((resolve) => child.once('exit', resolve));
       });
       const codes = await Promise.all(children);
@@ -113,7 +120,7 @@ async function main(): Promise<void> {
         for (const plan of mine as DayPlan[]) {
           const result = await backfiller.run(plan, { dryRun: values['dry-run'], afterFirstUpload: testPause });
           const counts = { filesRead: result.filesRead, rowsRead: result.rowsRead, rowsWritten: result.rowsWritten, rowsKept: result.rowsKept, filesWritten: result.filesWritten.length, filesRemoved: result.filesRemoved.length, rebases: result.rebases };
-          if (report) console.log(JSON.stringify({ feature, dt: plan.dt, ...counts }));
+          if (report) console.log(JSON.stringify({ feature, dt: plan.dt, pid: process.pid, ...counts }));
           else account(counts);
           if (values['dry-run'] && !report) {
             process.stderr.write('\n');
@@ -136,7 +143,8 @@ async function main(): Promise<void> {
         (totals.rowsKept ? ` (${formatCount(totals.rowsKept)} of them stream rows kept: their transactions are not archived yet)` : '') +
         `, ${totals.filesRemoved} stale objects ${values['dry-run'] ? 'would be ' : ''}removed, ` +
         (totals.rebases ? `${totals.rebases} commits made again on a table the sinks moved meanwhile, ` : '') +
-        `${seconds.toFixed(1)} s, ${formatCount(totals.rowsRead / Math.max(seconds, 0.001))} rows/s`,
+        `${seconds.toFixed(1)} s, ${formatCount(totals.rowsRead / Math.max(seconds, 0.001))} rows/s` +
+        (workers > 1 ? `, days done by ${processes.size || 1} worker process${processes.size > 1 ? 'es' : ''}` : ''),
     );
   }
 }

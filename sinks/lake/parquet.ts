@@ -57,6 +57,7 @@ export class StagedRows {
   /** Rows of the file: in DuckDB and in `values`. */
   rows = 0;
   private appender: DuckDBAppender | undefined;
+  private connection: DuckDBConnection | undefined;
   private closed = false;
   /** Set once the table and its appender exist (created in the background). */
   readonly ready: Promise<void>;
@@ -66,11 +67,12 @@ export class StagedRows {
     readonly table: string,
     readonly columns: Column[],
     private readonly types: DuckDBType[],
-    create: (table: string) => Promise<DuckDBAppender>,
+    create: (table: string) => Promise<{ connection: DuckDBConnection; appender: DuckDBAppender }>,
   ) {
     this.values = columns.map(() => []);
-    this.ready = create(table).then((appender) => {
-      if (this.closed) appender.closeSync();
+    this.ready = create(table).then(({ connection, appender }) => {
+      this.connection = connection;
+      if (this.closed) this.release();
       else this.appender = appender;
     });
     // a failure is reported by the flush that awaits `ready`; until then rows stay in `values`
@@ -107,17 +109,22 @@ export class StagedRows {
     await this.ready;
     if (this.closed) throw new Error(`staged rows ${this.table} were discarded`);
     this.drain(true);
-    this.appender!.closeSync();
-    this.appender = undefined;
     this.closed = true;
+    this.release();
+  }
+
+  private release(): void {
+    this.appender?.closeSync();
+    this.appender = undefined;
+    this.connection?.closeSync();
+    this.connection = undefined;
   }
 
   /** Frees the rows (written, or dropped with their buffer). */
   discard(): Promise<void> {
     this.values = [];
     this.closed = true;
-    this.appender?.closeSync();
-    this.appender = undefined;
+    this.release();
     return this.writer.drop(this.ready, this.table);
   }
 }
@@ -134,35 +141,37 @@ export class ParquetWriter {
     private readonly instance: DuckDBInstance,
     /** Runs the COPY statements (one at a time, each on a DuckDB thread). */
     private readonly connection: DuckDBConnection,
-    /** Creates the staging tables and holds their appenders, called on the JS thread while a COPY runs. */
-    private readonly staging: DuckDBConnection,
     private readonly dir: string,
   ) {}
 
   private sequence = 0;
   /** One DuckDB connection runs one statement at a time: statements on each connection queue here. */
   private queue: Promise<unknown> = Promise.resolve();
-  private stagingQueue: Promise<unknown> = Promise.resolve();
 
   static async open(): Promise<ParquetWriter> {
     const dir = mkdtempSync(join(tmpdir(), 'lakestream-parquet-'));
     // Staged rows count against the memory limit; past it DuckDB spills them to the temp directory
     // rather than failing. The sink bounds what it buffers (maxBufferedBytes) well below this.
     const instance = await DuckDBInstance.create(':memory:', { threads: '1', memory_limit: '160MB', temp_directory: join(dir, 'spill'), allocator_background_threads: 'false' });
-    return new ParquetWriter(instance, await instance.connect(), await instance.connect(), dir);
+    return new ParquetWriter(instance, await instance.connect(), dir);
   }
 
   /** Staging for the rows of one file with `columns`. */
   stage(columns: Column[]): StagedRows {
     const types = columns.map((c) => duckdbTypes[c.sqlType]);
     const declared = columns.map((c) => `${quote(c.name)} ${c.sqlType}${c.nullable ? '' : ' NOT NULL'}`);
-    return new StagedRows(this, `stage_${++this.sequence}`, columns, types, (table) => {
-      const created = this.stagingQueue.then(async () => {
-        await this.staging.run(`CREATE TABLE ${table} (${declared.join(', ')})`);
-        return this.staging.createAppender(table);
-      });
-      this.stagingQueue = created.catch(() => {});
-      return created;
+    // Each staging table has a connection of its own: its appender is used on the JS thread while
+    // other statements run on DuckDB's threads, and one connection runs one thing at a time
+    // ("Attempting to execute an unsuccessful or closed pending query result" when shared).
+    return new StagedRows(this, `stage_${++this.sequence}`, columns, types, async (table) => {
+      const connection = await this.instance.connect();
+      try {
+        await connection.run(`CREATE TABLE ${table} (${declared.join(', ')})`);
+        return { connection, appender: await connection.createAppender(table) };
+      } catch (error) {
+        connection.closeSync();
+        throw error;
+      }
     });
   }
 
@@ -223,7 +232,6 @@ export class ParquetWriter {
   }
 
   close(): void {
-    this.staging.closeSync();
     this.connection.closeSync();
     this.instance.closeSync();
     rmSync(this.dir, { recursive: true, force: true });

@@ -90,7 +90,8 @@ test('backfill equals the streaming output, adds nothing when re-run, continues 
   assert.match(dry.stdout, /dry run: 4 days/);
   assert.deepEqual(await lake.objects(), objects, 'a dry run writes nothing');
 
-  lake.backfill('--workers', '2');
+  const parallel = lake.backfill('--workers', '2');
+  assert.match(parallel.stdout, /backfill user_transaction_counts: 4 days, .*, days done by 2 worker processes/, 'the days were split across two processes');
   assert.deepEqual(await lake.features(), lake.streamed, 'two workers give the same rows');
   assert.deepEqual(await lake.objects(), objects, 'and the same objects');
 
