@@ -84,7 +84,7 @@ async function main(): Promise<void> {
     const view = layout[feature].view;
     const totals: Totals = { feature, days: 0, filesRead: 0, rowsRead: 0, rowsWritten: 0, rowsKept: 0, filesWritten: 0, filesRemoved: 0, rebases: 0 };
     const startedAt = Date.now();
-    /** The processes that backfilled days: the workers that reported, else this one. */
+    /** The worker processes that reported a day (none when this process did the days itself). */
     const processes = new Set<number>();
     const account = (result: Omit<Totals, 'days' | 'feature'>) => {
       totals.days++;
@@ -144,7 +144,7 @@ async function main(): Promise<void> {
         `, ${totals.filesRemoved} stale objects ${values['dry-run'] ? 'would be ' : ''}removed, ` +
         (totals.rebases ? `${totals.rebases} commits made again on a table the sinks moved meanwhile, ` : '') +
         `${seconds.toFixed(1)} s, ${formatCount(totals.rowsRead / Math.max(seconds, 0.001))} rows/s` +
-        (workers > 1 ? `, days done by ${processes.size || 1} worker process${processes.size > 1 ? 'es' : ''}` : ''),
+        (processes.size ? `, days done by ${processes.size} worker process${processes.size > 1 ? 'es' : ''}` : ''),
     );
   }
 }
